@@ -1,0 +1,90 @@
+"""Shared fixtures, constants and the aioresponses compatibility shim."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import aioresponses.core
+import pytest
+
+from verify_access_tokens import VerifyClient
+
+pytest_plugins = ["verify_access_tokens.testing"]
+
+# --- aioresponses on aiohttp >= 3.14 ---------------------------------------------------------
+# aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument that aiohttp
+# 3.14 made required (upstream aioresponses issue #289). Until a fixed release exists, give it a
+# ClientResponse whose stream_writer defaults to an empty stand-in. Delete this block once
+# aioresponses passes `stream_writer` itself.
+if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
+
+    class _SentNothing:
+        output_size = 0
+
+    class _CompatClientResponse(aiohttp.ClientResponse):
+        def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("stream_writer", _SentNothing())
+            super().__init__(method, url, **kwargs)
+
+    aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[attr-defined]
+# ---------------------------------------------------------------------------------------------
+
+ACCOUNT_SID = "AC" + "a" * 32
+AUTH_TOKEN = "s3cr3t-auth-token-value-0123456789"
+API_KEY = "SK" + "b" * 32
+API_SECRET = "s3cr3t-api-secret-value-9876543210"
+SERVICE_SID = "VA" + "c" * 32
+TOKEN_SID = "YK" + "d" * 32
+IDENTITY = "ff483d1ff591898a9942916050d2ca3f"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzZWNyZXQiOnRydWV9.c2lnbmF0dXJlLXNlY3JldC1qd3Q"
+BASE_URL = "https://verify.twilio.com"
+CREATE_URL = f"{BASE_URL}/v2/Services/{SERVICE_SID}/AccessTokens"
+FETCH_URL = f"{CREATE_URL}/{TOKEN_SID}"
+
+
+def token_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "sid": TOKEN_SID,
+        "account_sid": ACCOUNT_SID,
+        "service_sid": SERVICE_SID,
+        "entity_identity": IDENTITY,
+        "factor_type": "push",
+        "factor_friendly_name": "Ana's phone",
+        "token": JWT,
+        "url": FETCH_URL,
+        "ttl": 300,
+        "date_created": "2015-07-30T20:00:00Z",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's real Twilio settings."""
+    for name in (
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_API_KEY",
+        "TWILIO_API_SECRET",
+        "TWILIO_REGION",
+        "TWILIO_EDGE",
+        "VERIFY_ACCESS_TOKENS_LOG",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses.aioresponses]:
+    with aioresponses.aioresponses() as m:
+        yield m
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[VerifyClient]:
+    """A client with test credentials and no retry sleeps worth waiting for."""
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_retries=0) as c:
+        yield c

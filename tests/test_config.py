@@ -1,0 +1,163 @@
+"""Credentials, environment variables, base URL/region/edge and client settings."""
+
+from __future__ import annotations
+
+import base64
+
+import aiohttp
+import pytest
+from conftest import ACCOUNT_SID, API_KEY, API_SECRET, AUTH_TOKEN
+
+from verify_access_tokens import ConfigurationError, VerifyClient
+
+
+def auth_of(client: VerifyClient) -> str:
+    header = client._transport._headers["Authorization"]
+    return base64.b64decode(header.removeprefix("Basic ")).decode()
+
+
+def test_explicit_account_credentials() -> None:
+    c = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    assert c.account_sid == ACCOUNT_SID
+    assert auth_of(c) == f"{ACCOUNT_SID}:{AUTH_TOKEN}"
+
+
+def test_env_account_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    assert auth_of(VerifyClient()) == f"{ACCOUNT_SID}:{AUTH_TOKEN}"
+
+
+def test_explicit_api_key() -> None:
+    c = VerifyClient(api_key=API_KEY, api_secret=API_SECRET, account_sid=ACCOUNT_SID)
+    assert auth_of(c) == f"{API_KEY}:{API_SECRET}"
+    assert API_KEY in repr(c)
+
+
+def test_env_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_API_KEY", API_KEY)
+    monkeypatch.setenv("TWILIO_API_SECRET", API_SECRET)
+    assert auth_of(VerifyClient()) == f"{API_KEY}:{API_SECRET}"
+
+
+def test_explicit_auth_token_beats_env_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_API_KEY", API_KEY)
+    assert auth_of(VerifyClient(ACCOUNT_SID, AUTH_TOKEN)) == f"{ACCOUNT_SID}:{AUTH_TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "setting"),
+    [
+        ({}, {}, "TWILIO_ACCOUNT_SID"),
+        ({"account_sid": ACCOUNT_SID}, {}, "TWILIO_AUTH_TOKEN"),
+        ({"account_sid": "AC123", "auth_token": AUTH_TOKEN}, {}, "account_sid"),
+        ({"auth_token": AUTH_TOKEN}, {"TWILIO_ACCOUNT_SID": "ACnope"}, "TWILIO_ACCOUNT_SID"),
+        ({"account_sid": ACCOUNT_SID, "auth_token": ""}, {}, "auth_token"),
+        ({"account_sid": ACCOUNT_SID, "api_key": "SKbad", "api_secret": "x"}, {}, "api_key"),
+        ({"account_sid": ACCOUNT_SID, "api_key": API_KEY}, {}, "TWILIO_API_SECRET"),
+        ({"account_sid": ACCOUNT_SID, "auth_token": 123}, {}, "auth_token"),
+    ],
+)
+def test_bad_credentials_name_the_setting_not_the_value(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, object], env: dict[str, str], setting: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        VerifyClient(**kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == setting
+    assert AUTH_TOKEN not in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_secret_not_echoed_when_sid_malformed() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        VerifyClient(AUTH_TOKEN, AUTH_TOKEN)  # secret pasted into the sid slot
+    assert AUTH_TOKEN not in str(info.value)
+    assert AUTH_TOKEN not in repr(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "expected"),
+    [
+        ({}, {}, "https://verify.twilio.com"),
+        ({"region": "au1"}, {}, "https://verify.au1.twilio.com"),
+        ({"edge": "sydney"}, {}, "https://verify.sydney.us1.twilio.com"),
+        ({"edge": "sydney", "region": "au1"}, {}, "https://verify.sydney.au1.twilio.com"),
+        (
+            {},
+            {"TWILIO_REGION": "ie1", "TWILIO_EDGE": "dublin"},
+            "https://verify.dublin.ie1.twilio.com",
+        ),
+        ({"base_url": "https://proxy.example/"}, {"TWILIO_REGION": "ie1"}, "https://proxy.example"),
+        ({"base_url": "http://127.0.0.1:8080"}, {}, "http://127.0.0.1:8080"),
+        ({"base_url": "http://127.5.0.1:8080"}, {}, "http://127.5.0.1:8080"),
+        ({"base_url": "http://localhost:1"}, {}, "http://localhost:1"),
+        ({"base_url": "http://[::1]:8080"}, {}, "http://[::1]:8080"),
+    ],
+)
+def test_base_url_resolution(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, str], env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, **kwargs).base_url == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "setting"),
+    [
+        ({"base_url": "http://verify.twilio.com"}, "base_url"),
+        ({"base_url": "http://10.0.0.1"}, "base_url"),
+        ({"base_url": "ftp://x"}, "base_url"),
+        ({"base_url": "verify.twilio.com"}, "base_url"),
+        ({"base_url": "https://u:p@verify.twilio.com"}, "base_url"),
+        ({"base_url": "https://verify.twilio.com?x=1"}, "base_url"),
+        ({"region": "AU1/../"}, "region"),
+        ({"edge": "a.b"}, "edge"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+        ({"deadline": 0}, "deadline"),
+        ({"pool_limit": 0}, "pool_limit"),
+        ({"keepalive_timeout": "x"}, "keepalive_timeout"),
+        ({"retry_after_max": -5}, "retry_after_max"),
+    ],
+)
+def test_bad_settings_are_refused_at_construction(kwargs: dict[str, object], setting: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        VerifyClient(ACCOUNT_SID, AUTH_TOKEN, **kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == setting
+
+
+def test_timeouts_defaults_and_overrides() -> None:
+    c = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    assert (c.timeout.connect, c.timeout.sock_read, c.timeout.total) == (5.0, 30.0, None)
+    assert (c.max_retries, c.deadline) == (2, 60.0)
+    assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, timeout=3).timeout.total == 3.0
+    custom = aiohttp.ClientTimeout(total=9)
+    assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, timeout=custom).timeout is custom
+    assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, deadline=None).deadline is None
+
+
+def test_with_options_derives_without_touching_parent() -> None:
+    parent = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    child = parent.with_options(timeout=2, max_retries=5, deadline=7, retry_ambiguous_creates=True)
+    assert (child.timeout.total, child.max_retries, child.deadline) == (2.0, 5, 7.0)
+    assert child._options.retry.retry_ambiguous_creates is True
+    assert (parent.timeout.total, parent.max_retries, parent.deadline) == (None, 2, 60.0)
+    assert child._transport is parent._transport
+    assert child.access_tokens._client is child
+
+
+def test_repr_shows_no_secret() -> None:
+    c = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    assert AUTH_TOKEN not in repr(c)
+    assert ACCOUNT_SID in repr(c)
+    header = c._transport._headers["Authorization"]
+    assert repr(header) == "'<redacted>'"
+    assert base64.b64encode(AUTH_TOKEN.encode()[:12]).decode()[:8] not in repr(
+        c._transport.__dict__
+    )

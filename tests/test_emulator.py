@@ -1,0 +1,216 @@
+"""The emulator over real sockets: the client end to end, raw HTTP answers, faults, plugin."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from verify_access_tokens import (
+    AuthenticationError,
+    FactorType,
+    NotFoundError,
+    RequestValidationError,
+    ServerError,
+    VerifyClient,
+)
+from verify_access_tokens.emulator import Faults, VerifyEmulator
+
+pytestmark = pytest.mark.sockets
+IDENTITY = "0b9a1c5e-3f1d-4c1a-9a7e-2f5d8c6b4a31"
+
+
+@pytest.fixture
+async def raw(verify_emulator: VerifyEmulator) -> AsyncIterator[aiohttp.ClientSession]:
+    auth = f"{verify_emulator.account_sid}:{verify_emulator.auth_token}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(auth).decode()}
+    async with aiohttp.ClientSession(verify_emulator.base_url, headers=headers) as session:
+        yield session
+
+
+async def test_create_then_fetch_round_trip(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    token = await verify_client.access_tokens.create(
+        verify_emulator.service_sid, identity=IDENTITY, factor_friendly_name="Ana's phone", ttl=120
+    )
+    assert token.sid.startswith("YK")
+    assert token.account_sid == verify_emulator.account_sid
+    assert (token.entity_identity, token.ttl, token.factor_type) == (IDENTITY, 120, FactorType.PUSH)
+    assert token.factor_friendly_name == "Ana's phone"
+    assert token.url == (
+        f"{verify_emulator.base_url}/v2/Services/{token.service_sid}/AccessTokens/{token.sid}"
+    )
+    assert before <= token.date_created <= dt.datetime.now(dt.UTC)
+    claims = verify_emulator.decode_token(token.token)
+    assert claims["identity"] == IDENTITY
+    assert claims["sub"] == verify_emulator.service_sid
+    assert claims["factor_type"] == "push"
+    assert claims["exp"] - claims["iat"] == 120
+    assert await verify_client.access_tokens.fetch(token.service_sid, token.sid) == token
+    counters = verify_emulator.counters
+    assert (counters.requests, counters.tokens_created, counters.fetches) == (2, 1, 1)
+
+
+async def test_default_ttl_is_60(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    token = await verify_client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+    assert token.ttl == 60
+    assert token.factor_friendly_name is None
+
+
+async def test_api_key_credentials_work(verify_emulator: VerifyEmulator) -> None:
+    client = verify_emulator.client(
+        api_key=verify_emulator.api_key, api_secret=verify_emulator.api_secret
+    )
+    async with client:
+        token = await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+    assert token.account_sid == verify_emulator.account_sid
+
+
+async def test_unknown_service_and_token_are_404(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    other = "VA" + "0" * 32
+    with pytest.raises(NotFoundError) as info:
+        await verify_client.access_tokens.create(other, identity=IDENTITY)
+    assert info.value.code == 20404
+    with pytest.raises(NotFoundError):
+        await verify_client.access_tokens.fetch(verify_emulator.service_sid, "YK" + "0" * 32)
+    token = await verify_client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+    second = verify_emulator.add_service()
+    with pytest.raises(NotFoundError):  # a token is only found under its own service
+        await verify_client.access_tokens.fetch(second, token.sid)
+    assert verify_emulator.counters.not_found == 3
+
+
+async def test_wrong_credentials_are_401_with_challenge(
+    verify_emulator: VerifyEmulator, raw: aiohttp.ClientSession
+) -> None:
+    async with verify_emulator.client(auth_token="wrong-token") as client:
+        with pytest.raises(AuthenticationError) as info:
+            await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+    assert info.value.code == 20003
+    path = f"/v2/Services/{verify_emulator.service_sid}/AccessTokens"
+    for headers in ({"Authorization": "Bearer x"}, {"Authorization": "Basic !!!"}):
+        async with raw.post(path, data={}, headers=headers) as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"].startswith("Basic")
+    assert verify_emulator.counters.unauthorized == 3
+
+
+@pytest.mark.parametrize(
+    ("form", "parameter"),
+    [
+        ({"FactorType": "push"}, "Identity"),
+        ({"Identity": "short", "FactorType": "push"}, "Identity"),
+        ({"Identity": IDENTITY}, "FactorType"),
+        ({"Identity": IDENTITY, "FactorType": "sms"}, "FactorType"),
+        ({"Identity": IDENTITY, "FactorType": "push", "Ttl": "abc"}, "Ttl"),
+        ({"Identity": IDENTITY, "FactorType": "push", "Ttl": "59"}, "Ttl"),
+        ({"Identity": IDENTITY, "FactorType": "push", "Ttl": "301"}, "Ttl"),
+        (
+            {"Identity": IDENTITY, "FactorType": "push", "FactorFriendlyName": "x" * 65},
+            "FactorFriendlyName",
+        ),
+    ],
+)
+async def test_raw_invalid_parameters_get_twilio_400(
+    verify_emulator: VerifyEmulator,
+    raw: aiohttp.ClientSession,
+    form: dict[str, str],
+    parameter: str,
+) -> None:
+    async with raw.post(f"/v2/Services/{verify_emulator.service_sid}/AccessTokens", data=form) as r:
+        body = await r.json()
+    assert r.status == 400
+    assert body["code"] == 60200
+    assert body["status"] == 400
+    assert f"`{parameter}`" in body["message"]
+    assert body["more_info"] == "https://www.twilio.com/docs/errors/60200"
+    assert verify_emulator.counters.tokens_created == 0
+
+
+async def test_injected_503_and_counters(verify_emulator: VerifyEmulator) -> None:
+    verify_emulator.set_faults(Faults(error_rate=1.0))
+    async with verify_emulator.client(max_retries=0) as client:
+        with pytest.raises(ServerError) as info:
+            await client.access_tokens.fetch(verify_emulator.service_sid, "YK" + "0" * 32)
+    assert info.value.status == 503
+    assert verify_emulator.counters.errors_injected == 1
+    assert verify_emulator.counters.faults_injected == 1
+
+
+async def test_rate_limit_answers_429_with_retry_after(
+    verify_emulator: VerifyEmulator, raw: aiohttp.ClientSession
+) -> None:
+    verify_emulator.set_faults(Faults(rate_limit=0.5))
+    path = f"/v2/Services/{verify_emulator.service_sid}/AccessTokens/{'YK' + '0' * 32}"
+    statuses = []
+    for _ in range(3):
+        async with raw.get(path) as resp:
+            statuses.append(resp.status)
+            retry_after = resp.headers.get("Retry-After")
+            body = await resp.json()
+    assert statuses == [404, 429, 429]
+    assert body["code"] == 20429
+    assert retry_after is not None
+    assert 1 <= int(retry_after) <= 2
+    assert verify_emulator.counters.rate_limited == 2
+    verify_emulator.set_faults(Faults(rate_limit=0.5, send_retry_after=False))  # a fresh bucket
+    async with raw.get(path) as first, raw.get(path) as second:
+        assert (first.status, second.status) == (404, 429)
+        assert "Retry-After" not in second.headers
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"error_rate": 1.5}, {"drop_rate": -0.1}, {"rate_limit": 0}, {"latency": -1}],
+)
+def test_fault_settings_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        Faults(**bad)  # type: ignore[arg-type]
+
+
+def test_emulator_refuses_bad_service_sids_and_reports_not_running() -> None:
+    with pytest.raises(RequestValidationError):
+        VerifyEmulator(service_sids=["VA123"])
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = VerifyEmulator().base_url
+
+
+def test_decode_rejects_foreign_tokens() -> None:
+    a, b = VerifyEmulator(), VerifyEmulator()
+    from verify_access_tokens.emulator import _jwt
+
+    forged = _jwt.encode({"identity": "x"}, b"another key")
+    for token in (forged, "not.a.jwt", "a.b", _jwt.encode({"x": 1}, b"k")[:-3] + "AAA"):
+        with pytest.raises(ValueError, match="not a token signed by this emulator"):
+            a.decode_token(token)
+    assert b.decode_token(_jwt.encode({"x": 1}, b._signing_key)) == {"x": 1}
+    array_claims = _jwt._b64(b"{}") + "." + _jwt._b64(b"[1]")
+    signature = _jwt.encode({}, a._signing_key)  # right key, but claims must be an object
+    with pytest.raises(ValueError, match="not a token"):
+        a.decode_token(array_claims + "." + signature.split(".")[2])
+
+
+@pytest.mark.verify_emulator(service_sids=["VA" + "1" * 32], seed=3)
+async def test_plugin_marker_configures_the_emulator(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    assert verify_emulator.service_sid == "VA" + "1" * 32
+    assert verify_client.base_url == verify_emulator.base_url
+    token = await verify_client.access_tokens.create("VA" + "1" * 32, identity=IDENTITY)
+    assert token.service_sid == "VA" + "1" * 32
+
+
+def test_plugin_is_registered_as_a_pytest11_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    [entry] = [e for e in entry_points(group="pytest11") if e.name == "verify_access_tokens"]
+    assert entry.value == "verify_access_tokens.testing"

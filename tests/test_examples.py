@@ -1,0 +1,84 @@
+"""Every example runs in the test suite, and every README code block is copied from one."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+pytestmark = pytest.mark.sockets
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_quickstart_example(capsys: pytest.CaptureFixture[str]) -> None:
+    await load("quickstart").main()
+    out = capsys.readouterr().out
+    assert "AccessToken(sid='YK" in out
+    assert "entity_identity='ff483d1ff591898a9942916050d2ca3f'" in out
+    assert "ttl=300" in out
+    assert "characters, masked" in out
+    assert "eyJ" not in out  # the JWT is never printed
+    assert "Ana's phone" not in out
+
+
+async def test_batch_enroll_example(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    example = load("batch_enroll")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("user-000000001\n\nnot valid!\nuser-000000002\n")
+    assert await example.main(str(ids)) == 1
+    out = capsys.readouterr().out
+    assert "not valid!: RequestValidationError" in out
+    assert "enrolled 2, failed 1" in out
+    assert await example.main(None) == 0
+    assert "enrolled 200, failed 0" in capsys.readouterr().out
+
+
+def test_plugin_example_runs_under_pytest() -> None:
+    """Run as a user would: a separate pytest process with the entry-point plugin auto-loaded."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(EXAMPLES / "test_my_app.py"), "-q",
+         "-o", "addopts=", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+def readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+@pytest.mark.parametrize("block", readme_python_blocks())
+def test_readme_python_blocks_are_copied_from_examples(block: str) -> None:
+    sources = [path.read_text() for path in EXAMPLES.glob("*.py")]
+    assert any(block in source for source in sources), f"not in any example:\n{block}"
+
+
+def test_readme_has_the_python_blocks_we_expect() -> None:
+    assert len(readme_python_blocks()) >= 5
+
+
+def test_readme_commands_are_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = 'python3 -m pip install -e ".[test]" && python3 -m pytest'
+    assert test_command in readme
+    assert test_command in ci
+    assert "python3 -m pip install . && python3 -m verify_access_tokens demo" in readme
+    assert "python3 -m verify_access_tokens demo" in ci

@@ -1,0 +1,214 @@
+"""The session wrapper over real sockets on 127.0.0.1: pooling, timeouts, lifecycle, loops."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import types
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID, token_body
+
+from verify_access_tokens import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientStateError,
+    NotFoundError,
+    OutcomeUnknownError,
+    VerifyClient,
+)
+from verify_access_tokens.emulator import Faults, VerifyEmulator
+
+pytestmark = pytest.mark.sockets
+IDENTITY = "abcdef0123456789"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[VerifyEmulator]:
+    async with VerifyEmulator(seed=7) as emu:
+        yield emu
+
+
+def connection_counter() -> tuple[aiohttp.TraceConfig, dict[str, int]]:
+    counts = {"created": 0, "reused": 0}
+    trace = aiohttp.TraceConfig()
+
+    async def created(*_: object) -> None:
+        counts["created"] += 1
+
+    async def reused(*_: object) -> None:
+        counts["reused"] += 1
+
+    trace.on_connection_create_end.append(created)
+    trace.on_connection_reuseconn.append(reused)
+    return trace, counts
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_sequential_calls_reuse_one_pooled_connection(emulator: VerifyEmulator) -> None:
+    trace, counts = connection_counter()
+    async with emulator.client(trace_configs=[trace]) as client:
+        token = await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+        for _ in range(9):
+            await client.access_tokens.fetch(token.service_sid, token.sid)
+        assert client._transport.acquired_connections() == 0
+    assert counts == {"created": 1, "reused": 9}
+
+
+async def test_pool_limit_bounds_open_connections(emulator: VerifyEmulator) -> None:
+    emulator.set_faults(Faults(latency=0.02))
+    trace, counts = connection_counter()
+    async with emulator.client(trace_configs=[trace], pool_limit=2) as client:
+        await asyncio.gather(
+            *(
+                client.access_tokens.create(emulator.service_sid, identity=f"{IDENTITY}{i}")
+                for i in range(10)
+            )
+        )
+    assert counts["created"] <= 2
+    assert emulator.counters.tokens_created == 10
+
+
+async def test_session_is_created_lazily_in_the_running_loop(emulator: VerifyEmulator) -> None:
+    client = emulator.client()
+    assert client._transport._session is None
+    async with client:
+        await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+        assert client._transport._session is not None
+        assert client._transport._loop is asyncio.get_running_loop()
+
+
+async def test_read_timeout_on_fetch_is_api_timeout_error(emulator: VerifyEmulator) -> None:
+    emulator.set_faults(Faults(latency=2.0))
+    async with emulator.client(max_retries=0) as client:
+        with pytest.raises(APITimeoutError) as info:
+            await client.access_tokens.fetch(emulator.service_sid, TOKEN_SID, timeout=0.2)
+        assert info.value.request_sent is True
+        assert client._transport.acquired_connections() == 0
+
+
+async def test_read_timeout_on_create_is_outcome_unknown(emulator: VerifyEmulator) -> None:
+    emulator.set_faults(Faults(latency=2.0))
+    async with emulator.client(max_retries=3, timeout=0.2) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+    assert isinstance(info.value.cause, APITimeoutError)
+    assert emulator.counters.requests == 1  # never re-sent
+
+
+async def test_connect_failure_is_provably_unsent_and_retried_for_create() -> None:
+    trace = aiohttp.TraceConfig()
+    attempts: list[int] = []
+
+    async def on_start(*_: object) -> None:
+        attempts.append(1)
+
+    trace.on_request_start.append(on_start)
+    client = VerifyClient(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        base_url=f"http://127.0.0.1:{free_port()}",
+        max_retries=2,
+        trace_configs=[trace],
+    )
+    async with client.with_options(deadline=30) as c:
+        with pytest.raises(APIConnectionError) as info:
+            await c.access_tokens.create(SERVICE_SID, identity=IDENTITY)
+    await client.aclose()
+    assert info.value.request_sent is False
+    assert not isinstance(info.value, OutcomeUnknownError)
+    assert len(attempts) == 3
+
+
+async def test_aclose_is_idempotent_and_closed_client_refuses(emulator: VerifyEmulator) -> None:
+    client = emulator.client()
+    await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+    session = client._transport._session
+    await client.aclose()
+    await client.aclose()
+    assert client.closed
+    assert session is not None
+    assert session.closed
+    with pytest.raises(ClientStateError, match="closed"):
+        await client.access_tokens.fetch(emulator.service_sid, TOKEN_SID)
+
+
+async def test_closing_an_unused_client_is_fine() -> None:
+    client = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    await client.aclose()
+    assert client.closed
+
+
+async def test_user_session_is_used_and_never_closed(emulator: VerifyEmulator) -> None:
+    async with aiohttp.ClientSession(raise_for_status=True) as session:
+        async with emulator.client(session=session) as client:
+            await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+            with pytest.raises(NotFoundError):  # our mapping, despite raise_for_status=True
+                await client.access_tokens.fetch(emulator.service_sid, TOKEN_SID)
+        assert not session.closed
+        assert client._transport._session is session
+
+
+async def test_sibling_close_keeps_parent_session_open(emulator: VerifyEmulator) -> None:
+    async with emulator.client() as parent:
+        child = parent.with_options(max_retries=0)
+        await child.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+        await child.aclose()
+        token = await parent.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+        assert (await child.access_tokens.fetch(token.service_sid, token.sid)) == token
+
+
+async def test_unclosed_client_warns_resource_warning(emulator: VerifyEmulator) -> None:
+    client = emulator.client()
+    await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+    session = client._transport._session
+    assert session is not None
+    del client
+    with pytest.warns(ResourceWarning, match="without being closed"):
+        gc.collect()
+    await session.close()
+
+
+def test_unused_client_collected_without_warning() -> None:
+    client = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)  # FastAPI-module style: built, never used
+    del client
+    gc.collect()  # filterwarnings=error turns any ResourceWarning into a failure
+
+
+def test_use_from_a_second_event_loop_is_a_clear_error() -> None:
+    client = VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_retries=0)
+
+    async def first_loop() -> None:
+        with aioresponses() as mocked:
+            mocked.get(FETCH_URL, payload=token_body())
+            await client.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+
+    async def second_loop() -> None:
+        with pytest.raises(ClientStateError, match="bound to the event loop"):
+            await client.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+
+    asyncio.run(first_loop())
+    asyncio.run(second_loop())
+    session = client._transport._session
+    assert session is not None
+    # The session belongs to the first (now closed) loop: close it by hand, as its owner would.
+    session._connector = None
+    session._closed = True
+    client._transport._closed = True
+
+
+def test_calling_outside_a_loop_is_a_clear_error() -> None:
+    client = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    coro = client.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+    assert isinstance(coro, types.CoroutineType)
+    with pytest.raises(ClientStateError, match="running event loop"):
+        coro.send(None)

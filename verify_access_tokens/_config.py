@@ -1,0 +1,144 @@
+"""Client configuration: credentials, environment variables, base URL, defaults.
+
+Resolved once, when a client is built, so that a misconfiguration fails at start-up (with the
+name of the argument or variable at fault, never its value) instead of on the first request.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+import yarl
+
+from ._errors import ConfigurationError
+
+DEFAULT_BASE_URL: Final = "https://verify.twilio.com"
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+DEFAULT_READ_TIMEOUT: Final = 30.0
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_DEADLINE: Final = 60.0
+DEFAULT_RETRY_AFTER_MAX: Final = 60.0
+DEFAULT_POOL_LIMIT: Final = 100
+DEFAULT_KEEPALIVE_TIMEOUT: Final = 30.0
+
+ENV_ACCOUNT_SID: Final = "TWILIO_ACCOUNT_SID"
+ENV_AUTH_TOKEN: Final = "TWILIO_AUTH_TOKEN"
+ENV_API_KEY: Final = "TWILIO_API_KEY"
+ENV_API_SECRET: Final = "TWILIO_API_SECRET"
+ENV_REGION: Final = "TWILIO_REGION"
+ENV_EDGE: Final = "TWILIO_EDGE"
+
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+_API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
+_HOST_LABEL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+@attrs.frozen(slots=True)
+class Credentials:
+    """Who the client authenticates as. The secret is held only inside the header value."""
+
+    username: str
+    account_sid: str
+    authorization: str = attrs.field(repr=False)
+
+    @classmethod
+    def basic(cls, username: str, secret: str, account_sid: str) -> Credentials:
+        raw = f"{username}:{secret}".encode()
+        return cls(username, account_sid, "Basic " + base64.b64encode(raw).decode("ascii"))
+
+
+def _setting(
+    explicit: object, env: Mapping[str, str], arg: str, var: str, rule: re.Pattern[str] | None
+) -> str:
+    """The explicit argument if given, else the environment variable, checked and non-empty.
+
+    Errors name the source (``account_sid`` or ``TWILIO_ACCOUNT_SID``) and never the value.
+    """
+    source = arg if explicit is not None else var
+    value = explicit if explicit is not None else env.get(var)
+    if not value:
+        raise ConfigurationError(source, f"missing: pass {arg}= or set {var}")
+    if not isinstance(value, str):
+        raise ConfigurationError(source, f"must be a str, not {type(value).__name__}")
+    if rule is not None and rule.fullmatch(value) is None:
+        prefix = rule.pattern[:2]
+        raise ConfigurationError(source, f"must be '{prefix}' followed by 32 hex digits")
+    return value
+
+
+def resolve_credentials(
+    *,
+    account_sid: str | None,
+    auth_token: str | None,
+    api_key: str | None,
+    api_secret: str | None,
+    env: Mapping[str, str],
+) -> Credentials:
+    """Account SID + Auth Token, or API Key SID + secret (with the Account SID they belong to).
+
+    An explicit argument beats the environment; an API key is used when one is passed, or
+    when no auth token is passed and ``TWILIO_API_KEY`` is set.
+    """
+    sid = _setting(account_sid, env, "account_sid", ENV_ACCOUNT_SID, _ACCOUNT_SID)
+    if api_key is not None or (auth_token is None and env.get(ENV_API_KEY)):
+        key = _setting(api_key, env, "api_key", ENV_API_KEY, _API_KEY_SID)
+        secret = _setting(api_secret, env, "api_secret", ENV_API_SECRET, None)
+        return Credentials.basic(key, secret, sid)
+    token = _setting(auth_token, env, "auth_token", ENV_AUTH_TOKEN, None)
+    return Credentials.basic(sid, token, sid)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(
+    *, base_url: str | None, region: str | None, edge: str | None, env: Mapping[str, str]
+) -> str:
+    """The origin requests go to, without a trailing slash.
+
+    An explicit ``base_url`` wins; otherwise region/edge (arguments, then ``TWILIO_REGION`` /
+    ``TWILIO_EDGE``) select ``https://verify.{edge}.{region}.twilio.com``, as Twilio's own SDKs
+    do (an edge without a region implies ``us1``). Plain HTTP is refused except on loopback,
+    so that credentials never travel in clear text.
+    """
+    if base_url is None:
+        region = region if region is not None else env.get(ENV_REGION) or None
+        edge = edge if edge is not None else env.get(ENV_EDGE) or None
+        for label, value in (("region", region), ("edge", edge)):
+            if value is not None and _HOST_LABEL.fullmatch(value) is None:
+                raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
+        if edge is not None:
+            return f"https://verify.{edge}.{region or 'us1'}.twilio.com"
+        if region is not None:
+            return f"https://verify.{region}.twilio.com"
+        return DEFAULT_BASE_URL
+    try:
+        url = yarl.URL(base_url)
+    except (TypeError, ValueError):
+        raise ConfigurationError("base_url", "must be an absolute http(s) URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError("base_url", "must be an absolute http(s) URL")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ConfigurationError(
+            "base_url", "plain http is allowed only for loopback hosts; use https"
+        )
+    if url.query_string or url.fragment or url.user or url.password:
+        raise ConfigurationError("base_url", "must not carry a query, fragment or credentials")
+    return str(url).rstrip("/")
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

@@ -1,0 +1,127 @@
+"""The cattrs converter: JSON bodies in, models out, and models back to JSON-ready dicts.
+
+Structuring is strict about types (a ``"300"`` is not a ttl, a ``true`` is not an int) and
+lenient about evolution (unknown keys are ignored; an unknown ``factor_type`` stays a string).
+
+Two converters share the same hooks: a fast one without detailed validation for the hot path,
+and a detailed one that runs only after the fast one failed, to name the offending field.
+Every failure leaves here as :class:`ResponseValidationError`, never a cattrs or JSON error.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import cattrs
+
+from ._errors import ResponseValidationError
+from .models import AccessToken, FactorType
+
+__all__ = ["converter", "parse_json_object", "structure", "unstructure"]
+
+T = TypeVar("T")
+
+_FACTOR_TYPES = {member.value: member for member in FactorType}
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _structure_factor_type(value: Any, _: type) -> FactorType | str:
+    text = _structure_str(value, str)
+    return _FACTOR_TYPES.get(text, text)
+
+
+def _structure_datetime(value: Any, _: type) -> _dt.datetime:
+    text = _structure_str(value, str)
+    try:
+        parsed = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        # Older Twilio APIs use RFC 2822 dates; accept them rather than fail on a format change.
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            raise ValueError("expected an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("expected a date-time with a time zone")
+    return parsed.astimezone(_dt.UTC)
+
+
+def _unstructure_datetime(value: _dt.datetime) -> str:
+    return value.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _configure(conv: cattrs.Converter) -> cattrs.Converter:
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(FactorType | str, _structure_factor_type)
+    conv.register_structure_hook(_dt.datetime, _structure_datetime)
+    conv.register_unstructure_hook(_dt.datetime, _unstructure_datetime)
+    conv.register_unstructure_hook(FactorType, lambda member: member.value)
+    return conv
+
+
+converter = _configure(cattrs.Converter(detailed_validation=False))
+_diagnostic_converter = _configure(cattrs.Converter(detailed_validation=True))
+
+
+def _diagnose(data: dict[str, Any], cls: type) -> tuple[str, str]:
+    """The JSON path and reason of the first failure, e.g. ``("$.ttl", "invalid value ...")``."""
+    try:
+        _diagnostic_converter.structure(data, cls)
+    except Exception as exc:  # cattrs raises many types; all mean "invalid"
+        for line in cattrs.transform_error(exc):
+            reason, _, path = line.rpartition(" @ ")
+            if path:
+                return path, reason
+        return "$", type(exc).__name__  # pragma: no cover - transform_error adds a path
+    return "$", "could not be structured"  # pragma: no cover - both converters share hooks
+
+
+def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
+    """Build ``cls`` from decoded JSON, or raise :class:`ResponseValidationError`."""
+    if not isinstance(data, dict):
+        raise ResponseValidationError(
+            "$", f"expected a JSON object, got {type(data).__name__}", status=status
+        )
+    try:
+        return converter.structure(data, cls)
+    except Exception:  # the fast path has no paths: re-diagnose
+        field, problem = _diagnose(data, cls)
+    raise ResponseValidationError(field, problem, status=status)
+
+
+def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, Any]:
+    """Decode a JSON object body, or raise :class:`ResponseValidationError` saying why not."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise ResponseValidationError(
+            "$", f"not valid JSON ({len(body)} bytes)", status=status
+        ) from None
+    if not isinstance(data, dict):
+        raise ResponseValidationError(
+            "$", f"expected a JSON object, got {type(data).__name__}", status=status
+        )
+    return data
+
+
+def unstructure(value: object) -> Any:
+    """Plain JSON-ready data from a model (``token`` included: callers decide what to show)."""
+    return converter.unstructure(value)
+
+
+def structure_access_token(data: dict[str, Any], *, status: int | None = None) -> AccessToken:
+    return structure(data, AccessToken, status=status)

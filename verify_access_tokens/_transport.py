@@ -1,0 +1,343 @@
+"""HTTP transport: one pooled aiohttp session per client, auth, timeouts, the retry loop, and
+the mapping of every failure to the package's error hierarchy.
+
+The session is created lazily inside the running loop on first use, so a client can be built
+at import time (a FastAPI module, pytest collection) and used later. Using it from a second
+loop is refused with a clear error rather than aiohttp's obscure one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import warnings
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+import aiohttp
+import attrs
+from multidict import CIMultiDictProxy
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientStateError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    VerifyError,
+)
+from ._log import logger
+from ._retry import RetryPolicy, backoff_delay, is_ambiguous, is_retryable, parse_retry_after
+from ._version import __version__
+
+USER_AGENT: Final = (
+    f"verify-access-tokens/{__version__} aiohttp/{aiohttp.__version__} "
+    f"Python/{platform.python_version()}"
+)
+_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+class _Redacted(str):
+    """A header value whose ``repr`` hides it, so that tracebacks with locals, debuggers and
+    error trackers that serialise frames show ``'<redacted>'`` instead of the credentials."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
+
+
+class AttemptObserver(Protocol):
+    """Paces attempts and learns from their outcome (the batch rate limiter implements it)."""
+
+    async def before_attempt(self) -> None: ...
+
+    def after_attempt(self, error: VerifyError | None) -> None: ...
+
+
+@attrs.frozen(slots=True)
+class RequestOptions:
+    """Per-call settings; a client holds one, ``with_options`` derives another."""
+
+    timeout: aiohttp.ClientTimeout
+    deadline: float | None
+    retry: RetryPolicy
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+    observer: AttemptObserver | None = None
+
+
+@attrs.frozen(slots=True)
+class RawResponse:
+    status: int
+    headers: CIMultiDictProxy[str] = attrs.field(repr=False)
+    body: bytes = attrs.field(repr=False)
+    attempts: int
+
+
+def _twilio_error_fields(body: bytes) -> tuple[int | None, str | None, str | None]:
+    """``code``, ``message``, ``more_info`` from a Twilio JSON error body, if it is one."""
+    if not body.lstrip().startswith(b"{"):
+        return None, None, None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, None, None
+    if not isinstance(data, dict):
+        return None, None, None  # pragma: no cover - starts with "{" so it is an object
+    code, message, more_info = data.get("code"), data.get("message"), data.get("more_info")
+    return (
+        code if type(code) is int else None,
+        message if isinstance(message, str) else None,
+        more_info if isinstance(more_info, str) else None,
+    )
+
+
+def status_error(
+    status: int, reason: str | None, headers: Mapping[str, str], body: bytes, method: str, url: str
+) -> APIStatusError:
+    """The typed error for a non-success answer, whether Twilio's JSON or a proxy's HTML."""
+    code, message, more_info = _twilio_error_fields(body)
+    if message is None:
+        # Proxies answer with HTML or nothing; describe it instead of quoting it.
+        kind = headers.get("Content-Type", "no content type").split(";")[0]
+        message = f"{reason or 'error'} ({kind} body, {len(body)} bytes, not a Twilio error)"
+    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    return cls(
+        status=status,
+        message=message,
+        method=method,
+        url=url,
+        code=code,
+        more_info=more_info,
+        request_id=headers.get("Twilio-Request-Id"),
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+    )
+
+
+def _connection_error(exc: BaseException, method: str, url: str) -> APIConnectionError:
+    """Map an aiohttp/asyncio failure; ``request_sent`` is False only when provably unsent.
+
+    aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
+    some aiohttp errors carry the request headers, Authorization included, in their ``repr``.
+    """
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(
+            f"connect timed out ({detail})", method=method, url=url, request_sent=False
+        )
+    if isinstance(exc, TimeoutError):
+        return APITimeoutError(f"timed out ({detail})", method=method, url=url)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(
+            f"could not connect ({detail})", method=method, url=url, request_sent=False
+        )
+    return APIConnectionError(f"connection failed ({detail})", method=method, url=url)
+
+
+class Transport:
+    """Owns the aiohttp session (unless the user lent one) and sends requests with retries."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        authorization: str,
+        session: aiohttp.ClientSession | None = None,
+        pool_limit: int,
+        keepalive_timeout: float,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._headers: dict[str, str] = {
+            "Authorization": _Redacted(authorization),
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        self._session = session
+        self._owns_session = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool_limit = pool_limit
+        self._keepalive_timeout = keepalive_timeout
+        self._trace_configs = trace_configs
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session for the running loop, created on first use."""
+        if self._closed:
+            raise ClientStateError("this VerifyClient is closed; create a new one")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise ClientStateError(
+                "VerifyClient requests must be awaited inside a running event loop"
+            ) from None
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise ClientStateError(
+                "this VerifyClient is bound to the event loop it was first used in and cannot "
+                "be used from another one; create one client per event loop (for example in "
+                "your application's startup or FastAPI lifespan)"
+            )
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_limit, keepalive_timeout=self._keepalive_timeout
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trace_configs=self._trace_configs,
+                # Per-attempt timeouts are always passed per request (deadline arithmetic).
+                timeout=aiohttp.ClientTimeout(),
+            )
+            # aiohttp silently re-sends a GET once when a pooled connection turns out dead.
+            # The retry policy here is the only one, so that attempts are counted and bounded.
+            self._session._retry_connection = False
+        return self._session
+
+    def acquired_connections(self) -> int:
+        """Connections currently checked out of the pool (0 when idle): a leak detector."""
+        if self._session is None or self._session.connector is None:
+            return 0
+        return len(self._session.connector._acquired)
+
+    async def aclose(self) -> None:
+        """Close the owned session; a lent one is left to its owner. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # Only a warning: scheduling a close from __del__ could run on a dead or foreign loop.
+        if not self._closed and self._owns_session and self._session is not None:
+            _warn(
+                "VerifyClient was garbage-collected without being closed; "
+                "use 'async with VerifyClient(...)' or 'await client.aclose()'",
+                ResourceWarning,
+                source=self,
+                stacklevel=1,
+            )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        options: RequestOptions,
+        idempotent: bool,
+        expected: frozenset[int],
+        form: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        """Send with retries per ``options``; return the first expected answer or raise."""
+        session = self.session()
+        url = self.base_url + path
+        headers = self._headers
+        if options.extra_headers:
+            headers = {**options.extra_headers, **headers}
+        retry = options.retry
+        observer = options.observer
+        loop = asyncio.get_running_loop()
+        deadline_at = None if options.deadline is None else loop.time() + options.deadline
+        debug = logger.isEnabledFor(10)
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = options.timeout
+            if deadline_at is not None:
+                remaining = deadline_at - loop.time()
+                if timeout.total is None or timeout.total > remaining:
+                    timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
+            if observer is not None:
+                await observer.before_attempt()
+            error: VerifyError
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    data=form,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    raise_for_status=False,
+                ) as resp:
+                    body = await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = _connection_error(exc, method, url)
+            else:
+                if resp.status in expected:
+                    if observer is not None:
+                        observer.after_attempt(None)
+                    if debug:
+                        logger.debug(
+                            "%s %s -> %d request_id=%s attempt=%d",
+                            method,
+                            path,
+                            resp.status,
+                            resp.headers.get("Twilio-Request-Id"),
+                            attempt,
+                        )
+                    return RawResponse(resp.status, resp.headers, body, attempt)
+                error = status_error(resp.status, resp.reason, resp.headers, body, method, url)
+            if observer is not None:
+                observer.after_attempt(error)
+            delay = self._retry_delay(error, attempt, retry, idempotent)
+            if delay is not None and deadline_at is not None and loop.time() + delay >= deadline_at:
+                delay = None
+            if delay is None:
+                logger.info(
+                    "%s %s failed after %d attempt(s): %s", method, path, attempt, _describe(error)
+                )
+                error.attempts = attempt
+                if not idempotent and is_ambiguous(error):
+                    unknown = OutcomeUnknownError(error)
+                    unknown.attempts = attempt
+                    raise unknown from error
+                raise error
+            logger.info(
+                "%s %s attempt %d failed (%s); retrying in %.2fs",
+                method,
+                path,
+                attempt,
+                _describe(error),
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _retry_delay(
+        error: VerifyError, attempt: int, retry: RetryPolicy, idempotent: bool
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None when this error is final."""
+        if attempt > retry.max_retries or not is_retryable(
+            error, idempotent=idempotent, policy=retry
+        ):
+            return None
+        retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+        return backoff_delay(attempt, policy=retry, retry_after=retry_after)
+
+
+def _describe(error: VerifyError) -> str:
+    """Log-safe one-liner: status, Twilio code and request id, or the connection error class."""
+    if isinstance(error, APIStatusError):
+        return f"HTTP {error.status} code={error.code} request_id={error.request_id}"
+    if isinstance(error, APIConnectionError) and not error.request_sent:
+        return f"{type(error).__name__} before sending"
+    return type(error).__name__

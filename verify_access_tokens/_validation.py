@@ -1,0 +1,102 @@
+"""Every client-side request rule, in one place, raising one error type.
+
+The client runs these before anything is sent; the emulator runs the very same functions to
+decide its 400 answers, so the two can never disagree. Patterns use ``fullmatch`` (``$`` alone
+would accept a trailing newline) and ASCII classes only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ._errors import RequestValidationError
+from .models import FactorType
+
+TTL_MIN: Final = 60
+TTL_MAX: Final = 300
+IDENTITY_MIN: Final = 8
+IDENTITY_MAX: Final = 64
+FRIENDLY_NAME_MAX: Final = 64
+
+_SERVICE_SID = re.compile(r"VA[0-9a-fA-F]{32}")
+_ACCESS_TOKEN_SID = re.compile(r"YK[0-9a-fA-F]{32}")
+_IDENTITY = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+_FACTOR_TYPES: Final = {member.value: member for member in FactorType}
+
+
+def _check_str(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise RequestValidationError(field, f"must be a str, not {type(value).__name__}")
+    return value
+
+
+def _check_sid(value: object, field: str, pattern: re.Pattern[str], prefix: str) -> str:
+    text = _check_str(value, field)
+    if pattern.fullmatch(text) is None:
+        # The value is not echoed: a malformed sid is often a pasted secret or a path fragment.
+        raise RequestValidationError(
+            field, f"must be '{prefix}' followed by 32 hex digits (34 characters)"
+        )
+    return text
+
+
+def check_service_sid(value: object, field: str = "service_sid") -> str:
+    """A Verify Service SID: ``VA`` + 32 hex. Also what keeps ``../`` or ``?`` out of the path."""
+    return _check_sid(value, field, _SERVICE_SID, "VA")
+
+
+def check_access_token_sid(value: object, field: str = "sid") -> str:
+    """An Access Token SID: ``YK`` + 32 hex."""
+    return _check_sid(value, field, _ACCESS_TOKEN_SID, "YK")
+
+
+def check_identity(value: object, field: str = "identity") -> str:
+    """Twilio's Entity identity rule: 8-64 alphanumerics, single dashes between runs."""
+    text = _check_str(value, field)
+    if not IDENTITY_MIN <= len(text) <= IDENTITY_MAX:
+        raise RequestValidationError(
+            field, f"must be {IDENTITY_MIN} to {IDENTITY_MAX} characters long, got {len(text)}"
+        )
+    if _IDENTITY.fullmatch(text) is None:
+        raise RequestValidationError(
+            field,
+            "may contain only letters and digits, separated by single dashes "
+            "(use a UUID, GUID or SID, never PII such as an e-mail or phone number)",
+        )
+    return text
+
+
+def check_factor_type(value: object, field: str = "factor_type") -> FactorType:
+    """A :class:`FactorType` member or its exact string value."""
+    if isinstance(value, FactorType):
+        return value
+    if isinstance(value, str) and value in _FACTOR_TYPES:
+        return _FACTOR_TYPES[value]
+    allowed = ", ".join(repr(v) for v in _FACTOR_TYPES)
+    raise RequestValidationError(field, f"must be one of {allowed}")
+
+
+def check_ttl(value: object, field: str = "ttl") -> int | None:
+    """Seconds the token lives: an ``int`` (not a ``bool``) from 60 to 300, or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestValidationError(field, f"must be an int, not {type(value).__name__}")
+    if not TTL_MIN <= value <= TTL_MAX:
+        raise RequestValidationError(
+            field, f"must be between {TTL_MIN} and {TTL_MAX} seconds inclusive, got {value}"
+        )
+    return value
+
+
+def check_friendly_name(value: object, field: str = "factor_friendly_name") -> str | None:
+    """The device name shown to the user: 1-64 characters, or ``None``."""
+    if value is None:
+        return None
+    text = _check_str(value, field)
+    if not 1 <= len(text) <= FRIENDLY_NAME_MAX:
+        raise RequestValidationError(
+            field, f"must be 1 to {FRIENDLY_NAME_MAX} characters long, got {len(text)}"
+        )
+    return text

@@ -1,0 +1,232 @@
+"""The ``verify-access-tokens`` command line: demo, emulator, create, fetch, enroll.
+
+Uses only the public API. Expected failures print one line and exit 2 (bad input or settings)
+or 1 (the API said no, or the network failed); never a traceback. The JWT ``token`` is masked
+unless ``--show-token`` asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from . import __version__
+from ._errors import APIStatusError, ConfigurationError, RequestValidationError, VerifyError
+from ._serde import unstructure
+from .client import VerifyClient
+from .emulator import Faults, VerifyEmulator
+from .models import AccessToken
+
+EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
+MASK = "<masked: use --show-token>"
+
+
+def _token_fields(token: AccessToken, *, show_token: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = unstructure(token)
+    if not show_token:
+        fields["token"] = MASK
+    return fields
+
+
+def _print_token(token: AccessToken, args: argparse.Namespace, out: TextIO) -> None:
+    fields = _token_fields(token, show_token=args.show_token)
+    if args.json:
+        print(json.dumps(fields, indent=2), file=out)
+        return
+    width = max(map(len, fields))
+    for key, value in fields.items():
+        print(f"{key:<{width}}  {'' if value is None else value}", file=out)
+
+
+def _client(args: argparse.Namespace) -> VerifyClient:
+    return VerifyClient(base_url=args.base_url)
+
+
+async def _create(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        token = await client.access_tokens.create(
+            args.service_sid,
+            identity=args.identity,
+            factor_type=args.factor_type,
+            factor_friendly_name=args.friendly_name,
+            ttl=args.ttl,
+        )
+    _print_token(token, args, sys.stdout)
+    return EXIT_OK
+
+
+async def _fetch(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        token = await client.access_tokens.fetch(args.service_sid, args.sid)
+    _print_token(token, args, sys.stdout)
+    return EXIT_OK
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    try:
+        return Faults(
+            rate_limit=args.rate_limit,
+            error_rate=args.error_rate,
+            drop_rate=args.drop_rate,
+            latency=args.latency,
+        )
+    except ValueError as exc:
+        raise ConfigurationError("emulator faults", str(exc)) from None
+
+
+async def _emulator(args: argparse.Namespace) -> int:
+    emulator = VerifyEmulator(
+        host=args.host,
+        port=args.port,
+        account_sid=args.account_sid,
+        auth_token=args.auth_token,
+        faults=_faults(args),
+        seed=args.seed,
+    )
+    async with emulator:
+        print(f"Verify emulator listening on {emulator.base_url}", flush=True)
+        print(f"  TWILIO_ACCOUNT_SID={emulator.account_sid}")
+        print(f"  TWILIO_AUTH_TOKEN={emulator.auth_token}")
+        print(f"  service sid: {emulator.service_sid}")
+        print(
+            f"  try: verify-access-tokens create {emulator.service_sid} "
+            f"--identity 0123456789abcdef --base-url {emulator.base_url}"
+        )
+        print("Press Ctrl-C to stop.", flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    return EXIT_OK  # pragma: no cover - only reached when the wait is cancelled
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    """Enrol many identities concurrently against an in-process emulator, then fetch some."""
+    async with (
+        VerifyEmulator(faults=_faults(args), seed=args.seed) as emulator,
+        emulator.client() as client,
+    ):
+        identities = [f"demo-user-{i:06d}" for i in range(args.identities)]
+        print(
+            f"Emulator at {emulator.base_url}; enrolling {len(identities)} identities "
+            f"with concurrency {args.concurrency} ...",
+            flush=True,
+        )
+        started = time.perf_counter()
+        created: list[AccessToken] = []
+        errors: dict[str, int] = {}
+        async for result in client.access_tokens.create_many(
+            emulator.service_sid, identities, concurrency=args.concurrency, ttl=300
+        ):
+            if result.token is not None:
+                created.append(result.token)
+            else:
+                name = type(result.error).__name__
+                errors[name] = errors.get(name, 0) + 1
+        elapsed = time.perf_counter() - started
+        sample = created[:: max(1, len(created) // 20)]
+        fetched = await asyncio.gather(
+            *(client.access_tokens.fetch(t.service_sid, t.sid) for t in sample)
+        )
+        matches = sum(f == t for f, t in zip(fetched, sample, strict=True))
+    rate = len(identities) / elapsed if elapsed else float("inf")
+    print(f"created:  {len(created)}/{len(identities)} tokens in {elapsed:.2f}s ({rate:.0f} req/s)")
+    print(f"errors:   {sum(errors.values())}" + (f" {errors}" if errors else ""))
+    print(f"fetched:  {len(fetched)} back, {matches} identical to what create returned")
+    counters = emulator.counters
+    print(
+        f"emulator: {counters.requests} requests, {counters.tokens_created} tokens created, "
+        f"{counters.faults_injected} faults injected"
+    )
+    if created:
+        print(f"example:  {created[0]!r}")
+    return EXIT_OK if not errors else EXIT_API_ERROR
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the resource as JSON")
+    parser.add_argument(
+        "--show-token", action="store_true", help="print the enrollment JWT (a secret)"
+    )
+    parser.add_argument(
+        "--base-url", help="API origin (default: https://verify.twilio.com, or TWILIO_REGION/EDGE)"
+    )
+
+
+def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate-limit", type=float, help="requests/s allowed; beyond it, 429")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 503")
+    parser.add_argument("--drop-rate", type=float, default=0.0, help="fraction of dropped conns")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument("--seed", type=int, help="seed for reproducible faults")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="verify-access-tokens",
+        description="Twilio Verify V2 enrollment access tokens: client, emulator and tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="enrol identities against an in-process emulator (no credentials needed)"
+    )
+    demo.add_argument("--identities", type=int, default=300, help="how many (default 300)")
+    demo.add_argument("--concurrency", type=int, default=32, help="in flight at once")
+    _add_fault_flags(demo)
+    demo.set_defaults(handler=_demo)
+
+    emulator = commands.add_parser("emulator", help="run a local Verify emulator until Ctrl-C")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8099)
+    emulator.add_argument("--account-sid", help="default: generated")
+    emulator.add_argument("--auth-token", help="default: generated")
+    _add_fault_flags(emulator)
+    emulator.set_defaults(handler=_emulator)
+
+    create = commands.add_parser(
+        "create", help="create an enrollment access token (credentials from TWILIO_* env vars)"
+    )
+    create.add_argument("service_sid", metavar="SERVICE_SID")
+    create.add_argument("--identity", required=True, help="the entity's non-PII id (a UUID)")
+    create.add_argument("--friendly-name", help="the device's name (up to 64 characters)")
+    create.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
+    create.add_argument("--factor-type", default="push", help="default: push")
+    _add_output_flags(create)
+    create.set_defaults(handler=_create)
+
+    fetch = commands.add_parser("fetch", help="fetch an access token by sid")
+    fetch.add_argument("service_sid", metavar="SERVICE_SID")
+    fetch.add_argument("sid", metavar="SID")
+    _add_output_flags(fetch)
+    fetch.set_defaults(handler=_fetch)
+
+    from ._enroll import add_enroll_command
+
+    add_enroll_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and ``python -m verify_access_tokens``."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = asyncio.run(args.handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (RequestValidationError, ConfigurationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except APIStatusError as exc:
+        print(f"error: Twilio code {exc.code} (HTTP {exc.status}): {exc.message}", file=sys.stderr)
+        return EXIT_API_ERROR
+    except VerifyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_API_ERROR
+    return code

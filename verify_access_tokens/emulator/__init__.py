@@ -1,0 +1,10 @@
+"""A local, stateful stand-in for ``verify.twilio.com``'s Access Token endpoints.
+
+Run it in-process (``async with VerifyEmulator() as emu``), from the CLI
+(``verify-access-tokens emulator``) or through the pytest plugin's ``verify_emulator`` fixture.
+It shares the client's validation rules and models, never its transport.
+"""
+
+from ._server import Counters, Faults, VerifyEmulator
+
+__all__ = ["Counters", "Faults", "VerifyEmulator"]

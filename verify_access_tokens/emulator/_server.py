@@ -1,0 +1,329 @@
+"""The emulator's aiohttp.web application, its state, fault injection and lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as _dt
+import hmac
+import json
+import math
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+from aiohttp import web
+
+from .. import _validation as v
+from .._errors import RequestValidationError
+from .._serde import unstructure
+from ..client import VerifyClient
+from ..models import AccessToken
+from . import _jwt
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _hex_sid(prefix: str, rng: random.Random | None = None) -> str:
+    bits = (rng or random.SystemRandom()).getrandbits(128)
+    return f"{prefix}{bits:032x}"
+
+
+@attrs.frozen(kw_only=True)
+class Faults:
+    """What goes wrong, on purpose. All off by default; decisions come from a seeded RNG.
+
+    - ``rate_limit``: requests per second allowed (a token bucket holding one second's worth);
+      beyond it, 429 with Twilio code 20429 and, if ``send_retry_after``, a ``Retry-After``.
+    - ``error_rate``: fraction of requests answered 503 (nothing is created).
+    - ``drop_rate``: fraction of connections closed without an answer (nothing is created).
+    - ``latency``: seconds added before each answer.
+    """
+
+    rate_limit: float | None = None
+    send_retry_after: bool = True
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    latency: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("error_rate", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be positive")
+        if self.latency < 0:
+            raise ValueError("latency must be >= 0")
+
+
+@attrs.define
+class Counters:
+    """What the emulator saw and did; read them in tests to prove what reached the server."""
+
+    requests: int = 0
+    tokens_created: int = 0
+    fetches: int = 0
+    rate_limited: int = 0
+    errors_injected: int = 0
+    dropped: int = 0
+    unauthorized: int = 0
+    bad_requests: int = 0
+    not_found: int = 0
+
+    @property
+    def faults_injected(self) -> int:
+        return self.rate_limited + self.errors_injected + self.dropped
+
+
+def _twilio_error(
+    status: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return web.json_response(body, status=status, headers=headers)
+
+
+class _TokenBucket:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self) -> float:
+        """0 if a request may pass now, else seconds until one may."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class VerifyEmulator:
+    """An in-process Verify server on 127.0.0.1 (a random free port unless ``port`` is given)."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        service_sids: Iterable[str] | None = None,
+        faults: Faults | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.account_sid = account_sid or _hex_sid("AC")
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self.api_key = _hex_sid("SK")
+        self.api_secret = secrets.token_urlsafe(24)
+        self.services: set[str] = set(service_sids or [_hex_sid("VA")])
+        for sid in self.services:
+            v.check_service_sid(sid)
+        self.faults = faults or Faults()
+        self.counters = Counters()
+        self.tokens: dict[str, AccessToken] = {}
+        self._rng = random.Random(seed)
+        self._sid_rng = random.Random(seed)
+        self._signing_key = secrets.token_bytes(32)
+        self._bucket: _TokenBucket | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = self._make_app()
+
+    # -- public helpers -------------------------------------------------------------------
+    @property
+    def service_sid(self) -> str:
+        """One service that exists (the first, in sorted order)."""
+        return min(self.services)
+
+    @property
+    def base_url(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("the emulator is not running; use 'async with' or start()")
+        return f"http://{self.host}:{self.port}"
+
+    def add_service(self, sid: str | None = None) -> str:
+        sid = v.check_service_sid(sid or _hex_sid("VA", self._sid_rng))
+        self.services.add(sid)
+        return sid
+
+    def set_faults(self, faults: Faults) -> None:
+        self.faults = faults
+        self._bucket = None
+
+    def decode_token(self, token: str) -> dict[str, Any]:
+        """The claims of a token this emulator minted (``ValueError`` for any other)."""
+        return _jwt.decode(token, self._signing_key)
+
+    def client(self, **kwargs: Any) -> VerifyClient:
+        """A :class:`VerifyClient` pointed at this emulator, with its credentials."""
+        kwargs.setdefault("account_sid", self.account_sid)
+        if "api_key" not in kwargs:
+            kwargs.setdefault("auth_token", self.auth_token)
+        return VerifyClient(base_url=self.base_url, **kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- the application ------------------------------------------------------------------
+    def _make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._faults_and_auth])
+        app.router.add_post("/v2/Services/{service_sid}/AccessTokens", self._create)
+        app.router.add_get("/v2/Services/{service_sid}/AccessTokens/{sid}", self._fetch)
+        return app
+
+    def _authorized(self, request: web.Request) -> bool:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            username, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        for user, secret in ((self.account_sid, self.auth_token), (self.api_key, self.api_secret)):
+            if hmac.compare_digest(username, user) and hmac.compare_digest(password, secret):
+                return True
+        return False
+
+    @web.middleware
+    async def _faults_and_auth(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        self.counters.requests += 1
+        faults = self.faults
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        if faults.drop_rate and self._rng.random() < faults.drop_rate:
+            self.counters.dropped += 1
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # aiohttp's way to end a handler without an answer
+        if faults.error_rate and self._rng.random() < faults.error_rate:
+            self.counters.errors_injected += 1
+            return _twilio_error(503, 20503, "Service Unavailable (injected by the emulator)")
+        if not self._authorized(request):
+            self.counters.unauthorized += 1
+            return _twilio_error(
+                401,
+                20003,
+                "Authentication Error - invalid username",
+                {"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
+        if faults.rate_limit is not None:
+            if self._bucket is None or self._bucket.rate != faults.rate_limit:
+                self._bucket = _TokenBucket(faults.rate_limit)
+            wait = self._bucket.take()
+            if wait:
+                self.counters.rate_limited += 1
+                headers = {"Retry-After": str(math.ceil(wait))} if faults.send_retry_after else None
+                return _twilio_error(429, 20429, "Too Many Requests", headers)
+        return await handler(request)
+
+    def _not_found(self, what: str) -> web.Response:
+        self.counters.not_found += 1
+        return _twilio_error(404, 20404, f"The requested resource {what} was not found")
+
+    def _bad_request(self, error: RequestValidationError) -> web.Response:
+        self.counters.bad_requests += 1
+        return _twilio_error(400, 60200, f"Invalid parameter `{error.field}`: {error.rule}")
+
+    def _known_service(self, request: web.Request) -> str | None:
+        sid = request.match_info["service_sid"]
+        return sid if sid in self.services else None
+
+    def _body(self, token: AccessToken) -> dict[str, Any]:
+        return unstructure(token)  # type: ignore[no-any-return]
+
+    async def _create(self, request: web.Request) -> web.Response:
+        service_sid = self._known_service(request)
+        if service_sid is None:
+            return self._not_found(request.path)
+        form = await request.post()
+        try:
+            identity = v.check_identity(form.get("Identity"), "Identity")
+            factor_type = v.check_factor_type(form.get("FactorType"), "FactorType")
+            friendly_name = v.check_friendly_name(
+                form.get("FactorFriendlyName"), "FactorFriendlyName"
+            )
+            raw_ttl = form.get("Ttl")
+            if raw_ttl is not None and not (isinstance(raw_ttl, str) and raw_ttl.isdecimal()):
+                raise RequestValidationError("Ttl", "must be an integer")
+            ttl = v.check_ttl(int(raw_ttl) if raw_ttl is not None else None, "Ttl") or v.TTL_MIN
+        except RequestValidationError as error:
+            return self._bad_request(error)
+        sid = _hex_sid("YK", self._sid_rng)
+        now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+        claims = {
+            "jti": sid,
+            "iss": self.account_sid,
+            "sub": service_sid,
+            "identity": identity,
+            "factor_type": factor_type.value,
+            "iat": int(now.timestamp()),
+            "exp": int(now.timestamp()) + ttl,
+        }
+        token = AccessToken(
+            sid=sid,
+            account_sid=self.account_sid,
+            service_sid=service_sid,
+            entity_identity=identity,
+            factor_type=factor_type,
+            factor_friendly_name=friendly_name,
+            token=_jwt.encode(claims, self._signing_key),
+            url=f"{request.url.origin()}/v2/Services/{service_sid}/AccessTokens/{sid}",
+            ttl=ttl,
+            date_created=now,
+        )
+        self.tokens[sid] = token
+        self.counters.tokens_created += 1
+        return web.json_response(self._body(token), status=201, dumps=_dumps)
+
+    async def _fetch(self, request: web.Request) -> web.Response:
+        service_sid = self._known_service(request)
+        token = self.tokens.get(request.match_info["sid"])
+        if service_sid is None or token is None or token.service_sid != service_sid:
+            return self._not_found(request.path)
+        self.counters.fetches += 1
+        return web.json_response(self._body(token), dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

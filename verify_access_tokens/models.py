@@ -1,0 +1,90 @@
+"""Typed, frozen models of what the API returns and what a batch consumes and produces.
+
+Secrets (the enrollment JWT) and PII (the device's friendly name) are kept out of ``repr`` so
+that logging a model, or a traceback showing one, never discloses them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._errors import VerifyError
+
+__all__ = ["APIResponse", "AccessToken", "EnrollmentRequest", "EnrollmentResult", "FactorType"]
+
+T = TypeVar("T")
+
+
+class FactorType(enum.StrEnum):
+    """Kinds of factor an access token can enrol. Twilio supports only ``push`` today."""
+
+    PUSH = "push"
+
+
+@attrs.frozen(slots=True)
+class AccessToken:
+    """An enrollment Access Token (``verify.v2.service.access_token``).
+
+    ``factor_type`` is a :class:`FactorType` when this client knows the value, otherwise the raw
+    string a newer server sent, so parsing never breaks on a new factor type.
+    """
+
+    sid: str
+    account_sid: str
+    service_sid: str
+    entity_identity: str
+    factor_type: FactorType | str
+    token: str = attrs.field(repr=False)
+    url: str
+    ttl: int
+    date_created: _dt.datetime
+    factor_friendly_name: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(slots=True)
+class APIResponse(Generic[T]):
+    """A parsed model together with the HTTP details it came with (the seed's ``*WithHttpInfo``)."""
+
+    data: T
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    attempts: int = 1
+
+    @property
+    def request_id(self) -> str | None:
+        """Twilio's ``Twilio-Request-Id``: quote it to Twilio support."""
+        return self.headers.get("Twilio-Request-Id")
+
+
+@attrs.frozen(slots=True)
+class EnrollmentRequest:
+    """One item of a batch: an identity plus optional per-item friendly name and ttl.
+
+    Values are validated when the batch sends the item, so a bad item becomes that item's
+    result instead of an exception that would end the whole batch.
+    """
+
+    identity: str
+    factor_friendly_name: str | None = attrs.field(default=None, repr=False)
+    ttl: int | None = None
+
+
+@attrs.frozen(slots=True)
+class EnrollmentResult:
+    """Exactly one of these per batch input item: the token or the typed error, never both."""
+
+    identity: str
+    token: AccessToken | None = None
+    error: VerifyError | None = None
+    attempts: int = 0
+    index: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
