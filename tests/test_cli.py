@@ -179,7 +179,7 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_demo_with_faults_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "demo", "--identities", "60", "--error-rate", "0.3", "--seed", "1")
+    code, out, _ = run(capsys, "demo", "--identities", "60", "--fault-rate", "0.3", "--seed", "1")
     assert code == 1
     assert "OutcomeUnknownError" in out
 

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
+
+from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -82,3 +85,74 @@ def test_readme_commands_are_what_ci_runs() -> None:
     assert test_command in ci
     assert "python3 -m pip install . && python3 -m verify_access_tokens demo" in readme
     assert "python3 -m verify_access_tokens demo" in ci
+
+
+@pytest.fixture
+def fastapi_app() -> ModuleType:
+    return load("fastapi_app")
+
+
+async def test_fastapi_example_against_an_emulator(
+    fastapi_app: ModuleType, verify_emulator: VerifyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", verify_emulator.account_sid)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", verify_emulator.auth_token)
+    monkeypatch.setenv("VERIFY_SERVICE_SID", verify_emulator.service_sid)
+    monkeypatch.setenv("VERIFY_BASE_URL", verify_emulator.base_url)
+    app = fastapi_app.app
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://app") as http,
+    ):
+        client = app.state.verify
+        created = await http.post(
+            "/enrollments", json={"identity": "user-0001-abcd", "device_name": "Pixel"}
+        )
+        assert created.status_code == 201
+        body = created.json()
+        assert verify_emulator.decode_token(body["token"])["identity"] == "user-0001-abcd"
+        assert body["ttl"] == 300
+        status = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
+        assert status.status_code == 200
+        assert status.json()["identity"] == "user-0001-abcd"
+        assert "token" not in status.json()
+
+        bad = await http.post("/enrollments", json={"identity": "ana@example.com"})
+        assert bad.status_code == 422
+        assert bad.json()["detail"]["field"] == "identity"
+        missing = await http.get(f"/enrollments/{body['service_sid']}/YK{'0' * 32}")
+        assert missing.status_code == 404
+
+        verify_emulator.set_faults(Faults(rate_limit=0.01))
+        await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")  # uses the bucket
+        limited = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        verify_emulator.set_faults(Faults(error_rate=1.0))
+        unknown = await http.post("/enrollments", json={"identity": "user-0002-abcd"})
+        assert unknown.status_code == 502
+        assert "outcome unknown" in unknown.text
+        upstream = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
+        assert upstream.status_code == 502
+        verify_emulator.set_faults(Faults(drop_rate=1.0))
+        unreachable = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
+        assert unreachable.status_code == 503
+        for response in (bad, missing, limited, unknown, upstream, unreachable):
+            assert verify_emulator.auth_token not in response.text
+            assert body["token"] not in response.text
+    assert client.closed  # the lifespan closed the client on shutdown
+
+
+async def test_fastapi_example_starts_its_own_emulator_by_default(
+    fastapi_app: ModuleType,
+) -> None:
+    app = fastapi_app.app
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://app") as http,
+    ):
+        created = await http.post("/enrollments", json={"identity": "user-0003-abcd"})
+        assert created.status_code == 201
+        assert created.json()["sid"].startswith("YK")

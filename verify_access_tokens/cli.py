@@ -159,7 +159,9 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-limit", type=float, help="requests/s allowed; beyond it, 429")
-    parser.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 503")
+    parser.add_argument(
+        "--error-rate", "--fault-rate", type=float, default=0.0, help="fraction answered 503"
+    )
     parser.add_argument("--drop-rate", type=float, default=0.0, help="fraction of dropped conns")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument("--seed", type=int, help="seed for reproducible faults")
