@@ -4,23 +4,26 @@ Structuring is strict about types (a ``"300"`` is not a ttl, a ``true`` is not a
 lenient about evolution (unknown keys are ignored; an unknown ``factor_type`` stays a string).
 
 Two converters share the same hooks: a fast one without detailed validation for the hot path,
-and a detailed one that runs only after the fast one failed, to name the offending field.
+and a detailed one that runs only after the fast one failed, to name the offending field. Both
+are built on first use.
 Every failure leaves here as :class:`ResponseValidationError`, never a cattrs or JSON error.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
-
-import cattrs
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import ResponseValidationError
 from .models import AccessToken, FactorType
 
-__all__ = ["converter", "parse_json_object", "structure", "unstructure"]
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = ["parse_json_object", "structure", "unstructure"]
 
 T = TypeVar("T")
 
@@ -63,7 +66,15 @@ def _unstructure_datetime(value: _dt.datetime) -> str:
     return value.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _configure(conv: cattrs.Converter) -> cattrs.Converter:
+@functools.cache
+def _converter(*, detailed: bool = False) -> cattrs.Converter:
+    """Built on first use: importing cattrs is a noticeable share of this package's import time.
+
+    ``detailed=False`` is the hot path; the detailed twin only names the field after a failure.
+    """
+    import cattrs
+
+    conv = cattrs.Converter(detailed_validation=detailed)
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(FactorType | str, _structure_factor_type)
@@ -73,16 +84,14 @@ def _configure(conv: cattrs.Converter) -> cattrs.Converter:
     return conv
 
 
-converter = _configure(cattrs.Converter(detailed_validation=False))
-_diagnostic_converter = _configure(cattrs.Converter(detailed_validation=True))
-
-
 def _diagnose(data: dict[str, Any], cls: type) -> tuple[str, str]:
     """The JSON path and reason of the first failure, e.g. ``("$.ttl", "invalid value ...")``."""
     try:
-        _diagnostic_converter.structure(data, cls)
+        _converter(detailed=True).structure(data, cls)
     except Exception as exc:  # cattrs raises many types; all mean "invalid"
-        for line in cattrs.transform_error(exc):
+        from cattrs import transform_error
+
+        for line in transform_error(exc):
             reason, _, path = line.rpartition(" @ ")
             if path:
                 return path, reason
@@ -97,7 +106,7 @@ def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
             "$", f"expected a JSON object, got {type(data).__name__}", status=status
         )
     try:
-        return converter.structure(data, cls)
+        return _converter().structure(data, cls)
     except Exception:  # the fast path has no paths: re-diagnose
         field, problem = _diagnose(data, cls)
     raise ResponseValidationError(field, problem, status=status)
@@ -120,7 +129,7 @@ def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, An
 
 def unstructure(value: object) -> Any:
     """Plain JSON-ready data from a model (``token`` included: callers decide what to show)."""
-    return converter.unstructure(value)
+    return _converter().unstructure(value)
 
 
 def structure_access_token(data: dict[str, Any], *, status: int | None = None) -> AccessToken:

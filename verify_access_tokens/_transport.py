@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import platform
+import logging
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
@@ -39,7 +40,7 @@ from ._version import __version__
 
 USER_AGENT: Final = (
     f"verify-access-tokens/{__version__} aiohttp/{aiohttp.__version__} "
-    f"Python/{platform.python_version()}"
+    f"Python/{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 )
 _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     400: BadRequestError,
@@ -73,6 +74,7 @@ class RequestOptions:
     """Per-call settings; a client holds one, ``with_options`` derives another."""
 
     timeout: aiohttp.ClientTimeout
+    attempt_timeout: float | None
     deadline: float | None
     retry: RetryPolicy
     extra_headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -246,7 +248,12 @@ class Transport:
         expected: frozenset[int],
         form: Mapping[str, str] | None = None,
     ) -> RawResponse:
-        """Send with retries per ``options``; return the first expected answer or raise."""
+        """Send with retries per ``options``; return the first expected answer or raise.
+
+        Each attempt runs under one ``asyncio.timeout_at`` at the earlier of its own timeout
+        and the call's deadline (as cheap as raw aiohttp's single timer); a backoff sleep that
+        would cross the deadline is never started, so the deadline bounds the whole call.
+        """
         session = self.session()
         url = self.base_url + path
         headers = self._headers
@@ -256,28 +263,31 @@ class Transport:
         observer = options.observer
         loop = asyncio.get_running_loop()
         deadline_at = None if options.deadline is None else loop.time() + options.deadline
-        debug = logger.isEnabledFor(10)
         attempt = 0
         while True:
             attempt += 1
-            timeout = options.timeout
-            if deadline_at is not None:
-                remaining = deadline_at - loop.time()
-                if timeout.total is None or timeout.total > remaining:
-                    timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
             if observer is not None:
                 await observer.before_attempt()
+            # One timer per attempt, bounding it by the attempt timeout and the call's deadline.
+            attempt_end = deadline_at
+            if options.attempt_timeout is not None:
+                attempt_end = loop.time() + options.attempt_timeout
+                if deadline_at is not None and deadline_at < attempt_end:
+                    attempt_end = deadline_at
             error: VerifyError
             try:
-                async with session.request(
-                    method,
-                    url,
-                    data=form,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    raise_for_status=False,
-                ) as resp:
+                async with (
+                    asyncio.timeout_at(attempt_end),
+                    session.request(
+                        method,
+                        url,
+                        data=form,
+                        headers=headers,
+                        timeout=options.timeout,
+                        allow_redirects=False,
+                        raise_for_status=False,
+                    ) as resp,
+                ):
                     body = await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = _connection_error(exc, method, url)
@@ -285,7 +295,7 @@ class Transport:
                 if resp.status in expected:
                     if observer is not None:
                         observer.after_attempt(None)
-                    if debug:
+                    if logger.isEnabledFor(logging.DEBUG):
                         logger.debug(
                             "%s %s -> %d request_id=%s attempt=%d",
                             method,
@@ -300,17 +310,17 @@ class Transport:
                 observer.after_attempt(error)
             delay = self._retry_delay(error, attempt, retry, idempotent)
             if delay is not None and deadline_at is not None and loop.time() + delay >= deadline_at:
-                delay = None
+                delay = None  # a retry that cannot finish before the deadline is not started
             if delay is None:
+                error.attempts = attempt
                 logger.info(
                     "%s %s failed after %d attempt(s): %s", method, path, attempt, _describe(error)
                 )
-                error.attempts = attempt
-                if not idempotent and is_ambiguous(error):
-                    unknown = OutcomeUnknownError(error)
-                    unknown.attempts = attempt
-                    raise unknown from error
-                raise error
+                if idempotent or not is_ambiguous(error):
+                    raise error
+                unknown = OutcomeUnknownError(error)
+                unknown.attempts = attempt
+                raise unknown from error
             logger.info(
                 "%s %s attempt %d failed (%s); retrying in %.2fs",
                 method,

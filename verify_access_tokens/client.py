@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import aiohttp
 import attrs
@@ -25,9 +25,7 @@ class _NotGiven:
 
 _NOT_GIVEN: Final = _NotGiven()
 
-_DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(
-    connect=_config.DEFAULT_CONNECT_TIMEOUT, sock_read=_config.DEFAULT_READ_TIMEOUT
-)
+_DEFAULT_ATTEMPT_TIMEOUT: Final = _config.DEFAULT_CONNECT_TIMEOUT + _config.DEFAULT_READ_TIMEOUT
 
 
 def _seconds(name: str, value: object) -> float:
@@ -40,13 +38,18 @@ def _optional_seconds(name: str, value: object) -> float | None:
     return None if value is None else _seconds(name, value)
 
 
-def _timeout(value: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
-    """A number is a total per-attempt budget (connect and read included)."""
-    if value is None:
-        return _DEFAULT_TIMEOUT
+def _timeout(value: float | aiohttp.ClientTimeout | None) -> dict[str, Any]:
+    """Per-attempt limits as RequestOptions fields.
+
+    A number (default connect 5 s + read 30 s = 35 s) bounds a whole attempt with one timer,
+    and opening a new socket by at most the connect time. An ``aiohttp.ClientTimeout`` is
+    handed to aiohttp as it is, for callers who want its finer-grained knobs.
+    """
     if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    return attrs.evolve(_DEFAULT_TIMEOUT, total=_seconds("timeout", value))
+        return {"timeout": value, "attempt_timeout": None}
+    seconds = _DEFAULT_ATTEMPT_TIMEOUT if value is None else _seconds("timeout", value)
+    connect = min(_config.DEFAULT_CONNECT_TIMEOUT, seconds)
+    return {"timeout": aiohttp.ClientTimeout(sock_connect=connect), "attempt_timeout": seconds}
 
 
 def _check_retries(value: object) -> int:
@@ -109,7 +112,7 @@ class VerifyClient:
         )
         self._owns_transport = True
         self._options = RequestOptions(
-            timeout=_timeout(timeout),
+            **_timeout(timeout),
             deadline=_optional_seconds("deadline", deadline),
             retry=RetryPolicy(
                 max_retries=_check_retries(max_retries),
@@ -137,7 +140,7 @@ class VerifyClient:
         options = self._options
         retry = options.retry
         if not isinstance(timeout, _NotGiven):
-            options = attrs.evolve(options, timeout=_timeout(timeout))
+            options = attrs.evolve(options, **_timeout(timeout))
         if not isinstance(deadline, _NotGiven):
             options = attrs.evolve(options, deadline=_optional_seconds("deadline", deadline))
         if not isinstance(max_retries, _NotGiven):
@@ -165,7 +168,7 @@ class VerifyClient:
     def _options_for_call(self, timeout: float | aiohttp.ClientTimeout | None) -> RequestOptions:
         if timeout is None:
             return self._options
-        return attrs.evolve(self._options, timeout=_timeout(timeout))
+        return attrs.evolve(self._options, **_timeout(timeout))
 
     # -- introspection ---------------------------------------------------------------------
     @property
@@ -185,8 +188,9 @@ class VerifyClient:
         return self._options.deadline
 
     @property
-    def timeout(self) -> aiohttp.ClientTimeout:
-        return self._options.timeout
+    def timeout(self) -> float | aiohttp.ClientTimeout:
+        """Seconds per attempt, or the ``aiohttp.ClientTimeout`` you passed."""
+        return self._options.attempt_timeout or self._options.timeout
 
     @property
     def closed(self) -> bool:

@@ -6,7 +6,8 @@ mapping) -> ``_serde`` -> :class:`AccessToken`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
@@ -28,10 +29,41 @@ _CREATED: Final = frozenset({201, 200})  # the description lists 200 beside 201:
 _OK: Final = frozenset({200})
 
 
-def _parse(raw: RawResponse) -> APIResponse[AccessToken]:
-    data = parse_json_object(raw.body, status=raw.status)
-    token = structure_access_token(data, status=raw.status)
-    return APIResponse(token, raw.status, raw.headers, raw.attempts)
+def _token(raw: RawResponse) -> AccessToken:
+    return structure_access_token(parse_json_object(raw.body, status=raw.status), status=raw.status)
+
+
+def _with_http_info(raw: RawResponse) -> APIResponse[AccessToken]:
+    return APIResponse(_token(raw), raw.status, raw.headers, raw.attempts)
+
+
+def _create_request(
+    service_sid: object,
+    identity: object,
+    factor_type: object,
+    factor_friendly_name: object,
+    ttl: object,
+) -> tuple[str, dict[str, str]]:
+    """Validate every parameter and build the path and form; nothing is sent if this raises."""
+    path = f"/v2/Services/{v.check_service_sid(service_sid)}/AccessTokens"
+    form = {
+        "Identity": v.check_identity(identity),
+        "FactorType": v.check_factor_type(factor_type).value,
+    }
+    friendly_name = v.check_friendly_name(factor_friendly_name)
+    if friendly_name is not None:
+        form["FactorFriendlyName"] = friendly_name
+    checked_ttl = v.check_ttl(ttl)
+    if checked_ttl is not None:
+        form["Ttl"] = str(checked_ttl)
+    return path, form
+
+
+def _fetch_path(service_sid: object, sid: object) -> str:
+    return (
+        f"/v2/Services/{v.check_service_sid(service_sid)}"
+        f"/AccessTokens/{v.check_access_token_sid(sid)}"
+    )
 
 
 class AccessTokens:
@@ -55,15 +87,10 @@ class AccessTokens:
         Raises :class:`RequestValidationError` before sending if a parameter breaks a rule, and
         :class:`OutcomeUnknownError` if the request failed after it may have created a token.
         """
-        response = await self.create_with_http_info(
-            service_sid,
-            identity=identity,
-            factor_type=factor_type,
-            factor_friendly_name=factor_friendly_name,
-            ttl=ttl,
-            timeout=timeout,
+        raw = await self._send_create(
+            service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
         )
-        return response.data
+        return _token(raw)
 
     async def create_with_http_info(
         self,
@@ -76,18 +103,22 @@ class AccessTokens:
         timeout: float | aiohttp.ClientTimeout | None = None,
     ) -> APIResponse[AccessToken]:
         """Like :meth:`create`, plus the HTTP status and headers (``request_id`` among them)."""
-        path = f"/v2/Services/{v.check_service_sid(service_sid)}/AccessTokens"
-        form = {
-            "Identity": v.check_identity(identity),
-            "FactorType": v.check_factor_type(factor_type).value,
-        }
-        friendly_name = v.check_friendly_name(factor_friendly_name)
-        if friendly_name is not None:
-            form["FactorFriendlyName"] = friendly_name
-        checked_ttl = v.check_ttl(ttl)
-        if checked_ttl is not None:
-            form["Ttl"] = str(checked_ttl)
-        raw = await self._client._transport.request(
+        raw = await self._send_create(
+            service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
+        )
+        return _with_http_info(raw)
+
+    def _send_create(
+        self,
+        service_sid: object,
+        identity: object,
+        factor_type: object,
+        factor_friendly_name: object,
+        ttl: object,
+        timeout: float | aiohttp.ClientTimeout | None,
+    ) -> Coroutine[Any, Any, RawResponse]:
+        path, form = _create_request(service_sid, identity, factor_type, factor_friendly_name, ttl)
+        return self._client._transport.request(
             "POST",
             path,
             options=self._client._options_for_call(timeout),
@@ -95,7 +126,6 @@ class AccessTokens:
             expected=_CREATED,
             form=form,
         )
-        return _parse(raw)
 
     async def fetch(
         self,
@@ -105,7 +135,7 @@ class AccessTokens:
         timeout: float | aiohttp.ClientTimeout | None = None,
     ) -> AccessToken:
         """Fetch an access token by its ``YK`` sid."""
-        return (await self.fetch_with_http_info(service_sid, sid, timeout=timeout)).data
+        return _token(await self._send_fetch(service_sid, sid, timeout))
 
     async def fetch_with_http_info(
         self,
@@ -115,18 +145,18 @@ class AccessTokens:
         timeout: float | aiohttp.ClientTimeout | None = None,
     ) -> APIResponse[AccessToken]:
         """Like :meth:`fetch`, plus the HTTP status and headers."""
-        path = (
-            f"/v2/Services/{v.check_service_sid(service_sid)}"
-            f"/AccessTokens/{v.check_access_token_sid(sid)}"
-        )
-        raw = await self._client._transport.request(
+        return _with_http_info(await self._send_fetch(service_sid, sid, timeout))
+
+    def _send_fetch(
+        self, service_sid: object, sid: object, timeout: float | aiohttp.ClientTimeout | None
+    ) -> Coroutine[Any, Any, RawResponse]:
+        return self._client._transport.request(
             "GET",
-            path,
+            _fetch_path(service_sid, sid),
             options=self._client._options_for_call(timeout),
             idempotent=True,
             expected=_OK,
         )
-        return _parse(raw)
 
     def create_many(
         self,
