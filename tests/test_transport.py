@@ -212,3 +212,22 @@ def test_calling_outside_a_loop_is_a_clear_error() -> None:
     assert isinstance(coro, types.CoroutineType)
     with pytest.raises(ClientStateError, match="running event loop"):
         coro.send(None)
+
+
+async def test_aiohttp_client_timeout_is_passed_through(emulator: VerifyEmulator) -> None:
+    emulator.set_faults(Faults(latency=2.0))
+    custom = aiohttp.ClientTimeout(sock_read=0.2)
+    async with emulator.client(timeout=custom, max_retries=0) as client:
+        with pytest.raises(APITimeoutError, match="SocketTimeoutError"):
+            await client.access_tokens.fetch(emulator.service_sid, TOKEN_SID)
+
+
+async def test_deadline_inside_an_attempt_makes_create_outcome_unknown(
+    emulator: VerifyEmulator,
+) -> None:
+    emulator.set_faults(Faults(latency=2.0))
+    async with emulator.client(timeout=30, deadline=0.3) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+    assert isinstance(info.value.cause, APITimeoutError)
+    assert info.value.attempts == 1
