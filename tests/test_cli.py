@@ -55,6 +55,27 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def enroll(
+    capsys: pytest.CaptureFixture[str],
+    emulator: VerifyEmulator,
+    source: Path | str,
+    out: Path,
+    *options: str,
+) -> tuple[int, str, str]:
+    """``enroll`` against the emulator: SERVICE_SID INPUT --out OUT --base-url URL OPTIONS..."""
+    return run(
+        capsys,
+        "enroll",
+        emulator.service_sid,
+        str(source),
+        "--out",
+        str(out),
+        "--base-url",
+        emulator.base_url,
+        *options,
+    )
+
+
 def test_create_prints_table_with_masked_token(
     emulator: VerifyEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -240,19 +261,7 @@ def test_enroll_lines_file(
     source = tmp_path / "ids.txt"
     source.write_text("\n".join(f"user-{i:06d}" for i in range(50)) + "\n\nnot valid!\n")
     out = tmp_path / "results.jsonl"
-    code, _, err = run(
-        capsys,
-        "enroll",
-        emulator.service_sid,
-        str(source),
-        "--out",
-        str(out),
-        "--base-url",
-        emulator.base_url,
-        "--ttl",
-        "300",
-        "--quiet",
-    )
+    code, _, err = enroll(capsys, emulator, source, out, "--ttl", "300", "--quiet")
     assert code == 1  # one identity failed
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     rows = records(out)
@@ -279,16 +288,7 @@ def test_enroll_csv_and_jsonl_and_stdin(
     jsonl_file.write_text('{"identity": "user-json-0001", "ttl": 90}\n"user-json-0002"\n')
     for source in (csv_file, jsonl_file):
         out = tmp_path / f"{source.suffix[1:]}.out.jsonl"
-        code, _, _ = run(
-            capsys,
-            "enroll",
-            emulator.service_sid,
-            str(source),
-            "--out",
-            str(out),
-            "--base-url",
-            emulator.base_url,
-        )
+        code, _, _ = enroll(capsys, emulator, source, out)
         assert code == 0
         assert all(r["status"] == "created" for r in records(out))
     by_identity = {t.entity_identity: t for t in emulator.tokens.values()}
@@ -297,17 +297,7 @@ def test_enroll_csv_and_jsonl_and_stdin(
     assert by_identity["user-json-0001"].ttl == 90
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("user-stdin-001\n"))
     out = tmp_path / "stdin.jsonl"
-    code, _, _ = run(
-        capsys,
-        "enroll",
-        emulator.service_sid,
-        "--out",
-        str(out),
-        "--base-url",
-        emulator.base_url,
-        "--rate-limit",
-        "adaptive",
-    )
+    code, _, _ = enroll(capsys, emulator, "-", out, "--rate-limit", "adaptive")
     assert code == 0
     assert records(out)[0]["identity"] == "user-stdin-001"
 
@@ -330,16 +320,7 @@ def test_enroll_bad_input_files_exit_2(
 ) -> None:
     source = tmp_path / name
     source.write_text(content)
-    code, _, err = run(
-        capsys,
-        "enroll",
-        emulator.service_sid,
-        str(source),
-        "--out",
-        str(tmp_path / "o.jsonl"),
-        "--base-url",
-        emulator.base_url,
-    )
+    code, _, err = enroll(capsys, emulator, source, tmp_path / "o.jsonl")
     assert code == 2
     assert message in err
 
@@ -351,19 +332,10 @@ def test_enroll_refuses_to_overwrite_results_and_bad_rate(
     source.write_text("user-000001\n")
     out = tmp_path / "results.jsonl"
     out.write_text('{"identity": "user-000000", "status": "created"}\n')
-    code, _, err = run(capsys, "enroll", emulator.service_sid, str(source), "--out", str(out))
+    code, _, err = enroll(capsys, emulator, source, out)
     assert code == 2
     assert "--resume" in err
-    code, _, err = run(
-        capsys,
-        "enroll",
-        emulator.service_sid,
-        str(source),
-        "--out",
-        str(tmp_path / "new.jsonl"),
-        "--rate-limit",
-        "fast",
-    )
+    code, _, err = enroll(capsys, emulator, source, tmp_path / "new.jsonl", "--rate-limit", "fast")
     assert code == 2
     assert "--rate-limit" in err
 
@@ -391,18 +363,7 @@ def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
         return real_record(result)
 
     monkeypatch.setattr(_enroll, "result_record", record_then_ctrl_c)
-    code, _, err = run(
-        capsys,
-        "enroll",
-        emulator.service_sid,
-        str(source),
-        "--out",
-        str(out),
-        "--base-url",
-        emulator.base_url,
-        "--concurrency",
-        "8",
-    )
+    code, _, err = enroll(capsys, emulator, source, out, "--concurrency", "8")
     assert code == 130
     assert "finishing in-flight requests" in err
     assert "--resume" in err
@@ -411,17 +372,7 @@ def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
     assert all(r["status"] == "created" for r in first)
     assert emulator.counters.tokens_created == len(first)  # nothing in flight was lost
     monkeypatch.setattr(_enroll, "result_record", real_record)
-    code, _, err = run(
-        capsys,
-        "enroll",
-        emulator.service_sid,
-        str(source),
-        "--out",
-        str(out),
-        "--base-url",
-        emulator.base_url,
-        "--resume",
-    )
+    code, _, err = enroll(capsys, emulator, source, out, "--resume")
     assert code == 0
     assert f"skipped {len(first)} already enrolled" in err
     assert sorted(str(r["identity"]) for r in records(out)) == identities
@@ -448,16 +399,7 @@ def test_enroll_progress_bar_on_a_tty(
     source = tmp_path / "ids.txt"
     source.write_text("\n".join(f"user-{i:06d}" for i in range(20)) + "\n")
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    code, _, err = run(
-        capsys,
-        "enroll",
-        emulator.service_sid,
-        str(source),
-        "--out",
-        str(tmp_path / "r.jsonl"),
-        "--base-url",
-        emulator.base_url,
-    )
+    code, _, err = enroll(capsys, emulator, source, tmp_path / "r.jsonl")
     assert code == 0
     assert "20/20" in err
     assert "errors=0" in err
