@@ -284,3 +284,27 @@ async def test_empty_input_ends_at_once(verify_client: VerifyClient) -> None:
 def test_fixed_rate_rejects_nonpositive() -> None:
     with pytest.raises(ValueError, match="positive"):
         FixedRate(0)
+
+
+async def test_async_with_cleans_up_at_once_on_break(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    verify_emulator.set_faults(Faults(latency=0.01))
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, ids(500), concurrency=8
+    )
+    async with batch:
+        async for _ in batch:
+            break
+    assert other_tasks() == set()  # no loop iteration needed: __aexit__ closed it
+    assert verify_client._transport.acquired_connections() == 0
+    assert len(batch.unfinished) <= 8
+
+
+async def test_a_batch_is_consumed_once(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    batch = verify_client.access_tokens.create_many(verify_emulator.service_sid, ids(3))
+    assert len(await collect(batch)) == 3
+    with pytest.raises(RuntimeError, match="already been consumed"):
+        await collect(batch)

@@ -119,6 +119,7 @@ class EnrollmentBatch:
         self.summary = BatchSummary()
         self.unfinished: tuple[str, ...] = ()
         self._iterator: weakref.ref[AsyncGenerator[EnrollmentResult, None]] | None = None
+        self._held: AsyncGenerator[EnrollmentResult, None] | None = None
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -142,6 +143,8 @@ class EnrollmentBatch:
         return iterator
 
     async def __aenter__(self) -> Self:
+        # Held strongly inside the block, so that __aexit__ can close it deterministically.
+        self._held = self.__aiter__()
         return self
 
     async def __aexit__(
@@ -151,6 +154,7 @@ class EnrollmentBatch:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+        self._held = None
 
     async def aclose(self) -> None:
         """Cancel whatever is still running. Idempotent."""
