@@ -81,8 +81,10 @@ class RequestOptions:
     observer: AttemptObserver | None = None
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)  # not frozen: built on every request, and frozen init costs more
 class RawResponse:
+    """What the transport hands the resource to parse. The body holds the JWT: not in repr."""
+
     status: int
     headers: CIMultiDictProxy[str] = attrs.field(repr=False)
     body: bytes = attrs.field(repr=False)
@@ -205,7 +207,7 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trace_configs=self._trace_configs,
-                # Per-attempt timeouts are always passed per request (deadline arithmetic).
+                # Timeouts are passed per request: see RequestOptions and request().
                 timeout=aiohttp.ClientTimeout(),
             )
             # aiohttp silently re-sends a GET once when a pooled connection turns out dead.
