@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,27 @@ async def test_fastapi_example_starts_its_own_emulator_by_default(
         created = await http.post("/enrollments", json={"identity": "user-0003-abcd"})
         assert created.status_code == 201
         assert created.json()["sid"].startswith("YK")
+
+
+def readme_cli_lines() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            command = line.split("  #", 1)[0].strip()
+            if command.startswith("verify-access-tokens "):
+                lines.append(command)
+    return lines
+
+
+@pytest.mark.parametrize("line", readme_cli_lines())
+def test_readme_cli_lines_parse(line: str) -> None:
+    """The shell examples in README are valid invocations of the current CLI."""
+    from verify_access_tokens.cli import build_parser
+
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    assert callable(args.handler)
+
+
+def test_readme_has_cli_lines() -> None:
+    assert len(readme_cli_lines()) >= 2
