@@ -6,8 +6,8 @@ import importlib.util
 import re
 import shlex
 import subprocess
-import textwrap
 import sys
+import textwrap
 from pathlib import Path
 from types import ModuleType
 

@@ -79,3 +79,22 @@ def test_round_trip(
     assert unstructure(token) == body
     assert structure(unstructure(token), AccessToken) == token
     assert (token.factor_type is FactorType.PUSH) == (factor == "push")
+
+
+def test_public_api_is_exported() -> None:
+    import verify_access_tokens as package
+
+    assert len(package.__all__) == len(set(package.__all__))
+    assert all(hasattr(package, name) for name in package.__all__)
+    for name in (
+        "VerifyClient",
+        "AccessTokens",
+        "AccessToken",
+        "FactorType",
+        "VerifyError",
+        "EnrollmentBatch",
+        "BatchSummary",
+        "OutcomeUnknownError",
+        "__version__",
+    ):
+        assert name in package.__all__

@@ -3,6 +3,7 @@
 >>> from verify_access_tokens import VerifyClient, FactorType
 """
 
+from ._batch import BatchSummary, EnrollmentBatch
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -35,8 +36,10 @@ __all__ = [
     "AccessTokens",
     "AuthenticationError",
     "BadRequestError",
+    "BatchSummary",
     "ClientStateError",
     "ConfigurationError",
+    "EnrollmentBatch",
     "EnrollmentRequest",
     "EnrollmentResult",
     "FactorType",

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ._batch import EnrollmentBatch
+from ._batch import EnrollmentBatch, RateLimit
 from ._errors import ConfigurationError, OutcomeUnknownError
 from ._serde import unstructure
 from .client import VerifyClient
@@ -145,9 +145,11 @@ def _progress(total: int | None, quiet: bool) -> Any:
     return tqdm(total=total, unit="id", file=sys.stderr, dynamic_ncols=True)
 
 
-def _rate_limit(value: str | None) -> float | str | None:
-    if value is None or value == "adaptive":
-        return value
+def _rate_limit(value: str | None) -> RateLimit:
+    if value is None:
+        return None
+    if value == "adaptive":
+        return "adaptive"
     try:
         return float(value)
     except ValueError:
@@ -179,7 +181,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
                 args.service_sid,
                 items,
                 concurrency=args.concurrency,
-                rate_limit=rate_limit,  # type: ignore[arg-type]
+                rate_limit=rate_limit,
                 ttl=args.ttl,
             )
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -270,7 +270,8 @@ class VerifyEmulator:
         return sid if sid in self.services else None
 
     def _body(self, token: AccessToken) -> dict[str, Any]:
-        return unstructure(token)  # type: ignore[no-any-return]
+        body: dict[str, Any] = unstructure(token)
+        return body
 
     async def _create(self, request: web.Request) -> web.Response:
         service_sid = self._known_service(request)
