@@ -134,25 +134,22 @@ def test_bad_settings_are_refused_at_construction(kwargs: dict[str, object], set
 
 def test_timeouts_defaults_and_overrides() -> None:
     c = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
-    assert c.timeout == 35.0  # connect 5 s + read 30 s, per attempt
-    assert c._options.timeout.sock_connect == 5.0
+    # connect 5 s + read 30 s: one attempt may take 35 s, a new socket must connect within 5 s
+    assert (c.timeout.total, c.timeout.sock_connect, c.timeout.sock_read) == (35.0, 5.0, None)
     assert (c.max_retries, c.deadline) == (2, 60.0)
     short = VerifyClient(ACCOUNT_SID, AUTH_TOKEN, timeout=3)
-    assert short.timeout == 3.0
-    assert short._options.timeout.sock_connect == 3.0
+    assert (short.timeout.total, short.timeout.sock_connect) == (3.0, 3.0)
     custom = aiohttp.ClientTimeout(total=9, sock_read=2)
-    passthrough = VerifyClient(ACCOUNT_SID, AUTH_TOKEN, timeout=custom)
-    assert passthrough.timeout is custom
-    assert passthrough._options.attempt_timeout is None
+    assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, timeout=custom).timeout is custom
     assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, deadline=None).deadline is None
 
 
 def test_with_options_derives_without_touching_parent() -> None:
     parent = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
     child = parent.with_options(timeout=2, max_retries=5, deadline=7, retry_ambiguous_creates=True)
-    assert (child.timeout, child.max_retries, child.deadline) == (2.0, 5, 7.0)
+    assert (child.timeout.total, child.max_retries, child.deadline) == (2.0, 5, 7.0)
     assert child._options.retry.retry_ambiguous_creates is True
-    assert (parent.timeout, parent.max_retries, parent.deadline) == (35.0, 2, 60.0)
+    assert (parent.timeout.total, parent.max_retries, parent.deadline) == (35.0, 2, 60.0)
     assert child._transport is parent._transport
     assert child.access_tokens._client is child
 

@@ -74,7 +74,6 @@ class RequestOptions:
     """Per-call settings; a client holds one, ``with_options`` derives another."""
 
     timeout: aiohttp.ClientTimeout
-    attempt_timeout: float | None
     deadline: float | None
     retry: RetryPolicy
     extra_headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -252,9 +251,9 @@ class Transport:
     ) -> RawResponse:
         """Send with retries per ``options``; return the first expected answer or raise.
 
-        Each attempt runs under one ``asyncio.timeout_at`` at the earlier of its own timeout
-        and the call's deadline (as cheap as raw aiohttp's single timer); a backoff sleep that
-        would cross the deadline is never started, so the deadline bounds the whole call.
+        Each attempt is bounded by its own timeout or what is left of the call's deadline,
+        whichever ends first; a backoff sleep that would cross the deadline is never started,
+        so the deadline bounds the whole call.
         """
         session = self.session()
         url = self.base_url + path
@@ -270,26 +269,24 @@ class Transport:
             attempt += 1
             if observer is not None:
                 await observer.before_attempt()
-            # One timer per attempt, bounding it by the attempt timeout and the call's deadline.
-            attempt_end = deadline_at
-            if options.attempt_timeout is not None:
-                attempt_end = loop.time() + options.attempt_timeout
-                if deadline_at is not None and deadline_at < attempt_end:
-                    attempt_end = deadline_at
+            timeout = options.timeout
+            if deadline_at is not None:
+                remaining = deadline_at - loop.time()
+                if timeout.total is None or remaining < timeout.total:
+                    # Rarely taken (a retry near the deadline): the common case reuses the
+                    # prebuilt timeout object, and aiohttp runs its single timer as usual.
+                    timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
             error: VerifyError
             try:
-                async with (
-                    asyncio.timeout_at(attempt_end),
-                    session.request(
-                        method,
-                        url,
-                        data=form,
-                        headers=headers,
-                        timeout=options.timeout,
-                        allow_redirects=False,
-                        raise_for_status=False,
-                    ) as resp,
-                ):
+                async with session.request(
+                    method,
+                    url,
+                    data=form,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    raise_for_status=False,
+                ) as resp:
                     body = await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = _connection_error(exc, method, url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Final, Self
 
 import aiohttp
 import attrs
@@ -38,18 +38,18 @@ def _optional_seconds(name: str, value: object) -> float | None:
     return None if value is None else _seconds(name, value)
 
 
-def _timeout(value: float | aiohttp.ClientTimeout | None) -> dict[str, Any]:
-    """Per-attempt limits as RequestOptions fields.
+def _timeout(value: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
+    """Per-attempt limits, handed to aiohttp as one object built once per setting.
 
-    A number (default connect 5 s + read 30 s = 35 s) bounds a whole attempt with one timer,
-    and opening a new socket by at most the connect time. An ``aiohttp.ClientTimeout`` is
-    handed to aiohttp as it is, for callers who want its finer-grained knobs.
+    A number (default connect 5 s + read 30 s = 35 s) bounds a whole attempt (aiohttp's one
+    ``total`` timer, as cheap as it gets) and opening a new socket by at most the connect time.
+    An ``aiohttp.ClientTimeout`` is used as it is, for its finer-grained knobs.
     """
     if isinstance(value, aiohttp.ClientTimeout):
-        return {"timeout": value, "attempt_timeout": None}
+        return value
     seconds = _DEFAULT_ATTEMPT_TIMEOUT if value is None else _seconds("timeout", value)
     connect = min(_config.DEFAULT_CONNECT_TIMEOUT, seconds)
-    return {"timeout": aiohttp.ClientTimeout(sock_connect=connect), "attempt_timeout": seconds}
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=connect)
 
 
 def _check_retries(value: object) -> int:
@@ -112,7 +112,7 @@ class VerifyClient:
         )
         self._owns_transport = True
         self._options = RequestOptions(
-            **_timeout(timeout),
+            timeout=_timeout(timeout),
             deadline=_optional_seconds("deadline", deadline),
             retry=RetryPolicy(
                 max_retries=_check_retries(max_retries),
@@ -140,7 +140,7 @@ class VerifyClient:
         options = self._options
         retry = options.retry
         if not isinstance(timeout, _NotGiven):
-            options = attrs.evolve(options, **_timeout(timeout))
+            options = attrs.evolve(options, timeout=_timeout(timeout))
         if not isinstance(deadline, _NotGiven):
             options = attrs.evolve(options, deadline=_optional_seconds("deadline", deadline))
         if not isinstance(max_retries, _NotGiven):
@@ -168,7 +168,7 @@ class VerifyClient:
     def _options_for_call(self, timeout: float | aiohttp.ClientTimeout | None) -> RequestOptions:
         if timeout is None:
             return self._options
-        return attrs.evolve(self._options, **_timeout(timeout))
+        return attrs.evolve(self._options, timeout=_timeout(timeout))
 
     # -- introspection ---------------------------------------------------------------------
     @property
@@ -188,9 +188,9 @@ class VerifyClient:
         return self._options.deadline
 
     @property
-    def timeout(self) -> float | aiohttp.ClientTimeout:
-        """Seconds per attempt, or the ``aiohttp.ClientTimeout`` you passed."""
-        return self._options.attempt_timeout or self._options.timeout
+    def timeout(self) -> aiohttp.ClientTimeout:
+        """Limits of one attempt (``total`` is the whole attempt)."""
+        return self._options.timeout
 
     @property
     def closed(self) -> bool:
