@@ -170,7 +170,13 @@ async def test_rate_limit_answers_429_with_retry_after(
 
 @pytest.mark.parametrize(
     "bad",
-    [{"error_rate": 1.5}, {"drop_rate": -0.1}, {"rate_limit": 0}, {"latency": -1}],
+    [
+        {"error_rate": 1.5},
+        {"drop_rate": -0.1},
+        {"lost_response_rate": 2},
+        {"rate_limit": 0},
+        {"latency": -1},
+    ],
 )
 def test_fault_settings_are_checked(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):

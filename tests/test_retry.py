@@ -296,3 +296,20 @@ async def test_mixed_outcomes_leave_no_connection_acquired(verify_emulator: Veri
     kinds = {type(o).__name__ for o in outcomes}
     assert "AccessToken" in kinds
     assert kinds <= {"AccessToken", "OutcomeUnknownError", "CancelledError"}
+
+
+async def test_lost_response_shows_why_creates_are_not_resent(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    """The token exists but its answer was lost: a blind retry would mint a duplicate."""
+    verify_emulator.set_faults(Faults(lost_response_rate=1.0))
+    async with fast(verify_emulator.client(max_retries=2)) as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+        assert verify_emulator.counters.tokens_created == 1  # default: one token, outcome unknown
+        brave = client.with_options(retry_ambiguous_creates=True)
+        with pytest.raises(OutcomeUnknownError):
+            await brave.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+        assert client._transport.acquired_connections() == 0
+    assert verify_emulator.counters.tokens_created == 1 + 3  # the opt-in minted three more
+    assert verify_emulator.counters.responses_lost == 4

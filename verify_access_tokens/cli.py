@@ -74,6 +74,7 @@ def _faults(args: argparse.Namespace) -> Faults:
             rate_limit=args.rate_limit,
             error_rate=args.error_rate,
             drop_rate=args.drop_rate,
+            lost_response_rate=args.lost_response_rate,
             latency=args.latency,
         )
     except ValueError as exc:
@@ -163,6 +164,12 @@ def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
         "--error-rate", "--fault-rate", type=float, default=0.0, help="fraction answered 503"
     )
     parser.add_argument("--drop-rate", type=float, default=0.0, help="fraction of dropped conns")
+    parser.add_argument(
+        "--lost-response-rate",
+        type=float,
+        default=0.0,
+        help="fraction of creates that succeed but whose answer is lost",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument("--seed", type=int, help="seed for reproducible faults")
 

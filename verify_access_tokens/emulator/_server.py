@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import attrs
 from aiohttp import web
@@ -42,6 +42,8 @@ class Faults:
       beyond it, 429 with Twilio code 20429 and, if ``send_retry_after``, a ``Retry-After``.
     - ``error_rate``: fraction of requests answered 503 (nothing is created).
     - ``drop_rate``: fraction of connections closed without an answer (nothing is created).
+    - ``lost_response_rate``: fraction of creates whose token *is* created but whose answer is
+      lost (the connection is closed): the ambiguous case a client must not blindly retry.
     - ``latency``: seconds added before each answer.
     """
 
@@ -49,10 +51,11 @@ class Faults:
     send_retry_after: bool = True
     error_rate: float = 0.0
     drop_rate: float = 0.0
+    lost_response_rate: float = 0.0
     latency: float = 0.0
 
     def __attrs_post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate"):
+        for name in ("error_rate", "drop_rate", "lost_response_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
@@ -75,10 +78,11 @@ class Counters:
     unauthorized: int = 0
     bad_requests: int = 0
     not_found: int = 0
+    responses_lost: int = 0
 
     @property
     def faults_injected(self) -> int:
-        return self.rate_limited + self.errors_injected + self.dropped
+        return self.rate_limited + self.errors_injected + self.dropped + self.responses_lost
 
 
 def _twilio_error(
@@ -233,9 +237,7 @@ class VerifyEmulator:
             await asyncio.sleep(faults.latency)
         if faults.drop_rate and self._rng.random() < faults.drop_rate:
             self.counters.dropped += 1
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # aiohttp's way to end a handler without an answer
+            _hang_up(request)
         if faults.error_rate and self._rng.random() < faults.error_rate:
             self.counters.errors_injected += 1
             return _twilio_error(503, 20503, "Service Unavailable (injected by the emulator)")
@@ -315,6 +317,10 @@ class VerifyEmulator:
         )
         self.tokens[sid] = token
         self.counters.tokens_created += 1
+        lost = self.faults.lost_response_rate
+        if lost and self._rng.random() < lost:
+            self.counters.responses_lost += 1
+            _hang_up(request)
         return web.json_response(self._body(token), status=201, dumps=_dumps)
 
     async def _fetch(self, request: web.Request) -> web.Response:
@@ -324,6 +330,13 @@ class VerifyEmulator:
             return self._not_found(request.path)
         self.counters.fetches += 1
         return web.json_response(self._body(token), dumps=_dumps)
+
+
+def _hang_up(request: web.Request) -> NoReturn:
+    """Close the connection without an answer, as a crashed proxy or a cut network would."""
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError  # aiohttp's way to end a handler without answering
 
 
 def _dumps(value: Any) -> str:
