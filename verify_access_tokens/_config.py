@@ -2,6 +2,7 @@
 
 Resolved once, when a client is built, so that a misconfiguration fails at start-up (with the
 name of the argument or variable at fault, never its value) instead of on the first request.
+``with_options`` goes through the same checks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+import aiohttp
 import attrs
 import yarl
 
@@ -21,6 +23,7 @@ from ._errors import ConfigurationError
 DEFAULT_BASE_URL: Final = "https://verify.twilio.com"
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 DEFAULT_READ_TIMEOUT: Final = 30.0
+DEFAULT_ATTEMPT_TIMEOUT: Final = DEFAULT_CONNECT_TIMEOUT + DEFAULT_READ_TIMEOUT
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_DEADLINE: Final = 60.0
 DEFAULT_RETRY_AFTER_MAX: Final = 60.0
@@ -137,6 +140,42 @@ def resolve_base_url(
     if url.query_string or url.fragment or url.user or url.password:
         raise ConfigurationError("base_url", "must not carry a query, fragment or credentials")
     return str(url).rstrip("/")
+
+
+def seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(name, "must be a positive number of seconds")
+    return float(value)
+
+
+def optional_seconds(name: str, value: object) -> float | None:
+    return None if value is None else seconds(name, value)
+
+
+def attempt_timeout(value: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
+    """Per-attempt limits, handed to aiohttp as one object built once per setting.
+
+    A number (default connect 5 s + read 30 s = 35 s) bounds a whole attempt (aiohttp's one
+    ``total`` timer, as cheap as it gets) and opening a new socket by at most the connect time.
+    An ``aiohttp.ClientTimeout`` is used as it is, for its finer-grained knobs.
+    """
+    if isinstance(value, aiohttp.ClientTimeout):
+        return value
+    total = DEFAULT_ATTEMPT_TIMEOUT if value is None else seconds("timeout", value)
+    connect = min(DEFAULT_CONNECT_TIMEOUT, total)
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect)
+
+
+def retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError("max_retries", "must be an int >= 0")
+    return value
+
+
+def pool_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError("pool_limit", "must be an int >= 1")
+    return value
 
 
 def environment() -> Mapping[str, str]:

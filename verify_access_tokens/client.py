@@ -10,7 +10,6 @@ import aiohttp
 import attrs
 
 from . import _config
-from ._errors import ConfigurationError
 from ._retry import RetryPolicy
 from ._transport import AttemptObserver, RequestOptions, Transport
 from .resources import AccessTokens
@@ -24,38 +23,6 @@ class _NotGiven:
 
 
 _NOT_GIVEN: Final = _NotGiven()
-
-_DEFAULT_ATTEMPT_TIMEOUT: Final = _config.DEFAULT_CONNECT_TIMEOUT + _config.DEFAULT_READ_TIMEOUT
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(name, "must be a positive number of seconds")
-    return float(value)
-
-
-def _optional_seconds(name: str, value: object) -> float | None:
-    return None if value is None else _seconds(name, value)
-
-
-def _timeout(value: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
-    """Per-attempt limits, handed to aiohttp as one object built once per setting.
-
-    A number (default connect 5 s + read 30 s = 35 s) bounds a whole attempt (aiohttp's one
-    ``total`` timer, as cheap as it gets) and opening a new socket by at most the connect time.
-    An ``aiohttp.ClientTimeout`` is used as it is, for its finer-grained knobs.
-    """
-    if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    seconds = _DEFAULT_ATTEMPT_TIMEOUT if value is None else _seconds("timeout", value)
-    connect = min(_config.DEFAULT_CONNECT_TIMEOUT, seconds)
-    return aiohttp.ClientTimeout(total=seconds, sock_connect=connect)
-
-
-def _check_retries(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError("max_retries", "must be an int >= 0")
-    return value
 
 
 class VerifyClient:
@@ -98,25 +65,23 @@ class VerifyClient:
             api_secret=api_secret,
             env=env,
         )
-        if isinstance(pool_limit, bool) or not isinstance(pool_limit, int) or pool_limit < 1:
-            raise ConfigurationError("pool_limit", "must be an int >= 1")
         self._account_sid = credentials.account_sid
         self._username = credentials.username
         self._transport = Transport(
             base_url=_config.resolve_base_url(base_url=base_url, region=region, edge=edge, env=env),
             authorization=credentials.authorization,
             session=session,
-            pool_limit=pool_limit,
-            keepalive_timeout=_seconds("keepalive_timeout", keepalive_timeout),
+            pool_limit=_config.pool_limit(pool_limit),
+            keepalive_timeout=_config.seconds("keepalive_timeout", keepalive_timeout),
             trace_configs=trace_configs,
         )
         self._owns_transport = True
         self._options = RequestOptions(
-            timeout=_timeout(timeout),
-            deadline=_optional_seconds("deadline", deadline),
+            timeout=_config.attempt_timeout(timeout),
+            deadline=_config.optional_seconds("deadline", deadline),
             retry=RetryPolicy(
-                max_retries=_check_retries(max_retries),
-                retry_after_max=_seconds("retry_after_max", retry_after_max),
+                max_retries=_config.retries(max_retries),
+                retry_after_max=_config.seconds("retry_after_max", retry_after_max),
                 retry_ambiguous_creates=bool(retry_ambiguous_creates),
             ),
             extra_headers=dict(extra_headers or {}),
@@ -140,11 +105,11 @@ class VerifyClient:
         options = self._options
         retry = options.retry
         if not isinstance(timeout, _NotGiven):
-            options = attrs.evolve(options, timeout=_timeout(timeout))
+            options = attrs.evolve(options, timeout=_config.attempt_timeout(timeout))
         if not isinstance(deadline, _NotGiven):
-            options = attrs.evolve(options, deadline=_optional_seconds("deadline", deadline))
+            options = attrs.evolve(options, deadline=_config.optional_seconds("deadline", deadline))
         if not isinstance(max_retries, _NotGiven):
-            retry = attrs.evolve(retry, max_retries=_check_retries(max_retries))
+            retry = attrs.evolve(retry, max_retries=_config.retries(max_retries))
         if not isinstance(retry_ambiguous_creates, _NotGiven):
             retry = attrs.evolve(retry, retry_ambiguous_creates=bool(retry_ambiguous_creates))
         if not isinstance(extra_headers, _NotGiven):
@@ -168,7 +133,7 @@ class VerifyClient:
     def _options_for_call(self, timeout: float | aiohttp.ClientTimeout | None) -> RequestOptions:
         if timeout is None:
             return self._options
-        return attrs.evolve(self._options, timeout=_timeout(timeout))
+        return attrs.evolve(self._options, timeout=_config.attempt_timeout(timeout))
 
     # -- introspection ---------------------------------------------------------------------
     @property
