@@ -403,3 +403,19 @@ def test_enroll_progress_bar_on_a_tty(
     assert code == 0
     assert "20/20" in err
     assert "errors=0" in err
+
+
+def test_resume_after_a_crash_mid_line(
+    emulator: VerifyEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("user-000001\nuser-000002\n")
+    out = tmp_path / "results.jsonl"
+    out.write_text('{"identity": "user-000001", "status": "created"}\n{"identity": "user-0000')
+    code, _, err = enroll(capsys, emulator, source, out, "--resume")
+    assert code == 0
+    assert "skipped 1 already enrolled" in err
+    lines = out.read_text().splitlines()
+    assert lines[1] == '{"identity": "user-0000'  # the torn line stays as it was, on its own
+    assert json.loads(lines[2])["identity"] == "user-000002"
+    assert emulator.counters.tokens_created == 1

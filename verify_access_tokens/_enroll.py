@@ -125,7 +125,18 @@ def _open_results(out: Path, resume: bool) -> IO[str]:
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
     fd = os.open(out, flags, 0o600)
     os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8")
+    results = os.fdopen(fd, "w", encoding="utf-8")
+    if resume and _ends_mid_line(out):
+        results.write("\n")  # a crash cut the last line short: keep it off the next record
+    return results
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as stream:
+        if stream.seek(0, os.SEEK_END) == 0:
+            return False
+        stream.seek(-1, os.SEEK_END)
+        return stream.read(1) != b"\n"
 
 
 def _count_lines(path: str, fmt: str) -> int:
