@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import aioresponses.core
 import pytest
+from hypothesis import HealthCheck, settings
 
 from verify_access_tokens import VerifyClient
 
@@ -31,6 +32,10 @@ if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).paramet
 
     aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[attr-defined]
 # ---------------------------------------------------------------------------------------------
+
+# Property tests check behaviour, not speed: no per-example deadline that a busy CI box could hit.
+settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("project")
 
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "s3cr3t-auth-token-value-0123456789"

@@ -195,8 +195,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
                 rate_limit=rate_limit,
                 ttl=args.ttl,
             )
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, _on_signal, batch)
+            graceful = _install_signal_handlers(loop, batch)
             bar = _progress(total, args.quiet)
             try:
                 async with batch:
@@ -207,7 +206,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
                             bar.update(1)
                             bar.set_postfix(errors=sum(batch.summary.failed.values()))
             finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
+                for sig in graceful:
                     loop.remove_signal_handler(sig)
                 if bar is not None:
                     bar.close()
@@ -224,6 +223,21 @@ async def run_enroll(args: argparse.Namespace) -> int:
         print("interrupted: run again with --resume to continue", file=sys.stderr)
         return 130
     return 0 if failed == 0 else 1
+
+
+def _install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, batch: EnrollmentBatch
+) -> list[signal.Signals]:
+    """Ctrl-C and SIGTERM stop the batch gracefully, where the loop supports signal handlers
+    (not on Windows: there Ctrl-C aborts, and --resume still picks up what was written)."""
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, _on_signal, batch)
+        except NotImplementedError:  # pragma: no cover - Windows event loops
+            break
+        installed.append(sig)
+    return installed
 
 
 def _on_signal(batch: EnrollmentBatch) -> None:

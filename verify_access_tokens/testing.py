@@ -11,11 +11,13 @@ Fixtures, both function-scoped and async (they need pytest-asyncio):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .client import VerifyClient
-from .emulator import VerifyEmulator
+if TYPE_CHECKING:  # imported by the fixtures, so that loading the plugin stays cheap
+    from .client import VerifyClient
+    from .emulator import VerifyEmulator
 
 __all__ = ["verify_client", "verify_emulator"]
 
@@ -39,6 +41,8 @@ except ImportError:  # pragma: no cover - pytest then reports that async fixture
 @_async_fixture
 async def verify_emulator(request: pytest.FixtureRequest) -> AsyncIterator[VerifyEmulator]:
     """A running emulator; configure it with ``@pytest.mark.verify_emulator(...)``."""
+    from .emulator import VerifyEmulator
+
     marker = request.node.get_closest_marker(_MARKER)
     options = dict(marker.kwargs) if marker is not None else {}
     async with VerifyEmulator(**options) as emulator:
