@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -117,26 +116,22 @@ async def _demo(args: argparse.Namespace) -> int:
             f"with concurrency {args.concurrency} ...",
             flush=True,
         )
-        started = time.perf_counter()
-        created: list[AccessToken] = []
-        errors: dict[str, int] = {}
-        async for result in client.access_tokens.create_many(
+        batch = client.access_tokens.create_many(
             emulator.service_sid, identities, concurrency=args.concurrency, ttl=300
-        ):
-            if result.token is not None:
-                created.append(result.token)
-            else:
-                name = type(result.error).__name__
-                errors[name] = errors.get(name, 0) + 1
-        elapsed = time.perf_counter() - started
+        )
+        created = [result.token async for result in batch if result.token is not None]
         sample = created[:: max(1, len(created) // 20)]
         fetched = await asyncio.gather(
             *(client.access_tokens.fetch(t.service_sid, t.sid) for t in sample)
         )
         matches = sum(f == t for f, t in zip(fetched, sample, strict=True))
-    rate = len(identities) / elapsed if elapsed else float("inf")
-    print(f"created:  {len(created)}/{len(identities)} tokens in {elapsed:.2f}s ({rate:.0f} req/s)")
-    print(f"errors:   {sum(errors.values())}" + (f" {errors}" if errors else ""))
+    summary = batch.summary
+    failed = sum(summary.failed.values())
+    print(
+        f"created:  {summary.succeeded}/{len(identities)} tokens in {summary.elapsed:.2f}s "
+        f"({summary.rate:.0f} req/s, {summary.retried} retries)"
+    )
+    print(f"errors:   {failed}" + (f" {dict(summary.failed)}" if failed else ""))
     print(f"fetched:  {len(fetched)} back, {matches} identical to what create returned")
     counters = emulator.counters
     print(
@@ -145,7 +140,9 @@ async def _demo(args: argparse.Namespace) -> int:
     )
     if created:
         print(f"example:  {created[0]!r}")
-    return EXIT_OK if not errors else EXIT_API_ERROR
+    if not counters.faults_injected:
+        print("try:      demo --rate-limit 100 --drop-rate 0.02  (retries, unknown outcomes)")
+    return EXIT_OK if not failed else EXIT_API_ERROR
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
