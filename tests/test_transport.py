@@ -231,3 +231,26 @@ async def test_deadline_inside_an_attempt_makes_create_outcome_unknown(
             await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
     assert isinstance(info.value.cause, APITimeoutError)
     assert info.value.attempts == 1
+
+
+class _SlowPacer:
+    """An attempt observer whose wait outlasts the call's deadline."""
+
+    async def before_attempt(self) -> None:
+        await asyncio.sleep(0.3)
+
+    def after_attempt(self, error: object) -> None:
+        pass
+
+
+async def test_deadline_spent_waiting_for_the_pacer_sends_nothing(
+    emulator: VerifyEmulator,
+) -> None:
+    async with emulator.client(deadline=0.1) as client:
+        paced = client._with_observer(_SlowPacer())
+        with pytest.raises(APITimeoutError, match="before the request was sent") as info:
+            await paced.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+    assert not isinstance(info.value, OutcomeUnknownError)  # provably nothing was created
+    assert info.value.request_sent is False
+    assert info.value.attempts == 0
+    assert emulator.counters.requests == 0

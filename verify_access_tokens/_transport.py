@@ -265,18 +265,26 @@ class Transport:
         loop = asyncio.get_running_loop()
         deadline_at = None if options.deadline is None else loop.time() + options.deadline
         attempt = 0
+        error: VerifyError | None = None
         while True:
-            attempt += 1
             if observer is not None:
                 await observer.before_attempt()
             timeout = options.timeout
             if deadline_at is not None:
                 remaining = deadline_at - loop.time()
+                if remaining <= 0:  # the pacer's wait used up the deadline: send nothing more
+                    error = error or APITimeoutError(
+                        "deadline exceeded before the request was sent",
+                        method=method,
+                        url=url,
+                        request_sent=False,
+                    )
+                    raise _give_up(error, attempt, method, path, idempotent)
                 if timeout.total is None or remaining < timeout.total:
                     # Rarely taken (a retry near the deadline): the common case reuses the
                     # prebuilt timeout object, and aiohttp runs its single timer as usual.
                     timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
-            error: VerifyError
+            attempt += 1
             try:
                 async with session.request(
                     method,
@@ -311,15 +319,7 @@ class Transport:
             if delay is not None and deadline_at is not None and loop.time() + delay >= deadline_at:
                 delay = None  # a retry that cannot finish before the deadline is not started
             if delay is None:
-                error.attempts = attempt
-                logger.info(
-                    "%s %s failed after %d attempt(s): %s", method, path, attempt, _describe(error)
-                )
-                if idempotent or not is_ambiguous(error):
-                    raise error
-                unknown = OutcomeUnknownError(error)
-                unknown.attempts = attempt
-                raise unknown from error
+                raise _give_up(error, attempt, method, path, idempotent)
             logger.info(
                 "%s %s attempt %d failed (%s); retrying in %.2fs",
                 method,
@@ -341,6 +341,20 @@ class Transport:
             return None
         retry_after = error.retry_after if isinstance(error, APIStatusError) else None
         return backoff_delay(attempt, policy=retry, retry_after=retry_after)
+
+
+def _give_up(
+    error: VerifyError, attempts: int, method: str, path: str, idempotent: bool
+) -> VerifyError:
+    """The error to raise when retrying is over: an ambiguous create becomes OutcomeUnknown."""
+    error.attempts = attempts
+    logger.info("%s %s failed after %d attempt(s): %s", method, path, attempts, _describe(error))
+    if idempotent or not is_ambiguous(error):
+        return error
+    unknown = OutcomeUnknownError(error)
+    unknown.attempts = attempts
+    unknown.__cause__ = error
+    return unknown
 
 
 def _describe(error: VerifyError) -> str:
