@@ -205,6 +205,13 @@ def test_demo_with_faults_reports_errors(capsys: pytest.CaptureFixture[str]) -> 
     assert "OutcomeUnknownError" in out
 
 
+def test_demo_lost_responses_are_unknown_though_created(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "demo", "--identities", "20", "--lost-response-rate", "1")
+    assert code == 1
+    assert "errors:   20 {'OutcomeUnknownError': 20}" in out
+    assert "20 tokens created, 20 faults injected" in out  # created server-side, answers lost
+
+
 @pytest.mark.parametrize("command", [[], ["demo"], ["emulator"], ["create"], ["fetch"], ["enroll"]])
 def test_help_for_every_command(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
