@@ -36,6 +36,7 @@ ENV_API_KEY: Final = "TWILIO_API_KEY"
 ENV_API_SECRET: Final = "TWILIO_API_SECRET"
 ENV_REGION: Final = "TWILIO_REGION"
 ENV_EDGE: Final = "TWILIO_EDGE"
+ENV_BASE_URL: Final = "VERIFY_ACCESS_TOKENS_BASE_URL"
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
@@ -111,34 +112,42 @@ def resolve_base_url(
 ) -> str:
     """The origin requests go to, without a trailing slash.
 
-    An explicit ``base_url`` wins; otherwise region/edge (arguments, then ``TWILIO_REGION`` /
-    ``TWILIO_EDGE``) select ``https://verify.{edge}.{region}.twilio.com``, as Twilio's own SDKs
-    do (an edge without a region implies ``us1``). Plain HTTP is refused except on loopback,
-    so that credentials never travel in clear text.
+    Arguments beat the environment, and a whole URL beats region/edge: ``base_url``, then the
+    ``region``/``edge`` arguments, then ``VERIFY_ACCESS_TOKENS_BASE_URL``, then
+    ``TWILIO_REGION``/``TWILIO_EDGE``. Region/edge select
+    ``https://verify.{edge}.{region}.twilio.com``, as Twilio's own SDKs do (an edge without a
+    region implies ``us1``). Plain HTTP is refused except on loopback, so that credentials never
+    travel in clear text, whichever source the URL came from.
     """
-    if base_url is None:
-        region = region if region is not None else env.get(ENV_REGION) or None
-        edge = edge if edge is not None else env.get(ENV_EDGE) or None
-        for label, value in (("region", region), ("edge", edge)):
-            if value is not None and _HOST_LABEL.fullmatch(value) is None:
-                raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
-        if edge is not None:
-            return f"https://verify.{edge}.{region or 'us1'}.twilio.com"
-        if region is not None:
-            return f"https://verify.{region}.twilio.com"
-        return DEFAULT_BASE_URL
+    if base_url is not None:
+        return _checked_base_url(base_url, "base_url")
+    if region is None and edge is None and env.get(ENV_BASE_URL):
+        return _checked_base_url(env[ENV_BASE_URL], ENV_BASE_URL)
+    region = region if region is not None else env.get(ENV_REGION) or None
+    edge = edge if edge is not None else env.get(ENV_EDGE) or None
+    for label, value in (("region", region), ("edge", edge)):
+        if value is not None and _HOST_LABEL.fullmatch(value) is None:
+            raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
+    if edge is not None:
+        return f"https://verify.{edge}.{region or 'us1'}.twilio.com"
+    if region is not None:
+        return f"https://verify.{region}.twilio.com"
+    return DEFAULT_BASE_URL
+
+
+def _checked_base_url(base_url: str, setting: str) -> str:
     try:
         url = yarl.URL(base_url)
     except (TypeError, ValueError):
-        raise ConfigurationError("base_url", "must be an absolute http(s) URL") from None
+        raise ConfigurationError(setting, "must be an absolute http(s) URL") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError("base_url", "must be an absolute http(s) URL")
+        raise ConfigurationError(setting, "must be an absolute http(s) URL")
     if url.scheme == "http" and not _is_loopback(url.host):
         raise ConfigurationError(
-            "base_url", "plain http is allowed only for loopback hosts; use https"
+            setting, "plain http is allowed only for loopback hosts; use https"
         )
     if url.query_string or url.fragment or url.user or url.password:
-        raise ConfigurationError("base_url", "must not carry a query, fragment or credentials")
+        raise ConfigurationError(setting, "must not carry a query, fragment or credentials")
     return str(url).rstrip("/")
 
 
