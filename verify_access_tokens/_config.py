@@ -11,6 +11,7 @@ import base64
 import ipaddress
 import os
 import re
+import urllib.request
 from collections.abc import Mapping
 from typing import Final
 
@@ -149,6 +150,63 @@ def _checked_base_url(base_url: str, setting: str) -> str:
     if url.query_string or url.fragment or url.user or url.password:
         raise ConfigurationError(setting, "must not carry a query, fragment or credentials")
     return str(url).rstrip("/")
+
+
+def resolve_proxy(
+    *,
+    proxy: str | None,
+    proxy_auth: tuple[str, str] | None,
+    trust_env: bool,
+    base_url: str,
+    env: Mapping[str, str],
+) -> yarl.URL | None:
+    """The forward proxy for ``base_url``, with its credentials inside, or None.
+
+    An explicit ``proxy`` wins; with ``trust_env`` the standard variables are read once, here:
+    ``HTTPS_PROXY``/``HTTP_PROXY`` (by the base URL's scheme, lower case first, as urllib does)
+    unless ``NO_PROXY`` lists the host. ``~/.netrc`` is never read, so it can neither replace
+    the client's own ``Authorization`` nor add proxy credentials. Errors never quote the URL,
+    which may hold a password.
+    """
+    target = yarl.URL(base_url)
+    source = "proxy"
+    if proxy is None and trust_env:
+        scheme = target.scheme
+        names = (f"{scheme}_proxy", f"{scheme.upper()}_PROXY")
+        source = next((name for name in names if env.get(name)), "")
+        no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
+        # urllib's own NO_PROXY matcher (what urllib and aiohttp apply on Linux); untyped in
+        # typeshed, hence the ignore.
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if not source or (no_proxy and bypass(target.raw_authority, {"no": no_proxy})):
+            return None
+        proxy = env[source]
+    if proxy is None:
+        if proxy_auth is not None:
+            raise ConfigurationError("proxy_auth", "given without a proxy")
+        return None
+    try:
+        url = yarl.URL(proxy) if isinstance(proxy, str) else None
+    except ValueError:
+        url = None
+    if url is None or url.scheme != "http" or not url.host or url.path not in ("", "/"):
+        raise ConfigurationError(source, "must be an http:// proxy URL (scheme, host and port)")
+    if proxy_auth is not None:
+        if url.user is not None:
+            raise ConfigurationError("proxy_auth", "the proxy URL already holds credentials")
+        if not (isinstance(proxy_auth, tuple) and len(proxy_auth) == 2):
+            raise ConfigurationError("proxy_auth", "must be a (login, password) tuple")
+        login, password = proxy_auth
+        if not isinstance(login, str) or not isinstance(password, str) or ":" in login:
+            raise ConfigurationError(
+                "proxy_auth", "login and password must be str, no ':' in login"
+            )
+        url = url.with_user(login).with_password(password)
+    if target.scheme == "http" and not _is_loopback(url.host or ""):
+        raise ConfigurationError(
+            source, "a plain-http base URL may go only through a loopback proxy; use https"
+        )
+    return url.with_path("")
 
 
 def seconds(name: str, value: object) -> float:
