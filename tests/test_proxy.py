@@ -4,6 +4,11 @@ and ``~/.netrc`` never replacing the client's own credentials."""
 from __future__ import annotations
 
 import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -208,3 +213,83 @@ def test_lower_case_variables_come_first(monkeypatch: pytest.MonkeyPatch) -> Non
     assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, trust_env=True).proxy == (
         "http://lower.example:3128"
     )
+
+
+CONNECT_SCRIPT = """
+import asyncio, base64, json, os, ssl, sys
+sys.path.insert(0, sys.argv[1])
+from aiohttp import web
+from forward_proxy import ForwardProxy
+from verify_access_tokens import VerifyClient
+from verify_access_tokens.emulator import VerifyEmulator
+
+async def main():
+    emulator = VerifyEmulator()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[2], sys.argv[3])
+    runner = web.AppRunner(emulator.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    origin = "https://127.0.0.1:%d" % runner.addresses[0][1]
+    secret = base64.b64encode(b"alice:s3cret").decode()
+    async with ForwardProxy(credentials="Basic " + secret) as proxy:
+        os.environ["HTTPS_PROXY"] = "http://alice:s3cret@127.0.0.1:%d" % proxy.port
+        explicit = {"proxy": proxy.url, "proxy_auth": ("alice", "s3cret")}
+        for kwargs in (explicit, {"trust_env": True}):
+            async with VerifyClient(
+                emulator.account_sid, emulator.auth_token, base_url=origin, **kwargs
+            ) as client:
+                token = await client.access_tokens.create(
+                    emulator.service_sid, identity="0123456789abcdef"
+                )
+                await client.access_tokens.fetch(token.service_sid, token.sid)
+    await runner.cleanup()
+    print(json.dumps({
+        "connects": proxy.counters.connects,
+        "forwarded": proxy.counters.forwarded,
+        "lines": proxy.request_lines,
+        "proxy_authorizations": proxy.proxy_authorizations,
+        "created": emulator.counters.tokens_created,
+        "fetches": emulator.counters.fetches,
+        "unauthorized": emulator.counters.unauthorized,
+        "origin": origin,
+    }))
+
+asyncio.run(main())
+"""
+
+
+def test_https_goes_through_a_connect_tunnel(tmp_path: Path) -> None:
+    """An https origin (the emulator behind TLS, trusted through SSL_CERT_FILE in a fresh
+    process) is reached through a CONNECT tunnel, by ``proxy=`` and by ``HTTPS_PROXY``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:  # pragma: no cover - openssl is on every CI image we use
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["SSL_CERT_FILE"] = str(cert)
+    done = subprocess.run(
+        [sys.executable, "-c", CONNECT_SCRIPT, str(Path(__file__).parent), str(cert), str(key)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    host_port = seen["origin"].removeprefix("https://")
+    assert seen["connects"] == 2  # one tunnel per client, pooled for its create and fetch
+    assert seen["lines"] == [f"CONNECT {host_port} HTTP/1.1"] * 2
+    assert seen["proxy_authorizations"] == [basic("alice", "s3cret")] * 2
+    assert seen["forwarded"] == 0
+    assert (seen["created"], seen["fetches"], seen["unauthorized"]) == (2, 2, 0)
