@@ -103,8 +103,8 @@ class ForwardProxy:
                 lines = [status_line, *(f"{k}: {v}" for k, v in answer_headers.items())]
                 writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer_body)
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # a client or the test hung up, or the proxy is closing
         finally:
             self._tasks.discard(task)
             for w in (writer, upstream):

@@ -16,7 +16,12 @@ import pytest
 from conftest import ACCOUNT_SID, AUTH_TOKEN
 from forward_proxy import ForwardProxy
 
-from verify_access_tokens import APIStatusError, ConfigurationError, VerifyClient
+from verify_access_tokens import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    VerifyClient,
+)
 from verify_access_tokens.emulator import VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -80,7 +85,6 @@ async def test_proxy_refusal_is_a_status_error_without_the_proxy_secret(
 async def test_unreachable_proxy_is_a_connection_error_without_the_secret(
     verify_emulator: VerifyEmulator, unused_tcp_port: int
 ) -> None:
-    from verify_access_tokens import APIConnectionError
 
     client = verify_emulator.client(
         proxy=f"http://alice:{PROXY_SECRET}@127.0.0.1:{unused_tcp_port}", max_retries=0
@@ -293,3 +297,25 @@ def test_https_goes_through_a_connect_tunnel(tmp_path: Path) -> None:
     assert seen["proxy_authorizations"] == [basic("alice", "s3cret")] * 2
     assert seen["forwarded"] == 0
     assert (seen["created"], seen["fetches"], seen["unauthorized"]) == (2, 2, 0)
+
+
+async def test_a_refused_tunnel_sent_nothing_and_does_not_leak_the_proxy_secret() -> None:
+    """aiohttp's error for a refused CONNECT quotes the proxy URL with its password; a create
+    that never got past the proxy is not an unknown outcome."""
+    async with ForwardProxy(credentials=basic("alice", "right")) as proxy:
+        client = VerifyClient(
+            ACCOUNT_SID,
+            AUTH_TOKEN,
+            base_url="https://127.0.0.1:9",  # never reached: the proxy says no first
+            proxy=f"http://alice:{PROXY_SECRET}@127.0.0.1:{proxy.port}",
+            max_retries=0,
+        )
+        async with client:
+            with pytest.raises(APIConnectionError) as info:
+                await client.access_tokens.create("VA" + "0" * 32, identity=IDENTITY)
+    assert type(info.value) is APIConnectionError  # not OutcomeUnknownError
+    assert info.value.request_sent is False
+    assert "407" in str(info.value)
+    assert proxy.request_lines == ["CONNECT 127.0.0.1:9 HTTP/1.1"]
+    for text in (str(info.value), repr(info.value), repr(info.value.__cause__)):
+        assert PROXY_SECRET not in text

@@ -137,6 +137,15 @@ def _connection_error(exc: BaseException, method: str, url: str) -> APIConnectio
     aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
     some aiohttp errors carry the request headers, Authorization included, in their ``repr``.
     """
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        # The proxy refused the CONNECT tunnel: nothing reached the origin. aiohttp's text quotes
+        # the proxy URL, credentials included, so it is not kept.
+        return APIConnectionError(
+            f"the proxy refused the tunnel (HTTP {exc.status} {exc.message})",
+            method=method,
+            url=url,
+            request_sent=False,
+        )
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return APITimeoutError(
