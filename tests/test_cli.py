@@ -467,3 +467,16 @@ def test_emulator_printout_pastes_into_a_shell(tmp_path: Path) -> None:
         if server.stdout is not None:
             server.stdout.close()
     assert server.returncode == 0  # Ctrl-C is how the emulator is meant to stop
+
+
+def test_emulator_listening_everywhere_is_advertised_on_loopback() -> None:
+    """The client refuses plain http off loopback, so the pasted base URL must be loopback."""
+    from types import SimpleNamespace
+
+    from verify_access_tokens.cli import _emulator_printout
+
+    listening = "http://0.0.0.0:8099"
+    fake = SimpleNamespace(base_url=listening, account_sid="AC1", auth_token="t", service_sid="VA1")
+    printed = _emulator_printout(fake)  # type: ignore[arg-type]
+    assert "export VERIFY_ACCESS_TOKENS_BASE_URL=http://127.0.0.1:8099\n" in printed
+    assert f"listening on {listening};" in printed

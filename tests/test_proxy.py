@@ -40,8 +40,9 @@ async def round_trip(client: VerifyClient, emulator: VerifyEmulator) -> None:
 
 @pytest.mark.parametrize("style", ["in the URL", "proxy_auth"])
 async def test_requests_go_through_an_authenticating_proxy(
-    verify_emulator: VerifyEmulator, style: str
+    verify_emulator: VerifyEmulator, style: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("DEBUG")  # every logger, aiohttp's included
     async with ForwardProxy(credentials=basic("alice", PROXY_SECRET)) as proxy:
         if style == "in the URL":
             kwargs: dict[str, object] = {
@@ -63,6 +64,8 @@ async def test_requests_go_through_an_authenticating_proxy(
     assert [h["authorization"] for h in proxy.forwarded_headers] == [own, own]
     assert verify_emulator.counters.tokens_created == 1
     assert verify_emulator.counters.unauthorized == 0
+    assert "request_id=RQ" in caplog.text
+    assert PROXY_SECRET not in caplog.text
 
 
 async def test_proxy_refusal_is_a_status_error_without_the_proxy_secret(

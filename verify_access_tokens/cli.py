@@ -83,11 +83,13 @@ def _faults(args: argparse.Namespace) -> Faults:
 
 def _emulator_printout(emulator: VerifyEmulator) -> str:
     """Lines a shell user can paste as they are: comments, ``export``s, then a command to try."""
+    # Listening on every interface: advertise loopback, the only plain-http host the client takes.
+    base_url = emulator.base_url.replace("://0.0.0.0:", "://127.0.0.1:", 1)
     settings = {
         "TWILIO_ACCOUNT_SID": emulator.account_sid,
         "TWILIO_AUTH_TOKEN": emulator.auth_token,
         "VERIFY_SERVICE_SID": emulator.service_sid,
-        "VERIFY_ACCESS_TOKENS_BASE_URL": emulator.base_url,
+        "VERIFY_ACCESS_TOKENS_BASE_URL": base_url,
     }
     return "\n".join(
         [
