@@ -4,7 +4,8 @@
     uvicorn examples.fastapi_app:app
 
 With TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and VERIFY_SERVICE_SID set it talks to Twilio
-(VERIFY_BASE_URL overrides the origin); otherwise it starts a local emulator in the lifespan.
+(VERIFY_ACCESS_TOKENS_BASE_URL overrides the origin); otherwise it starts a local emulator in
+the lifespan.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from verify_access_tokens.emulator import VerifyEmulator
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         if "TWILIO_AUTH_TOKEN" in os.environ:
-            client = VerifyClient(base_url=os.environ.get("VERIFY_BASE_URL"))
+            client = VerifyClient()  # VERIFY_ACCESS_TOKENS_BASE_URL, if set
             app.state.service_sid = os.environ["VERIFY_SERVICE_SID"]
         else:
             emulator = await stack.enter_async_context(VerifyEmulator())

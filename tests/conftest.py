@@ -78,6 +78,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TWILIO_REGION",
         "TWILIO_EDGE",
         "VERIFY_ACCESS_TOKENS_LOG",
+        "VERIFY_ACCESS_TOKENS_BASE_URL",
+        "VERIFY_SERVICE_SID",
+        *(f"{scheme}_proxy" for scheme in ("http", "https", "all", "no")),
+        *(f"{scheme}_PROXY" for scheme in ("HTTP", "HTTPS", "ALL", "NO")),
+        "NETRC",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import runpy
 import signal
 import stat
@@ -253,8 +254,8 @@ def test_emulator_command_serves_until_cancelled(
     code, out, _ = run(capsys, "emulator", "--port", "0", "--seed", "1")
     monkeypatch.setattr(asyncio.Event, "wait", real_wait)
     assert code == 0
-    assert "Verify emulator listening on http://127.0.0.1:" in out
-    assert "TWILIO_AUTH_TOKEN=" in out
+    assert "# Verify emulator listening on http://127.0.0.1:" in out
+    assert "export TWILIO_AUTH_TOKEN=" in out
 
 
 # --- enroll --------------------------------------------------------------------------------
@@ -426,3 +427,56 @@ def test_resume_after_a_crash_mid_line(
     assert lines[1] == '{"identity": "user-0000'  # the torn line stays as it was, on its own
     assert json.loads(lines[2])["identity"] == "user-000002"
     assert emulator.counters.tokens_created == 1
+
+
+def test_emulator_printout_pastes_into_a_shell(tmp_path: Path) -> None:
+    """Run ``emulator`` as a user would, paste what it prints into bash: the suggested command
+    works with no other setting (exports, not bare assignments; the base URL included)."""
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "verify-access-tokens").exists()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "VERIFY_"))}
+    clean["PATH"] = f"{bin_dir}{os.pathsep}{clean.get('PATH', '')}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "verify_access_tokens", "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=clean,
+    )
+    try:
+        assert server.stdout is not None
+        printed: list[str] = []
+        while not printed or not printed[-1].startswith("verify-access-tokens create"):
+            line = server.stdout.readline()
+            assert line, f"emulator exited early: {printed}"
+            printed.append(line.rstrip("\n"))
+        assert sum(line.startswith("export ") for line in printed) == 4
+        pasted = subprocess.run(
+            ["bash", "-c", "\n".join(printed)],
+            capture_output=True,
+            text=True,
+            env=clean,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert pasted.returncode == 0, pasted.stderr
+        assert re.search(r"entity_identity +0123456789abcdef", pasted.stdout)
+        assert MASK in pasted.stdout
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
+    assert server.returncode == 0  # Ctrl-C is how the emulator is meant to stop
+
+
+def test_emulator_listening_everywhere_is_advertised_on_loopback() -> None:
+    """The client refuses plain http off loopback, so the pasted base URL must be loopback."""
+    from types import SimpleNamespace
+
+    from verify_access_tokens.cli import _emulator_printout
+
+    listening = "http://0.0.0.0:8099"
+    fake = SimpleNamespace(base_url=listening, account_sid="AC1", auth_token="t", service_sid="VA1")
+    printed = _emulator_printout(fake)  # type: ignore[arg-type]
+    assert "export VERIFY_ACCESS_TOKENS_BASE_URL=http://127.0.0.1:8099\n" in printed
+    assert f"listening on {listening};" in printed

@@ -95,6 +95,23 @@ def test_secret_not_echoed_when_sid_malformed() -> None:
         ({"base_url": "http://127.5.0.1:8080"}, {}, "http://127.5.0.1:8080"),
         ({"base_url": "http://localhost:1"}, {}, "http://localhost:1"),
         ({"base_url": "http://[::1]:8080"}, {}, "http://[::1]:8080"),
+        ({}, {"VERIFY_ACCESS_TOKENS_BASE_URL": "http://127.0.0.1:9/"}, "http://127.0.0.1:9"),
+        (
+            {},
+            {"VERIFY_ACCESS_TOKENS_BASE_URL": "https://gw.example", "TWILIO_REGION": "ie1"},
+            "https://gw.example",
+        ),
+        (
+            {"base_url": "https://arg.example"},
+            {"VERIFY_ACCESS_TOKENS_BASE_URL": "https://gw.example"},
+            "https://arg.example",
+        ),
+        (
+            {"region": "au1"},
+            {"VERIFY_ACCESS_TOKENS_BASE_URL": "https://gw.example"},
+            "https://verify.au1.twilio.com",
+        ),
+        ({}, {"VERIFY_ACCESS_TOKENS_BASE_URL": ""}, "https://verify.twilio.com"),
     ],
 )
 def test_base_url_resolution(
@@ -103,6 +120,15 @@ def test_base_url_resolution(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, **kwargs).base_url == expected  # type: ignore[arg-type]
+
+
+def test_base_url_variable_is_refused_over_plain_http_off_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VERIFY_ACCESS_TOKENS_BASE_URL", "http://verify.twilio.com")
+    with pytest.raises(ConfigurationError, match="loopback") as info:
+        VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    assert info.value.setting == "VERIFY_ACCESS_TOKENS_BASE_URL"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -220,3 +221,20 @@ def test_plugin_is_registered_as_a_pytest11_entry_point() -> None:
 
     [entry] = [e for e in entry_points(group="pytest11") if e.name == "verify_access_tokens"]
     assert entry.value == "verify_access_tokens.testing"
+
+
+async def test_every_answer_carries_a_twilio_request_id(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    rq = re.compile(r"RQ[0-9a-f]{32}")
+    sid = verify_emulator.service_sid
+    created = await verify_client.access_tokens.create_with_http_info(sid, identity=IDENTITY)
+    fetched = await verify_client.access_tokens.fetch_with_http_info(sid, created.data.sid)
+    assert rq.fullmatch(created.request_id or "")
+    assert rq.fullmatch(fetched.request_id or "")
+    assert created.request_id != fetched.request_id
+    caplog.set_level("INFO", logger="verify_access_tokens")
+    with pytest.raises(NotFoundError) as info:
+        await verify_client.access_tokens.fetch(sid, "YK" + "0" * 32)
+    assert rq.fullmatch(info.value.request_id or "")
+    assert f"request_id={info.value.request_id}" in caplog.text  # the log line names it too

@@ -102,7 +102,7 @@ async def test_fastapi_example_against_an_emulator(
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", verify_emulator.account_sid)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", verify_emulator.auth_token)
     monkeypatch.setenv("VERIFY_SERVICE_SID", verify_emulator.service_sid)
-    monkeypatch.setenv("VERIFY_BASE_URL", verify_emulator.base_url)
+    monkeypatch.setenv("VERIFY_ACCESS_TOKENS_BASE_URL", verify_emulator.base_url)
     app = fastapi_app.app
     transport = httpx.ASGITransport(app=app)
     async with (

@@ -11,6 +11,7 @@ import base64
 import ipaddress
 import os
 import re
+import urllib.request
 from collections.abc import Mapping
 from typing import Final
 
@@ -36,6 +37,7 @@ ENV_API_KEY: Final = "TWILIO_API_KEY"
 ENV_API_SECRET: Final = "TWILIO_API_SECRET"
 ENV_REGION: Final = "TWILIO_REGION"
 ENV_EDGE: Final = "TWILIO_EDGE"
+ENV_BASE_URL: Final = "VERIFY_ACCESS_TOKENS_BASE_URL"
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
@@ -111,35 +113,100 @@ def resolve_base_url(
 ) -> str:
     """The origin requests go to, without a trailing slash.
 
-    An explicit ``base_url`` wins; otherwise region/edge (arguments, then ``TWILIO_REGION`` /
-    ``TWILIO_EDGE``) select ``https://verify.{edge}.{region}.twilio.com``, as Twilio's own SDKs
-    do (an edge without a region implies ``us1``). Plain HTTP is refused except on loopback,
-    so that credentials never travel in clear text.
+    Arguments beat the environment, and a whole URL beats region/edge: ``base_url``, then the
+    ``region``/``edge`` arguments, then ``VERIFY_ACCESS_TOKENS_BASE_URL``, then
+    ``TWILIO_REGION``/``TWILIO_EDGE``. Region/edge select
+    ``https://verify.{edge}.{region}.twilio.com``, as Twilio's own SDKs do (an edge without a
+    region implies ``us1``). Plain HTTP is refused except on loopback, so that credentials never
+    travel in clear text, whichever source the URL came from.
     """
-    if base_url is None:
-        region = region if region is not None else env.get(ENV_REGION) or None
-        edge = edge if edge is not None else env.get(ENV_EDGE) or None
-        for label, value in (("region", region), ("edge", edge)):
-            if value is not None and _HOST_LABEL.fullmatch(value) is None:
-                raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
-        if edge is not None:
-            return f"https://verify.{edge}.{region or 'us1'}.twilio.com"
-        if region is not None:
-            return f"https://verify.{region}.twilio.com"
-        return DEFAULT_BASE_URL
+    if base_url is not None:
+        return _checked_base_url(base_url, "base_url")
+    if region is None and edge is None and env.get(ENV_BASE_URL):
+        return _checked_base_url(env[ENV_BASE_URL], ENV_BASE_URL)
+    region = region if region is not None else env.get(ENV_REGION) or None
+    edge = edge if edge is not None else env.get(ENV_EDGE) or None
+    for label, value in (("region", region), ("edge", edge)):
+        if value is not None and _HOST_LABEL.fullmatch(value) is None:
+            raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
+    if edge is not None:
+        return f"https://verify.{edge}.{region or 'us1'}.twilio.com"
+    if region is not None:
+        return f"https://verify.{region}.twilio.com"
+    return DEFAULT_BASE_URL
+
+
+def _checked_base_url(base_url: str, setting: str) -> str:
     try:
         url = yarl.URL(base_url)
     except (TypeError, ValueError):
-        raise ConfigurationError("base_url", "must be an absolute http(s) URL") from None
+        raise ConfigurationError(setting, "must be an absolute http(s) URL") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError("base_url", "must be an absolute http(s) URL")
+        raise ConfigurationError(setting, "must be an absolute http(s) URL")
     if url.scheme == "http" and not _is_loopback(url.host):
         raise ConfigurationError(
-            "base_url", "plain http is allowed only for loopback hosts; use https"
+            setting, "plain http is allowed only for loopback hosts; use https"
         )
     if url.query_string or url.fragment or url.user or url.password:
-        raise ConfigurationError("base_url", "must not carry a query, fragment or credentials")
+        raise ConfigurationError(setting, "must not carry a query, fragment or credentials")
     return str(url).rstrip("/")
+
+
+def resolve_proxy(
+    *,
+    proxy: str | None,
+    proxy_auth: tuple[str, str] | None,
+    trust_env: bool,
+    base_url: str,
+    env: Mapping[str, str],
+) -> yarl.URL | None:
+    """The forward proxy for ``base_url``, with its credentials inside, or None.
+
+    An explicit ``proxy`` wins; with ``trust_env`` the standard variables are read once, here:
+    ``HTTPS_PROXY``/``HTTP_PROXY`` (by the base URL's scheme, lower case first, as urllib does)
+    unless ``NO_PROXY`` lists the host. ``~/.netrc`` is never read, so it can neither replace
+    the client's own ``Authorization`` nor add proxy credentials. Errors never quote the URL,
+    which may hold a password.
+    """
+    target = yarl.URL(base_url)
+    source = "proxy"
+    if proxy is None and trust_env:
+        scheme = target.scheme
+        names = (f"{scheme}_proxy", f"{scheme.upper()}_PROXY")
+        source = next((name for name in names if env.get(name)), "")
+        no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
+        # urllib's own NO_PROXY matcher (what urllib and aiohttp apply on Linux); untyped in
+        # typeshed, hence the ignore.
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if not source or (no_proxy and bypass(target.raw_authority, {"no": no_proxy})):
+            return None
+        proxy = env[source]
+    if proxy is None:
+        if proxy_auth is not None:
+            raise ConfigurationError("proxy_auth", "given without a proxy")
+        return None
+    try:
+        url = yarl.URL(proxy) if isinstance(proxy, str) else None
+    except ValueError:
+        url = None
+    if url is None or url.scheme != "http" or not url.host or url.path not in ("", "/"):
+        raise ConfigurationError(source, "must be an http:// proxy URL (scheme, host and port)")
+    if proxy_auth is not None:
+        if url.user is not None:
+            raise ConfigurationError("proxy_auth", "the proxy URL already holds credentials")
+        if not (isinstance(proxy_auth, tuple) and len(proxy_auth) == 2):
+            raise ConfigurationError("proxy_auth", "must be a (login, password) tuple")
+        login, password = proxy_auth
+        if not isinstance(login, str) or not isinstance(password, str) or ":" in login:
+            raise ConfigurationError(
+                "proxy_auth", "login and password must be str, no ':' in login"
+            )
+        url = url.with_user(login).with_password(password)
+    if target.scheme == "http" and not _is_loopback(url.host or ""):
+        raise ConfigurationError(
+            source, "a plain-http base URL may go only through a loopback proxy; use https"
+        )
+    return url.with_path("")
 
 
 def seconds(name: str, value: object) -> float:

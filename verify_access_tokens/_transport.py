@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 import attrs
+import yarl
 from multidict import CIMultiDictProxy
 
 from ._errors import (
@@ -136,6 +137,15 @@ def _connection_error(exc: BaseException, method: str, url: str) -> APIConnectio
     aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
     some aiohttp errors carry the request headers, Authorization included, in their ``repr``.
     """
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        # The proxy refused the CONNECT tunnel: nothing reached the origin. aiohttp's text quotes
+        # the proxy URL, credentials included, so it is not kept.
+        return APIConnectionError(
+            f"the proxy refused the tunnel (HTTP {exc.status} {exc.message})",
+            method=method,
+            url=url,
+            request_sent=False,
+        )
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return APITimeoutError(
@@ -158,6 +168,7 @@ class Transport:
         *,
         base_url: str,
         authorization: str,
+        proxy: yarl.URL | None = None,
         session: aiohttp.ClientSession | None = None,
         pool_limit: int,
         keepalive_timeout: float,
@@ -175,6 +186,10 @@ class Transport:
         self._pool_limit = pool_limit
         self._keepalive_timeout = keepalive_timeout
         self._trace_configs = trace_configs
+        # A session-wide proxy (credentials inside the URL, turned by aiohttp into
+        # Proxy-Authorization); aiohttp's trust_env stays off, so ~/.netrc is never consulted.
+        self._proxy = proxy
+        self.proxy_display = None if proxy is None else str(proxy.with_user(None))
         self._closed = False
 
     @property
@@ -206,6 +221,7 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trace_configs=self._trace_configs,
+                proxy=self._proxy,
                 # Timeouts are passed per request: see RequestOptions and request().
                 timeout=aiohttp.ClientTimeout(),
             )

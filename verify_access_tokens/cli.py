@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -80,6 +81,26 @@ def _faults(args: argparse.Namespace) -> Faults:
         raise ConfigurationError("emulator faults", str(exc)) from None
 
 
+def _emulator_printout(emulator: VerifyEmulator) -> str:
+    """Lines a shell user can paste as they are: comments, ``export``s, then a command to try."""
+    # Listening on every interface: advertise loopback, the only plain-http host the client takes.
+    base_url = emulator.base_url.replace("://0.0.0.0:", "://127.0.0.1:", 1)
+    settings = {
+        "TWILIO_ACCOUNT_SID": emulator.account_sid,
+        "TWILIO_AUTH_TOKEN": emulator.auth_token,
+        "VERIFY_SERVICE_SID": emulator.service_sid,
+        "VERIFY_ACCESS_TOKENS_BASE_URL": base_url,
+    }
+    return "\n".join(
+        [
+            f"# Verify emulator listening on {emulator.base_url}; Ctrl-C stops it.",
+            "# Paste these lines into another (POSIX) shell:",
+            *(f"export {name}={shlex.quote(value)}" for name, value in settings.items()),
+            'verify-access-tokens create "$VERIFY_SERVICE_SID" --identity 0123456789abcdef',
+        ]
+    )
+
+
 async def _emulator(args: argparse.Namespace) -> int:
     emulator = VerifyEmulator(
         host=args.host,
@@ -90,15 +111,7 @@ async def _emulator(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     async with emulator:
-        print(f"Verify emulator listening on {emulator.base_url}", flush=True)
-        print(f"  TWILIO_ACCOUNT_SID={emulator.account_sid}")
-        print(f"  TWILIO_AUTH_TOKEN={emulator.auth_token}")
-        print(f"  service sid: {emulator.service_sid}")
-        print(
-            f"  try: verify-access-tokens create {emulator.service_sid} "
-            f"--identity 0123456789abcdef --base-url {emulator.base_url}"
-        )
-        print("Press Ctrl-C to stop.", flush=True)
+        print(_emulator_printout(emulator), flush=True)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
     return EXIT_OK  # pragma: no cover - only reached when the wait is cancelled

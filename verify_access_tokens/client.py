@@ -10,6 +10,7 @@ import aiohttp
 import attrs
 
 from . import _config
+from ._errors import ConfigurationError
 from ._retry import RetryPolicy
 from ._transport import AttemptObserver, RequestOptions, Transport
 from .resources import AccessTokens
@@ -56,6 +57,9 @@ class VerifyClient:
         extra_headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
+        proxy: str | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+        trust_env: bool = False,
     ) -> None:
         env = _config.environment()
         credentials = _config.resolve_credentials(
@@ -67,9 +71,19 @@ class VerifyClient:
         )
         self._account_sid = credentials.account_sid
         self._username = credentials.username
+        origin = _config.resolve_base_url(base_url=base_url, region=region, edge=edge, env=env)
+        if session is not None and (proxy is not None or proxy_auth is not None or trust_env):
+            raise ConfigurationError(
+                "session",
+                "proxy, proxy_auth and trust_env apply to the client's own session; "
+                "configure the session you pass instead",
+            )
         self._transport = Transport(
-            base_url=_config.resolve_base_url(base_url=base_url, region=region, edge=edge, env=env),
+            base_url=origin,
             authorization=credentials.authorization,
+            proxy=_config.resolve_proxy(
+                proxy=proxy, proxy_auth=proxy_auth, trust_env=trust_env, base_url=origin, env=env
+            ),
             session=session,
             pool_limit=_config.pool_limit(pool_limit),
             keepalive_timeout=_config.seconds("keepalive_timeout", keepalive_timeout),
@@ -145,6 +159,11 @@ class VerifyClient:
         return self._transport.base_url
 
     @property
+    def proxy(self) -> str | None:
+        """The forward proxy in use, without its credentials (None: direct connections)."""
+        return self._transport.proxy_display
+
+    @property
     def max_retries(self) -> int:
         return self._options.retry.max_retries
 
@@ -163,9 +182,11 @@ class VerifyClient:
 
     def __repr__(self) -> str:
         via = "" if self._username == self._account_sid else f", api_key={self._username!r}"
+        proxy = self.proxy
+        via_proxy = "" if proxy is None else f", proxy={proxy!r}"
         return (
             f"VerifyClient(account_sid={self._account_sid!r}{via}, "
-            f"base_url={self._transport.base_url!r})"
+            f"base_url={self._transport.base_url!r}{via_proxy})"
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

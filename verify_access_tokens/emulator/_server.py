@@ -212,6 +212,7 @@ class VerifyEmulator:
     # -- the application ------------------------------------------------------------------
     def _make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._faults_and_auth])
+        app.on_response_prepare.append(_add_request_id)
         app.router.add_post("/v2/Services/{service_sid}/AccessTokens", self._create)
         app.router.add_get("/v2/Services/{service_sid}/AccessTokens/{sid}", self._fetch)
         return app
@@ -330,6 +331,11 @@ class VerifyEmulator:
             return self._not_found(request.path)
         self.counters.fetches += 1
         return web.json_response(self._body(token), dumps=_dumps)
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer carries a fresh ``Twilio-Request-Id`` (``RQ`` + 32 hex), as Twilio's do."""
+    response.headers["Twilio-Request-Id"] = _hex_sid("RQ")
 
 
 def _hang_up(request: web.Request) -> NoReturn:
