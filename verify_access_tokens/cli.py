@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._enroll import add_enroll_command
 
     add_enroll_command(commands)
+    from ._serve import add_serve_command
+
+    add_serve_command(commands)
     return parser
 
 
