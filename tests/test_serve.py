@@ -144,11 +144,19 @@ def test_serve_refuses_bad_settings(
     assert err.count("\n") == 1  # one line, no traceback
 
 
-def test_unsafe_flag_allows_an_open_non_loopback_bind() -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--host", "0.0.0.0", "--service-sid", "VA" + "0" * 32, "--unsafe-no-auth"],
+        ["--host", "0.0.0.0", "--emulator"],  # a phone on the LAN enrolling against the emulator
+        ["--host", "::1", "--service-sid", "VA" + "0" * 32],
+        ["--host", "localhost", "--service-sid", "VA" + "0" * 32],
+    ],
+)
+def test_open_binds_that_are_allowed(argv: list[str]) -> None:
     from verify_access_tokens._serve import _settings
 
-    argv = ["serve", "--host", "0.0.0.0", "--service-sid", "VA" + "0" * 32, "--unsafe-no-auth"]
-    assert _settings(cli.build_parser().parse_args(argv)) == (None, None)
+    assert _settings(cli.build_parser().parse_args(["serve", *argv])) == (None, None)
 
 
 # -- as a user runs it ---------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from . import _validation
-from ._errors import (
+from verify_access_tokens import (
+    AccessToken,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -38,10 +38,13 @@ from ._errors import (
     RateLimitError,
     RequestValidationError,
     ResponseValidationError,
+    VerifyClient,
     VerifyError,
 )
-from .client import VerifyClient
-from .models import AccessToken
+
+# The one private import: the package's request rules, so a bad setting fails at construction
+# with the same rule the client would apply on every request.
+from . import _validation
 
 __all__ = ["EndpointError", "access_token_router", "identity_hash", "requested_identity"]
 
@@ -168,9 +171,6 @@ def _upstream_error(exc: VerifyError) -> EndpointError:
         return EndpointError(502, "the verification service failed; outcome unknown")
     if isinstance(exc, APITimeoutError):
         return EndpointError(504, "the verification service timed out")
-    if isinstance(exc, APIStatusError) and exc.status == 503:
-        headers = {"Retry-After": str(math.ceil(exc.retry_after))} if exc.retry_after else None
-        return EndpointError(503, "the verification service is unavailable", headers=headers)
     if isinstance(exc, APIStatusError | APIConnectionError | ResponseValidationError):
         more_info = _more_info(exc) if isinstance(exc, APIStatusError) else None
         return EndpointError(502, "the verification service failed", more_info=more_info)
