@@ -413,3 +413,21 @@ async def test_the_warning_reaches_stderr_where_logging_is_not_configured(
     async with served(verify_emulator):
         pass
     assert "ANY identity" in capsys.readouterr().err
+
+
+def test_openapi_describes_the_contract(verify_emulator: VerifyEmulator) -> None:
+    app = FastAPI()
+    app.include_router(
+        access_token_router(
+            client=verify_emulator.client(),
+            service_sid=verify_emulator.service_sid,
+            authorize=current_user,
+        )
+    )
+    operation = app.openapi()["paths"]["/access-token"]["post"]
+    assert set(app.openapi()["paths"]["/access-token"]) == {"post"}  # the 405 route is hidden
+    for media in ("application/x-www-form-urlencoded", "application/json"):
+        assert operation["requestBody"]["content"][media]["schema"]["required"] == ["identity"]
+    success = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert success["required"] == ["token", "serviceSid", "identity", "factorType"]
+    assert {"400", "403", "405", "429", "502", "504"} <= set(operation["responses"])

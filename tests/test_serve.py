@@ -127,6 +127,9 @@ async def test_serve_against_credentials_with_a_bearer_token(
         (["--emulator", "--no-hash-identities"], {ENV_HASH_KEY: "k"}, "cannot be used"),
         (["--service-sid", "VA" + "0" * 32], {}, "TWILIO_ACCOUNT_SID"),
         (["--emulator", "--ttl", "5"], {}, "ttl: must be between"),
+        (["--emulator", "--timeout", "0"], {}, "timeout: must be a positive"),
+        (["--service-sid", "VA" + "0" * 32, "--error-rate", "1"], {}, "need --emulator"),
+        (["--emulator", "--error-rate", "2"], {}, "emulator faults: error_rate"),
     ],
 )
 def test_serve_refuses_bad_settings(
@@ -162,13 +165,14 @@ def test_open_binds_that_are_allowed(argv: list[str]) -> None:
 # -- as a user runs it ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def served_subprocess() -> Iterator[str]:
-    """`python -m verify_access_tokens serve --emulator` on a free port, until it answers."""
+@contextlib.contextmanager
+def serve_subprocess(*argv: str) -> Iterator[str]:
+    """`python -m verify_access_tokens serve --emulator ...` on a free port, once it answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "VERIFY_"))}
+    command = [sys.executable, "-m", "verify_access_tokens", "serve", "--emulator"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "verify_access_tokens", "serve", "--emulator", "--port", str(port)],
+        [*command, "--port", str(port), *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -192,6 +196,33 @@ def served_subprocess() -> Iterator[str]:
         out, err = process.communicate(timeout=30)
     assert "Serving POST" in out
     assert "ANY identity" in err  # the opt-in warning, at startup
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def served_subprocess() -> Iterator[str]:
+    with serve_subprocess() as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "requests"),
+    [
+        (["--rate-limit", "0.01"], 429, 2),  # the second request is over the limit
+        (["--error-rate", "1"], 502, 1),
+        (["--drop-rate", "1"], 502, 1),
+        (["--lost-response-rate", "1"], 502, 1),
+        (["--latency", "5", "--timeout", "0.3"], 504, 1),
+    ],
+)
+def test_upstream_faults_over_a_real_socket(argv: list[str], status: int, requests: int) -> None:
+    with serve_subprocess(*argv) as url, httpx.Client(base_url=url) as http:
+        for _ in range(requests):
+            response = http.post("/access-token", data={"identity": "user-1"})
+    assert response.status_code == status
+    assert set(response.json()["error"]) == {"message", "moreInfo"}
+    if status == 429:
+        assert int(response.headers["Retry-After"]) >= 1
 
 
 def test_android_sample_against_serve_emulator_subprocess(served_subprocess: str) -> None:

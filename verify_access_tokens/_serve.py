@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from ._config import _is_loopback
 from ._errors import ConfigurationError
 from .client import VerifyClient
-from .emulator import VerifyEmulator
+from .emulator import Faults, VerifyEmulator
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -65,12 +65,21 @@ def add_serve_command(commands: Any) -> None:
         action="store_false",
         help="send the identity to Twilio as given (it must then satisfy Verify's rule)",
     )
+    serve.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds one request to Twilio may take (default 35); past it the caller gets 504",
+    )
     serve.add_argument("--base-url", help="API origin (default: https://verify.twilio.com)")
     serve.add_argument(
         "--unsafe-no-auth",
         action="store_true",
         help=f"allow a non-loopback host against real Twilio without {ENV_BEARER}",
     )
+    from .cli import _add_fault_flags  # the emulator's fault options, as `demo` has them
+
+    group = serve.add_argument_group("emulator faults (with --emulator)")
+    _add_fault_flags(group)
     serve.set_defaults(handler=serve_command)
 
 
@@ -161,12 +170,17 @@ async def serve_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
+    from .cli import _faults
+
+    faults = _faults(args)
+    options = {} if args.timeout is None else {"timeout": args.timeout}
     async with contextlib.AsyncExitStack() as stack:
         if args.emulator:
             if args.service_sid or args.base_url:
                 raise ConfigurationError("--emulator", "takes no --service-sid or --base-url")
-            emulator = await stack.enter_async_context(VerifyEmulator())
-            client, service_sid = emulator.client(), emulator.service_sid
+            emulator = VerifyEmulator(faults=faults, seed=args.seed)
+            await stack.enter_async_context(emulator)
+            client, service_sid = emulator.client(**options), emulator.service_sid
             upstream = f"emulator at {emulator.base_url}"
         else:
             service_sid = args.service_sid or os.environ.get(ENV_SERVICE_SID) or ""
@@ -174,7 +188,9 @@ async def serve_command(args: argparse.Namespace) -> int:
                 raise ConfigurationError(
                     "--service-sid", f"missing: pass --service-sid or set {ENV_SERVICE_SID}"
                 )
-            client = VerifyClient(base_url=args.base_url)
+            if faults != Faults() or args.seed is not None:
+                raise ConfigurationError("emulator faults", "need --emulator")
+            client = VerifyClient(base_url=args.base_url, **options)
             upstream = client.base_url
         app = build_app(
             client=client,

@@ -23,9 +23,10 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException  # FastAPI's own is a subclass
 
 from verify_access_tokens import (
     AccessToken,
@@ -179,6 +180,60 @@ def _upstream_error(exc: VerifyError) -> EndpointError:
     return EndpointError(500, "internal server error")
 
 
+def _object_schema(required: list[str], *names: str) -> dict[str, Any]:
+    properties = {name: {"type": "string"} for name in names}
+    return {"type": "object", "required": required, "properties": properties}
+
+
+_ERROR_SCHEMA: Final = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": _object_schema(["message"], "message", "moreInfo")},
+}
+_ERRORS: Final = {
+    "400": "identity missing or invalid",
+    "401": "the authorization hook refused an unauthenticated caller",
+    "403": "this caller may not enrol this identity",
+    "405": "method other than POST",
+    "429": "Twilio rate-limited the request; see Retry-After",
+    "502": "Twilio failed (the token may or may not exist)",
+    "504": "Twilio timed out",
+}
+# FastAPI cannot infer a body the endpoint parses itself: describe it for /docs and clients.
+_OPENAPI: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": _object_schema(["identity"], "identity")}
+            for media in ("application/x-www-form-urlencoded", "application/json")
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "the enrollment token, for the identity sent to Twilio",
+            "content": {
+                "application/json": {
+                    "schema": _object_schema(
+                        ["token", "serviceSid", "identity", "factorType"],
+                        "token",
+                        "serviceSid",
+                        "identity",
+                        "factorType",
+                    )
+                }
+            },
+        },
+        **{
+            status: {
+                "description": description,
+                "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+            }
+            for status, description in _ERRORS.items()
+        },
+    },
+}
+
+
 def _warn_loudly(message: str, *args: object) -> None:
     """Log a warning that must be seen even where logging is not configured.
 
@@ -238,8 +293,8 @@ def access_token_router(
     """An ``APIRouter`` with ``POST {path}`` minting Verify Push enrollment access tokens.
 
     - ``client``: the app's :class:`VerifyClient` (made at import time, closed by the app's
-      lifespan), or a FastAPI dependency returning it (for example one reading the lifespan
-      state). One client serves every request; none is made per request.
+      lifespan), or a FastAPI dependency returning it (for example one reading
+      ``request.app.state``). One client serves every request; none is made per request.
     - ``authorize``: a FastAPI dependency returning the (unhashed) identity this caller may get a
       token for; a request for any other identity, or a ``None`` answer, is refused with 403. It
       may raise ``HTTPException`` or :class:`EndpointError` (for example 401) to refuse first.
@@ -290,7 +345,12 @@ def access_token_router(
 
     router = APIRouter(route_class=_JSONErrorRoute, lifespan=lifespan)
 
-    @router.post(path, response_class=JSONResponse, summary="Mint a Verify Push enrollment token")
+    @router.post(
+        path,
+        response_class=JSONResponse,
+        summary="Mint a Verify Push enrollment access token",
+        openapi_extra=_OPENAPI,
+    )
     async def access_token(
         allowed: Annotated[str | None, Depends(hook)],
         identity: Annotated[str, Depends(requested_identity)],
