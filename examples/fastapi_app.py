@@ -40,12 +40,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield  # the client's pooled session serves every request until shutdown
 
 
-def verify_client(request: Request) -> VerifyClient:
+async def verify_client(request: Request) -> VerifyClient:
     client: VerifyClient = request.app.state.verify
     return client
 
 
-def signed_in_user(authorization: Annotated[str | None, Header()] = None) -> str:
+async def signed_in_user(authorization: Annotated[str | None, Header()] = None) -> str:
     """The identity this caller may enrol: their own user id, from their session."""
     scheme, _, session = (authorization or "").partition(" ")
     user = SESSIONS.get(session) if scheme.lower() == "bearer" else None

@@ -12,9 +12,11 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from verify_access_tokens import (
     APITimeoutError,
@@ -220,6 +222,15 @@ async def test_hook_with_a_non_string_detail(verify_emulator: VerifyEmulator) ->
         response = await http.post("/access-token", data={"identity": "alice"})
     assert assert_error_shape(response, 403) == "request refused"
     assert "internal detail" not in response.text
+
+
+async def test_hook_raising_starlettes_http_exception(verify_emulator: VerifyEmulator) -> None:
+    def refuse() -> str:
+        raise StarletteHTTPException(401)
+
+    async with served(verify_emulator, authorize=refuse) as http:
+        response = await http.post("/access-token", data={"identity": "alice"})
+    assert assert_error_shape(response, 401) == "Unauthorized"
 
 
 def test_no_hook_is_refused_unless_opted_in(verify_emulator: VerifyEmulator) -> None:
@@ -431,3 +442,22 @@ def test_openapi_describes_the_contract(verify_emulator: VerifyEmulator) -> None
     success = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert success["required"] == ["token", "serviceSid", "identity", "factorType"]
     assert {"400", "403", "405", "429", "502", "504"} <= set(operation["responses"])
+
+
+async def test_no_worker_thread_per_request(
+    verify_emulator: VerifyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI runs a plain-`def` dependency in a thread: the router's own are coroutines."""
+    hops = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        hops.append(args[0])
+        return await run_sync(*args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    async with served(verify_emulator) as http:
+        for i in range(3):
+            response = await http.post("/access-token", data={"identity": f"user-{i}"})
+            assert response.status_code == 200
+    assert hops == []

@@ -55,16 +55,18 @@ class _Recorded(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def _running(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def _running(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, host: str = "127.0.0.1"
+) -> AsyncIterator[str]:
     _Recorded.instances = []
     monkeypatch.setattr(uvicorn, "Server", _Recorded)
     port = free_port()
-    args = cli.build_parser().parse_args(["serve", "--port", str(port), *argv])
+    args = cli.build_parser().parse_args(["serve", "--host", host, "--port", str(port), *argv])
     task = asyncio.create_task(serve_command(args))
     while not (_Recorded.instances and _Recorded.instances[0].started):
         assert not task.done(), task.exception()
         await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://{'[::1]' if host == '::1' else host}:{port}"
     _Recorded.instances[0].should_exit = True
     assert await task == 0
 
@@ -84,6 +86,7 @@ async def test_serve_emulator_in_process(
     out = capsys.readouterr().out
     assert "/tokens" in out
     assert "NO authorization" in out
+    assert "http://127.0.0.1:" in out
 
 
 async def test_serve_against_credentials_with_a_bearer_token(
@@ -115,6 +118,18 @@ async def test_serve_against_credentials_with_a_bearer_token(
     assert allowed.json()["identity"] == "user-0001"
     assert allowed.json()["serviceSid"] == verify_emulator.service_sid
     assert verify_emulator.counters.tokens_created == 1
+
+
+async def test_serve_on_ipv6_loopback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with (
+        _running(["--emulator"], monkeypatch, host="::1") as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        response = await http.post("/access-token", data={"identity": "user-1"})
+    assert response.status_code == 200
+    assert f"Serving POST {url}/access-token" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

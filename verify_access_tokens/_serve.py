@@ -91,13 +91,14 @@ def _bearer_hook(expected: str) -> Callable[..., Any]:
 
     secret = expected.encode()
 
-    def authenticated(request: Request) -> None:
+    async def authenticated(request: Request) -> None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), secret):
             raise EndpointError(401, "missing or wrong bearer token", headers=_CHALLENGE)
 
     # Sub-dependencies resolve in order: the header is checked before the body is read.
-    def bearer(
+    # Coroutines, so that FastAPI does not hop to a worker thread for each.
+    async def bearer(
         _: Annotated[None, Depends(authenticated)],
         identity: Annotated[str, Depends(requested_identity)],
     ) -> str:
@@ -202,8 +203,9 @@ async def serve_command(args: argparse.Namespace) -> int:
             ttl=args.ttl,
         )
         auth = "bearer token required" if bearer else "NO authorization"
+        host = f"[{args.host}]" if ":" in args.host else args.host
         print(
-            f"Serving POST http://{args.host}:{args.port}{args.path} "
+            f"Serving POST http://{host}:{args.port}{args.path} "
             f"(service {service_sid}, {upstream}, {auth})",
             flush=True,
         )

@@ -325,9 +325,15 @@ def access_token_router(
     if not path.startswith("/"):
         raise ConfigurationError("path", "must start with '/'")
 
-    provider: ClientProvider = (lambda: client) if isinstance(client, VerifyClient) else client
+    # The router's own dependencies are coroutines: FastAPI runs a plain `def` in a worker
+    # thread, a hop per request that costs more than everything else the endpoint does.
+    async def _given() -> VerifyClient:
+        assert isinstance(client, VerifyClient)
+        return client
 
-    def _anyone(identity: Annotated[str, Depends(requested_identity)]) -> str:
+    provider: ClientProvider = _given if isinstance(client, VerifyClient) else client
+
+    async def _anyone(identity: Annotated[str, Depends(requested_identity)]) -> str:
         return identity
 
     hook: AuthorizationHook = authorize if authorize is not None else _anyone
