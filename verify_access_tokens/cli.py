@@ -1,4 +1,4 @@
-"""The ``verify-access-tokens`` command line: demo, emulator, create, fetch, enroll.
+"""The ``verify-access-tokens`` command line: demo, emulator, create, fetch, enroll, serve.
 
 Uses only the public API. Expected failures print one line and exit 2 (bad input or settings)
 or 1 (the API said no, or the network failed); never a traceback. The JWT ``token`` is masked
