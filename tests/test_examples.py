@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
 import shlex
@@ -91,75 +92,66 @@ def test_readme_commands_are_what_ci_runs() -> None:
     assert "python3 -m verify_access_tokens demo" in ci
 
 
-@pytest.fixture
-def fastapi_app() -> ModuleType:
-    return load("fastapi_app")
+def android_accepts(body: dict[str, str]) -> bool:
+    """The Android sample's rule: all four fields non-blank, and factorType is push."""
+    fields = ("token", "serviceSid", "identity", "factorType")
+    return all(str(body.get(f) or "").strip() for f in fields) and body["factorType"] == "push"
 
 
 async def test_fastapi_example_against_an_emulator(
-    fastapi_app: ModuleType, verify_emulator: VerifyEmulator, monkeypatch: pytest.MonkeyPatch
+    verify_emulator: VerifyEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", verify_emulator.account_sid)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", verify_emulator.auth_token)
     monkeypatch.setenv("VERIFY_SERVICE_SID", verify_emulator.service_sid)
     monkeypatch.setenv("VERIFY_ACCESS_TOKENS_BASE_URL", verify_emulator.base_url)
-    app = fastapi_app.app
+    app = load("fastapi_app").app  # reads VERIFY_SERVICE_SID at import, as an app would
     transport = httpx.ASGITransport(app=app)
+    alice = {"Authorization": "Bearer demo-session-alice"}
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://app") as http,
     ):
         client = app.state.verify
-        created = await http.post(
-            "/enrollments", json={"identity": "user-0001-abcd", "device_name": "Pixel"}
-        )
-        assert created.status_code == 201
-        body = created.json()
-        assert verify_emulator.decode_token(body["token"])["identity"] == "user-0001-abcd"
-        assert body["ttl"] == 300
-        status = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
-        assert status.status_code == 200
-        assert status.json()["identity"] == "user-0001-abcd"
-        assert "token" not in status.json()
-
-        bad = await http.post("/enrollments", json={"identity": "ana@example.com"})
-        assert bad.status_code == 422
-        assert bad.json()["detail"]["field"] == "identity"
-        missing = await http.get(f"/enrollments/{body['service_sid']}/YK{'0' * 32}")
-        assert missing.status_code == 404
-
-        verify_emulator.set_faults(Faults(rate_limit=0.01))
-        await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")  # uses the bucket
-        limited = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
-        assert limited.status_code == 429
-        assert int(limited.headers["Retry-After"]) >= 1
+        own = await http.post("/access-token", data={"identity": "alice"}, headers=alice)
+        other = await http.post("/access-token", data={"identity": "bob"}, headers=alice)
+        anonymous = await http.post("/access-token", data={"identity": "alice"})
         verify_emulator.set_faults(Faults(error_rate=1.0))
-        unknown = await http.post("/enrollments", json={"identity": "user-0002-abcd"})
-        assert unknown.status_code == 502
-        assert "outcome unknown" in unknown.text
-        upstream = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
-        assert upstream.status_code == 502
-        verify_emulator.set_faults(Faults(drop_rate=1.0))
-        unreachable = await http.get(f"/enrollments/{body['service_sid']}/{body['sid']}")
-        assert unreachable.status_code == 503
-        for response in (bad, missing, limited, unknown, upstream, unreachable):
-            assert verify_emulator.auth_token not in response.text
-            assert body["token"] not in response.text
+        unknown = await http.post("/access-token", json={"identity": "alice"}, headers=alice)
+    assert own.status_code == 200
+    body = own.json()
+    assert android_accepts(body)
+    assert body["serviceSid"] == verify_emulator.service_sid
+    assert verify_emulator.decode_token(body["token"])["identity"] == body["identity"]
+    assert body["identity"] == hashlib.sha256(b"alice").hexdigest()
+    (token,) = verify_emulator.tokens.values()
+    assert token.ttl == 300
+    assert other.status_code == 403
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {"error": {"message": "sign in first", "moreInfo": None}}
+    assert unknown.status_code == 502
+    for response in (other, anonymous, unknown):
+        assert verify_emulator.auth_token not in response.text
     assert client.closed  # the lifespan closed the client on shutdown
 
 
-async def test_fastapi_example_starts_its_own_emulator_by_default(
-    fastapi_app: ModuleType,
-) -> None:
-    app = fastapi_app.app
+async def test_fastapi_example_starts_its_own_emulator_by_default() -> None:
+    app = load("fastapi_app").app
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://app") as http,
     ):
-        created = await http.post("/enrollments", json={"identity": "user-0003-abcd"})
-        assert created.status_code == 201
-        assert created.json()["sid"].startswith("YK")
+        created = await http.post(
+            "/access-token",
+            content=b"identity=bob",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": "Bearer demo-session-bob",
+            },
+        )
+    assert created.status_code == 200
+    assert android_accepts(created.json())
 
 
 def readme_cli_lines() -> list[str]:

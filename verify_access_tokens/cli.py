@@ -1,4 +1,4 @@
-"""The ``verify-access-tokens`` command line: demo, emulator, create, fetch, enroll.
+"""The ``verify-access-tokens`` command line: demo, emulator, create, fetch, enroll, serve.
 
 Uses only the public API. Expected failures print one line and exit 2 (bad input or settings)
 or 1 (the API said no, or the network failed); never a traceback. The JWT ``token`` is masked
@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._enroll import add_enroll_command
 
     add_enroll_command(commands)
+    from ._serve import add_serve_command
+
+    add_serve_command(commands)
     return parser
 
 

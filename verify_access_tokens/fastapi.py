@@ -1,0 +1,384 @@
+"""A ready backend endpoint for Twilio's Verify Push mobile SDKs, as a FastAPI router.
+
+A mobile app using the Verify Push SDK cannot hold Twilio credentials, so it asks its own
+backend for an enrollment access token. :func:`access_token_router` is that backend endpoint,
+with the contract of Twilio's sample apps and ``verify-push-backend`` template: ``POST`` with a
+form-encoded (or JSON) ``identity``; 200 ``{"token", "serviceSid", "identity", "factorType"}``;
+errors as ``{"error": {"message", "moreInfo"}}``.
+
+Needs the ``fastapi`` extra (``pip install "verify-access-tokens[fastapi]"``). Importing
+``verify_access_tokens`` never imports this module. Request bodies are parsed with the standard
+library (``urllib.parse``, ``json``), so ``python-multipart`` is not needed.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoint's annotations at runtime,
+# and they name dependencies local to the router factory.
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import math
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException  # FastAPI's own is a subclass
+
+from verify_access_tokens import (
+    AccessToken,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ClientStateError,
+    ConfigurationError,
+    OutcomeUnknownError,
+    RateLimitError,
+    RequestValidationError,
+    ResponseValidationError,
+    VerifyClient,
+    VerifyError,
+)
+
+# The one private import: the package's request rules, so a bad setting fails at construction
+# with the same rule the client would apply on every request.
+from . import _validation
+
+__all__ = ["EndpointError", "access_token_router", "identity_hash", "requested_identity"]
+
+logger: Final = logging.getLogger("verify_access_tokens.fastapi")
+
+MAX_BODY_BYTES: Final = 16 * 1024
+MAX_IDENTITY_CHARS: Final = 256
+_ALLOWED: Final = "POST"
+_OTHER_METHODS: Final = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_NO_STORE: Final = {"Cache-Control": "no-store"}
+
+
+class EndpointError(Exception):
+    """An answer for the mobile client: status, a safe message, optional headers.
+
+    Raise it from an authorization hook to refuse a caller with the endpoint's JSON error shape
+    (an ``HTTPException`` works too; its ``detail`` becomes the message).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        more_info: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.more_info = more_info
+        self.headers = dict(headers or {})
+        super().__init__(f"{status}: {message}")
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "moreInfo": self.more_info}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers | _NO_STORE)
+
+
+def identity_hash(identity: str, key: bytes | None = None) -> str:
+    """The identity sent to Twilio: sha256 hex of ``identity``, or HMAC-SHA256 hex with ``key``.
+
+    64 hex characters satisfy Verify's identity rule and keep the user's id (often PII) out of
+    Twilio. A server-side ``key`` makes the mapping impossible to reverse by guessing ids.
+    """
+    data = identity.encode("utf-8")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused with 413 past ``MAX_BODY_BYTES`` before reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > MAX_BODY_BYTES:
+        raise EndpointError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise EndpointError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _identity_from(body: bytes, content_type: str) -> object:
+    media_type = content_type.partition(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EndpointError(400, "request body is not UTF-8") from None
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):
+            raise EndpointError(400, "request body is not valid JSON") from None
+        return document.get("identity") if isinstance(document, dict) else None
+    if media_type not in ("", "application/x-www-form-urlencoded"):
+        raise EndpointError(
+            415, "send identity form-encoded (application/x-www-form-urlencoded) or as JSON"
+        )
+    values = urllib.parse.parse_qs(text, keep_blank_values=True).get("identity", [])
+    if len(values) > 1:
+        raise EndpointError(400, "identity: given more than once")
+    return values[0] if values else None
+
+
+async def requested_identity(request: Request) -> str:
+    """FastAPI dependency: the ``identity`` the caller asks a token for (form or JSON body).
+
+    Missing, blank, not a string or longer than 256 characters is a 400. FastAPI caches it per
+    request, so an authorization hook may depend on it too without reading the body twice.
+    """
+    value = _identity_from(await _read_body(request), request.headers.get("content-type", ""))
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise EndpointError(400, "identity: missing")
+    if not isinstance(value, str):
+        raise EndpointError(400, f"identity: must be a string, not {type(value).__name__}")
+    if len(value) > MAX_IDENTITY_CHARS:
+        raise EndpointError(400, f"identity: longer than {MAX_IDENTITY_CHARS} characters")
+    return value
+
+
+def _more_info(exc: APIStatusError) -> str | None:
+    # Built from Twilio's numeric code, never copied from the server's text.
+    return f"https://www.twilio.com/docs/errors/{exc.code}" if exc.code is not None else None
+
+
+def _upstream_error(exc: VerifyError) -> EndpointError:
+    """What a mobile client can act on, with fixed messages: nothing from upstream is echoed."""
+    if isinstance(exc, RequestValidationError) and exc.field == "identity":
+        return EndpointError(400, str(exc))
+    if isinstance(exc, RateLimitError):
+        retry_after = str(max(1, math.ceil(exc.retry_after or 1)))
+        return EndpointError(
+            429,
+            "too many requests to the verification service; retry later",
+            more_info=_more_info(exc),
+            headers={"Retry-After": retry_after},
+        )
+    if isinstance(exc, OutcomeUnknownError):
+        if isinstance(exc.cause, APITimeoutError):
+            return EndpointError(504, "the verification service timed out; outcome unknown")
+        return EndpointError(502, "the verification service failed; outcome unknown")
+    if isinstance(exc, APITimeoutError):
+        return EndpointError(504, "the verification service timed out")
+    if isinstance(exc, APIStatusError | APIConnectionError | ResponseValidationError):
+        more_info = _more_info(exc) if isinstance(exc, APIStatusError) else None
+        return EndpointError(502, "the verification service failed", more_info=more_info)
+    if isinstance(exc, ClientStateError):
+        return EndpointError(503, "the server is not ready or shutting down")
+    return EndpointError(500, "internal server error")
+
+
+def _object_schema(required: list[str], *names: str) -> dict[str, Any]:
+    properties = {name: {"type": "string"} for name in names}
+    return {"type": "object", "required": required, "properties": properties}
+
+
+_ERROR_SCHEMA: Final = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": _object_schema(["message"], "message", "moreInfo")},
+}
+_ERRORS: Final = {
+    "400": "identity missing or invalid",
+    "401": "the authorization hook refused an unauthenticated caller",
+    "403": "this caller may not enrol this identity",
+    "405": "method other than POST",
+    "429": "Twilio rate-limited the request; see Retry-After",
+    "502": "Twilio failed (the token may or may not exist)",
+    "504": "Twilio timed out",
+}
+# FastAPI cannot infer a body the endpoint parses itself: describe it for /docs and clients.
+_OPENAPI: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": _object_schema(["identity"], "identity")}
+            for media in ("application/x-www-form-urlencoded", "application/json")
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "the enrollment token, for the identity sent to Twilio",
+            "content": {
+                "application/json": {
+                    "schema": _object_schema(
+                        ["token", "serviceSid", "identity", "factorType"],
+                        "token",
+                        "serviceSid",
+                        "identity",
+                        "factorType",
+                    )
+                }
+            },
+        },
+        **{
+            status: {
+                "description": description,
+                "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+            }
+            for status, description in _ERRORS.items()
+        },
+    },
+}
+
+
+def _warn_loudly(message: str, *args: object) -> None:
+    """Log a warning that must be seen even where logging is not configured.
+
+    The package logger has a ``NullHandler``, which would swallow it; then it goes to the
+    standard library's ``logging.lastResort`` (stderr) as an unconfigured program's would.
+    """
+    log: logging.Logger | None = logger
+    while log is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in log.handlers):
+            logger.warning(message, *args)
+            return
+        log = log.parent if log.propagate else None
+    record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, args, None)
+    if logging.lastResort is not None:  # pragma: no branch - None only if a program unset it
+        logging.lastResort.handle(record)
+
+
+class _JSONErrorRoute(APIRoute):
+    """Every failure of this route (hook, body, upstream, bug) answers with the JSON shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except EndpointError as exc:
+                return exc.response()
+            except HTTPException as exc:
+                message = exc.detail if isinstance(exc.detail, str) else "request refused"
+                return EndpointError(exc.status_code, message, headers=exc.headers).response()
+            except VerifyError as exc:
+                return _upstream_error(exc).response()
+            except Exception:
+                logger.exception("access-token endpoint failed")
+                return EndpointError(500, "internal server error").response()
+
+        return handle
+
+
+ClientProvider = Callable[..., VerifyClient | Awaitable[VerifyClient]]
+AuthorizationHook = Callable[..., str | Awaitable[str | None] | None]
+
+
+def access_token_router(
+    *,
+    client: VerifyClient | ClientProvider,
+    service_sid: str,
+    authorize: AuthorizationHook | None = None,
+    allow_any_identity: bool = False,
+    path: str = "/access-token",
+    hash_identities: bool = True,
+    identity_hash_key: bytes | None = None,
+    ttl: int | None = None,
+    factor_friendly_name: str | None = None,
+) -> APIRouter:
+    """An ``APIRouter`` with ``POST {path}`` minting Verify Push enrollment access tokens.
+
+    - ``client``: the app's :class:`VerifyClient` (made at import time, closed by the app's
+      lifespan), or a FastAPI dependency returning it (for example one reading
+      ``request.app.state``). One client serves every request; none is made per request.
+    - ``authorize``: a FastAPI dependency returning the (unhashed) identity this caller may get a
+      token for; a request for any other identity, or a ``None`` answer, is refused with 403. It
+      may raise ``HTTPException`` or :class:`EndpointError` (for example 401) to refuse first.
+      Depend on :func:`requested_identity` to see what was asked for.
+    - ``allow_any_identity=True`` instead of a hook mints tokens for whatever identity a caller
+      names, which lets anyone enrol their phone as someone else's factor: an explicit opt-in
+      for demos or a backend reachable only by trusted callers; it logs a warning at startup.
+    - ``hash_identities`` (default on): send ``sha256(identity)`` hex to Twilio, or HMAC-SHA256
+      with ``identity_hash_key``; off, the identity must satisfy Verify's rule itself.
+    - ``ttl``, ``factor_friendly_name``: passed to every create.
+
+    Raises ``ConfigurationError`` (naming the argument) for a bad setting, at construction.
+    """
+    try:
+        _validation.check_service_sid(service_sid)
+        _validation.check_ttl(ttl)
+        _validation.check_friendly_name(factor_friendly_name)
+    except RequestValidationError as exc:
+        raise ConfigurationError(exc.field, exc.rule) from None
+    if (authorize is None) == (not allow_any_identity):
+        raise ConfigurationError(
+            "authorize",
+            "pass an authorization dependency, or allow_any_identity=True (unsafe outside a "
+            "demo or a trusted network), not both",
+        )
+    if identity_hash_key is not None and (not hash_identities or not identity_hash_key):
+        raise ConfigurationError("identity_hash_key", "needs hash_identities=True and bytes")
+    if not path.startswith("/"):
+        raise ConfigurationError("path", "must start with '/'")
+
+    # The router's own dependencies are coroutines: FastAPI runs a plain `def` in a worker
+    # thread, a hop per request that costs more than everything else the endpoint does.
+    async def _given() -> VerifyClient:
+        assert isinstance(client, VerifyClient)
+        return client
+
+    provider: ClientProvider = _given if isinstance(client, VerifyClient) else client
+
+    async def _anyone(identity: Annotated[str, Depends(requested_identity)]) -> str:
+        return identity
+
+    hook: AuthorizationHook = authorize if authorize is not None else _anyone
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if authorize is None:
+            _warn_loudly(
+                "%s mints enrollment tokens for ANY identity a caller names "
+                "(allow_any_identity=True, no authorization hook): anyone who can reach it "
+                "can enrol a device as another user's factor",
+                path,
+            )
+        yield
+
+    router = APIRouter(route_class=_JSONErrorRoute, lifespan=lifespan)
+
+    @router.post(
+        path,
+        response_class=JSONResponse,
+        summary="Mint a Verify Push enrollment access token",
+        openapi_extra=_OPENAPI,
+    )
+    async def access_token(
+        allowed: Annotated[str | None, Depends(hook)],
+        identity: Annotated[str, Depends(requested_identity)],
+        verify: Annotated[VerifyClient, Depends(provider)],
+    ) -> JSONResponse:
+        if allowed is None or not hmac.compare_digest(allowed.encode(), identity.encode()):
+            raise EndpointError(403, "not allowed to enrol this identity")
+        sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
+        token: AccessToken = await verify.access_tokens.create(
+            service_sid, identity=sent, ttl=ttl, factor_friendly_name=factor_friendly_name
+        )
+        body = {
+            "token": token.token,
+            "serviceSid": token.service_sid,
+            "identity": token.entity_identity,
+            "factorType": str(token.factor_type),
+        }
+        return JSONResponse(body, headers=_NO_STORE)
+
+    @router.api_route(path, methods=_OTHER_METHODS, include_in_schema=False)
+    async def other_methods() -> JSONResponse:
+        error = EndpointError(405, "method not allowed; use POST", headers={"Allow": _ALLOWED})
+        return error.response()
+
+    return router
