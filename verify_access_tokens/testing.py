@@ -1,7 +1,7 @@
 """pytest plugin (registered through the ``pytest11`` entry point): test your app offline.
 
-Install it with the ``testing`` extra (``pip install "verify-access-tokens[testing]"``), which
-brings pytest and pytest-asyncio. Fixtures, both function-scoped and async:
+Install what it needs with the package's ``testing`` extra (pytest and pytest-asyncio; from a
+checkout: ``pip install ".[testing]"``). Fixtures, both function-scoped and async:
 
 - ``verify_emulator``: a running `VerifyEmulator` on 127.0.0.1. Configure it per test
   with ``@pytest.mark.verify_emulator(faults=Faults(error_rate=0.1), seed=1)``; the marker's
@@ -9,8 +9,9 @@ brings pytest and pytest-asyncio. Fixtures, both function-scoped and async:
 - ``verify_client``: a `VerifyClient` pointed at that emulator, closed after the test.
 
 They run in the test's own event loop: mark the test ``@pytest.mark.asyncio`` (pytest-asyncio,
-any mode) or ``@pytest.mark.anyio`` (anyio's plugin, asyncio backend). A test that uses them with
-neither plugin fails with one message saying what to install.
+any mode) or ``@pytest.mark.anyio`` (anyio's plugin, asyncio backend; not with pytest-asyncio's
+auto mode, which claims every async fixture). A test that uses them with neither plugin fails
+with one message saying what to install.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ __all__ = ["verify_client", "verify_emulator"]
 _MARKER = "verify_emulator"
 _NO_RUNNER = (
     "the verify_emulator and verify_client fixtures are async and need pytest-asyncio "
-    "(install it with: pip install 'verify-access-tokens[testing]'; mark the test "
-    "@pytest.mark.asyncio) or anyio's pytest plugin (mark the test @pytest.mark.anyio)"
+    "(install verify-access-tokens' testing extra and mark the test @pytest.mark.asyncio) "
+    "or anyio's pytest plugin (mark the test @pytest.mark.anyio)"
 )
 
 
