@@ -1,0 +1,87 @@
+"""The pytest plugin as a user meets it: a fresh project directory, pytest in a subprocess."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NO_RUNNER = "the verify_emulator and verify_client fixtures are async and need pytest-asyncio"
+
+# Makes pytest_asyncio and anyio unimportable, as on a machine without them; `-p no:` alone
+# would still let the plugin import them.
+_WITHOUT_ASYNC_PLUGINS = """
+import sys
+
+class _Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("pytest_asyncio", "anyio"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, _Absent())
+import pytest
+
+sys.exit(pytest.main(sys.argv[1:]))
+"""
+
+
+def readme_plugin_snippet() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    (snippet,) = [b for b in blocks if "@pytest.mark.verify_emulator" in b]
+    return snippet
+
+
+def run_pytest(project: Path, *args: str, python_args: tuple[str, ...] = ("-m", "pytest")) -> str:
+    """pytest in `project` (no conftest, no ini: the defaults a new user has)."""
+    done = subprocess.run(
+        [sys.executable, *python_args, "-q", "-p", "no:cacheprovider", *args],
+        capture_output=True, text=True, cwd=project, timeout=120,
+    )  # fmt: skip
+    return f"exit={done.returncode}\n{done.stdout}{done.stderr}"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh project directory holding README's snippet as pasted."""
+    (tmp_path / "test_app.py").write_text(readme_plugin_snippet())
+    return tmp_path
+
+
+def test_readme_snippet_passes_as_pasted_in_strict_mode(project: Path) -> None:
+    out = run_pytest(project, "-v")  # with -q: the default verbosity, which shows the mode
+    assert "exit=0" in out, out
+    assert "1 passed" in out
+    assert "asyncio: mode=Mode.STRICT" in out
+    assert "requested async @pytest.fixture" not in out  # pytest-asyncio's strict-mode warning
+
+
+def test_fixtures_work_under_anyio(project: Path) -> None:
+    """The snippet with anyio's marker, pytest-asyncio still installed (as with httpx)."""
+    test_file = project / "test_app.py"
+    text = test_file.read_text().replace("@pytest.mark.asyncio ", "@pytest.mark.anyio ")
+    assert "@pytest.mark.anyio" in text
+    test_file.write_text(text)
+    out = run_pytest(project, "-p", "no:asyncio")
+    assert "exit=0" in out, out
+    assert "1 passed" in out
+    out = run_pytest(project)
+    assert "exit=0" in out, out
+    assert "1 passed" in out
+
+
+def test_every_test_fails_with_one_message_without_an_async_plugin(project: Path) -> None:
+    (project / "test_more.py").write_text((ROOT / "examples" / "test_my_app.py").read_text())
+    (project / "run.py").write_text(_WITHOUT_ASYNC_PLUGINS)
+    for python_args in (("run.py",), ("-m", "pytest")):
+        out = run_pytest(
+            project, "-p", "no:asyncio", "-p", "no:anyio", "-rE", python_args=python_args
+        )
+        assert "exit=1" in out, out
+        assert "3 errors" in out, out
+        assert out.count(NO_RUNNER) >= 3, out
+        assert "_finalizers" not in out
+        assert "AssertionError" not in out
