@@ -117,9 +117,14 @@ def resolve_base_url(
     so that credentials never travel in clear text.
     """
     if base_url is None:
+        # An error names what was set: the argument, or else the environment variable.
+        labels = (
+            "region" if region is not None else ENV_REGION,
+            "edge" if edge is not None else ENV_EDGE,
+        )
         region = region if region is not None else env.get(ENV_REGION) or None
         edge = edge if edge is not None else env.get(ENV_EDGE) or None
-        for label, value in (("region", region), ("edge", edge)):
+        for label, value in zip(labels, (region, edge), strict=True):
             if value is not None and _HOST_LABEL.fullmatch(value) is None:
                 raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
         if edge is not None:
