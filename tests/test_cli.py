@@ -165,7 +165,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_missing_credentials_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "fetch", "VA" + "0" * 32, "YK" + "0" * 32)
     assert code == 2
-    assert "TWILIO_ACCOUNT_SID" in err
+    assert err == "error: TWILIO_ACCOUNT_SID: missing: set TWILIO_ACCOUNT_SID\n"
 
 
 def test_api_error_prints_twilio_code_and_exit_1(
