@@ -166,7 +166,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_missing_credentials_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "fetch", "VA" + "0" * 32, "YK" + "0" * 32)
     assert code == 2
-    assert "TWILIO_ACCOUNT_SID" in err
+    assert err == "error: TWILIO_ACCOUNT_SID: missing: set TWILIO_ACCOUNT_SID\n"
 
 
 def test_api_error_prints_twilio_code_and_exit_1(
@@ -259,8 +259,13 @@ def test_emulator_command_serves_until_cancelled(
 
 
 # --- enroll --------------------------------------------------------------------------------
-def records(path: Path) -> list[dict[str, object]]:
+def all_records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def records(path: Path) -> list[dict[str, object]]:
+    """The outcome records, without the write-ahead ``sending`` ones."""
+    return [r for r in all_records(path) if r["status"] != "sending"]
 
 
 def test_enroll_lines_file(
@@ -274,6 +279,8 @@ def test_enroll_lines_file(
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     rows = records(out)
     assert len(rows) == 51
+    sending = [r["identity"] for r in all_records(out) if r["status"] == "sending"]
+    assert sorted(sending) == sorted(r["identity"] for r in rows)  # type: ignore[type-var]
     created = [r for r in rows if r["status"] == "created"]
     assert len(created) == 50 == emulator.counters.tokens_created
     assert {r["token"] for r in created} == {t.token for t in emulator.tokens.values()}

@@ -1,23 +1,25 @@
 """``create_many``: stream any number of identities through bounded concurrency.
 
-Shape: one feeder task pulls input lazily into a queue of ``concurrency`` slots; ``concurrency``
-workers take from it and send; results come back through a second bounded queue. Memory is
-O(concurrency) whatever the input size, and no task is made per identity.
+Shape: ``concurrency`` workers each read the next input item only when they are free to send it
+(nothing is read ahead), and hand finished results to the iteration. A window bounds items taken
+but not yet yielded, so memory is O(concurrency) whatever the input size, and no task is made
+per identity.
 
-Every input item yields exactly one :class:`EnrollmentResult`. Per-item problems (bad input, API
-errors) are results, not exceptions. ``stop()`` stops pulling input and lets in-flight requests
-finish and be yielded; closing or cancelling the iteration cancels the workers, and the
-identities whose request was cut off are listed in ``unfinished`` (their outcome is unknown).
+Every input item yields exactly one :class:`EnrollmentResult`. Per-item problems (bad input of
+any type, API errors) are results, not exceptions. ``stop()`` stops reading input and lets
+in-flight requests finish and be yielded; ending the iteration early (``break``, ``aclose()``,
+cancellation) cancels the workers: finished results not yet yielded are kept in ``undelivered``
+and the identities whose request was cut off are listed in ``unfinished`` (outcome unknown).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import heapq
+import contextlib
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
@@ -70,11 +72,11 @@ class BatchSummary:
         self.retried += max(0, result.attempts - 1)
 
 
-def make_pacer(rate_limit: RateLimit) -> FixedRate | None:
+def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedRate | None:
     if rate_limit is None:
         return None
     if rate_limit == "adaptive":
-        return AdaptiveRate()
+        return AdaptiveRate(pause_max=pause_max)
     if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or rate_limit <= 0:
         raise RequestValidationError(
             "rate_limit", "must be None, a positive number of requests/s, or 'adaptive'"
@@ -87,6 +89,11 @@ class EnrollmentBatch:
 
     Use ``async for result in batch`` (or ``async with batch: ...`` to guarantee clean-up even
     when you keep a reference). ``summary`` has running totals; ``stop()`` ends it gracefully.
+
+    Every item taken from the input ends in exactly one place: yielded; in ``undelivered``
+    (finished, token included, but not yielded because the iteration ended early: a ``break``,
+    ``aclose()`` or a cancellation); or in ``unfinished`` (its request was cut off, so its
+    outcome is unknown). Items never taken from the input are in none of them.
     """
 
     def __init__(
@@ -104,7 +111,7 @@ class EnrollmentBatch:
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise RequestValidationError("concurrency", "must be an int >= 1")
-        self.pacer = make_pacer(rate_limit)
+        self.pacer = make_pacer(rate_limit, client._options.retry.retry_after_max)
         self._client = client._with_observer(self.pacer) if self.pacer else client
         self._service_sid = service_sid
         self._input = identities
@@ -114,17 +121,32 @@ class EnrollmentBatch:
         self._ttl = ttl
         self._ordered = ordered
         self._stopping = False
+        self._exhausted = False
+        self._taken = 0
         self._in_flight: dict[int, str] = {}
+        self._finished: dict[int, EnrollmentResult] = {}
         self._input_error: BaseException | None = None
         self.summary = BatchSummary()
         self.unfinished: tuple[str, ...] = ()
+        self.undelivered: tuple[EnrollmentResult, ...] = ()
+        # Called with each identity as it is taken, before it is sent: enroll's write-ahead.
+        self._on_take: Callable[[str], None] | None = None
         self._iterator: weakref.ref[AsyncGenerator[EnrollmentResult, None]] | None = None
         self._held: AsyncGenerator[EnrollmentResult, None] | None = None
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
-        """Take no more input; requests already in flight finish and are yielded."""
+        """End the batch gracefully: take no more input, and let what was taken finish.
+
+        After ``stop()`` no further item is read from the input, so at most ``concurrency``
+        more requests are sent and (in completion order) at most ``concurrency`` more results
+        are yielded: those of the items already taken. They are yielded as usual,
+        except for requests still waiting in the rate limiter's pause: those are not sent and
+        end at once as a :class:`BatchStoppedError` result. The iteration then ends normally.
+        """
         self._stopping = True
+        if self.pacer is not None:
+            self.pacer.interrupt()
 
     @property
     def stopping(self) -> bool:
@@ -172,54 +194,73 @@ class EnrollmentBatch:
             for item in source:
                 yield item
 
-    async def _feed(self, inbox: asyncio.Queue[object], window: asyncio.Semaphore | None) -> None:
-        index = 0
-        try:
-            if not self._stopping:
-                async for item in self._items():
-                    if window is not None:
-                        await window.acquire()
-                    await inbox.put((index, item))
-                    index += 1
-                    if self._stopping:
-                        break
-        except Exception as exc:  # the caller's iterator failed: finish in-flight, then re-raise
-            self._input_error = exc
-        for _ in range(self._concurrency):
-            await inbox.put(_DONE)
+    async def _take(
+        self, items: AsyncIterator[BatchInput], lock: asyncio.Lock, window: asyncio.Semaphore
+    ) -> tuple[int, BatchInput] | None:
+        """The next input item, read only when a worker is free to send it at once.
 
-    async def _work(self, inbox: asyncio.Queue[object], outbox: asyncio.Queue[object]) -> None:
+        Nothing is read ahead, so ``stop()`` leaves no taken-but-unsent item behind, and an
+        item is registered as in flight in the same step as it is taken from the input.
+        """
+        await window.acquire()
+        async with lock:
+            if self._stopping or self._exhausted or self._input_error is not None:
+                window.release()
+                return None
+            try:
+                item = await anext(items)
+            except StopAsyncIteration:
+                self._exhausted = True
+                window.release()
+                return None
+            except Exception as exc:  # the caller's iterator failed: finish in-flight, re-raise
+                self._input_error = exc
+                window.release()
+                return None
+            index = self._taken
+            self._taken += 1
+            self._in_flight[index] = _identity_text(item)
+            if self._on_take is not None:
+                self._on_take(self._in_flight[index])
+            return index, item
+
+    async def _work(
+        self,
+        items: AsyncIterator[BatchInput],
+        lock: asyncio.Lock,
+        window: asyncio.Semaphore,
+        ready: asyncio.Queue[object],
+    ) -> None:
         try:
-            while (job := await inbox.get()) is not _DONE:
-                index, item = cast(tuple[int, object], job)
-                self._in_flight[index] = _identity_text(item)
+            while (job := await self._take(items, lock, window)) is not None:
+                index, item = job
                 result = await self._enrol(index, item)
+                # One step, no await: the item moves from in flight to finished-not-delivered.
                 del self._in_flight[index]
-                await outbox.put(result)
+                self._finished[index] = result
+                ready.put_nowait(index)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug: end the batch with it rather than lose it
-            await outbox.put(exc)
-        await outbox.put(_DONE)
+            ready.put_nowait(exc)
+        ready.put_nowait(_DONE)
 
     async def _enrol(self, index: int, item: object) -> EnrollmentResult:
         identity = _identity_text(item)
+        name, ttl = self._friendly_name, self._ttl
         if isinstance(item, EnrollmentRequest):
-            name = item.factor_friendly_name or self._friendly_name
-            ttl = item.ttl if item.ttl is not None else self._ttl
+            # `is not None`, not `or`: an empty name must be rejected as on create().
+            if item.factor_friendly_name is not None:
+                name = item.factor_friendly_name
+            if item.ttl is not None:
+                ttl = item.ttl
             item = item.identity
-        else:
-            name, ttl = self._friendly_name, self._ttl
-        if not isinstance(item, str):
-            error = RequestValidationError(
-                "identity",
-                f"batch items must be str or EnrollmentRequest, not {type(item).__name__}",
-            )
-            return EnrollmentResult(identity, error=error, attempts=0, index=index)
         try:
+            # Every value goes through create()'s validation: a bad one (of any type) is a
+            # RequestValidationError, which becomes this item's result like any API error.
             response = await self._client.access_tokens.create_with_http_info(
                 self._service_sid,
-                identity=item,
+                identity=cast(str, item),
                 factor_type=self._factor_type,
                 factor_friendly_name=name,
                 ttl=ttl,
@@ -232,45 +273,50 @@ class EnrollmentBatch:
 
     async def _run(self) -> AsyncGenerator[EnrollmentResult, None]:
         size = self._concurrency
-        inbox: asyncio.Queue[object] = asyncio.Queue(size)
-        outbox: asyncio.Queue[object] = asyncio.Queue(size)
-        # In input order, results wait for their predecessors; the window bounds how far the
-        # feeder may run ahead, so a slow first item cannot make the buffer grow without end.
-        window = asyncio.Semaphore(size * 4) if self._ordered else None
-        tasks = [asyncio.create_task(self._feed(inbox, window))]
-        tasks += [asyncio.create_task(self._work(inbox, outbox)) for _ in range(size)]
+        # The window bounds items taken but not yet yielded: in flight plus finished results
+        # waiting for the consumer, so a slow consumer slows the sending and stop() leaves at
+        # most `concurrency` results to come. In input order results also wait for their
+        # predecessors: a wider window keeps one slow item from stalling the others. Memory is
+        # O(concurrency) whatever the input size.
+        window = asyncio.Semaphore(size * 4 if self._ordered else size)
+        ready: asyncio.Queue[object] = asyncio.Queue()
+        lock = asyncio.Lock()
+        items = self._items()
+        tasks = [asyncio.create_task(self._work(items, lock, window, ready)) for _ in range(size)]
         self.summary.started_at = time.perf_counter()
-        pending: list[tuple[int, EnrollmentResult]] = []
         next_index = 0
         running = size
         try:
             while running:
-                got = await outbox.get()
+                got = await ready.get()
                 if got is _DONE:
                     running -= 1
                     continue
                 if isinstance(got, BaseException):
                     raise got
-                assert isinstance(got, EnrollmentResult)
-                if window is None:
-                    self.summary.record(got)
-                    yield got
-                    continue
-                heapq.heappush(pending, (got.index, got))
-                while pending and pending[0][0] == next_index:
-                    _, ready = heapq.heappop(pending)
-                    next_index += 1
+                index = cast(int, got) if not self._ordered else next_index
+                while index in self._finished:
+                    # Removed only when handed over: a result still here when the iteration
+                    # ends early is reported in `undelivered`, never lost.
+                    result = self._finished.pop(index)
                     window.release()
-                    self.summary.record(ready)
-                    yield ready
+                    self.summary.record(result)
+                    yield result
+                    if not self._ordered:
+                        break
+                    next_index += 1
+                    index = next_index
             if self._input_error is not None:
                 raise self._input_error
         finally:
             self.summary.finished_at = time.perf_counter()
-            self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
+            self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
+            with contextlib.suppress(Exception):
+                await cast(AsyncGenerator[BatchInput, None], items).aclose()
 
 
 def _identity_text(item: object) -> str:

@@ -124,9 +124,14 @@ def resolve_base_url(
         return _checked_base_url(base_url, "base_url")
     if region is None and edge is None and env.get(ENV_BASE_URL):
         return _checked_base_url(env[ENV_BASE_URL], ENV_BASE_URL)
+    # An error names what was set: the argument, or else the environment variable.
+    labels = (
+        "region" if region is not None else ENV_REGION,
+        "edge" if edge is not None else ENV_EDGE,
+    )
     region = region if region is not None else env.get(ENV_REGION) or None
     edge = edge if edge is not None else env.get(ENV_EDGE) or None
-    for label, value in (("region", region), ("edge", edge)):
+    for label, value in zip(labels, (region, edge), strict=True):
         if value is not None and _HOST_LABEL.fullmatch(value) is None:
             raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
     if edge is not None:

@@ -1,10 +1,14 @@
-"""``verify-access-tokens enroll``: a resumable batch from a file to a JSONL results file.
+"""``verify-access-tokens enroll``: a resumable batch from a file to a JSONL results stream.
 
-The results file is the source of truth: one line per finished identity, written and flushed
-as each result arrives, created with mode 0600 because it holds tokens. ``--resume`` skips the
-identities already recorded as created, so a run cut short by Ctrl-C, a crash or a kill goes on
-without enrolling anyone twice. Ctrl-C (or SIGTERM) stops taking input, lets in-flight requests
-finish and records them; a second Ctrl-C aborts at once.
+Tokens live at most 300 s, so results are meant to be consumed as they are written: each line is
+written and flushed as its result arrives (``--out -`` streams them to a pipe). A results file is
+created with mode 0600 because it holds tokens, and it is also the run's record: before an
+identity's request is sent, a ``sending`` line is written for it, and its outcome line follows.
+``--resume`` skips identities whose recorded token is still valid, and sends again those whose
+token has expired, whose outcome is unknown or failed, and those left ``sending`` by a crash or a
+kill (at most ``--concurrency`` of them; they may be enrolled twice, and the summary says how
+many). Ctrl-C (or SIGTERM) stops taking input, lets in-flight requests finish, records them and
+fsyncs the file; a second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import datetime as _dt
 import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import attrs
 
 from ._batch import EnrollmentBatch, RateLimit
 from ._errors import ConfigurationError, OutcomeUnknownError
@@ -28,6 +36,7 @@ from .client import VerifyClient
 from .models import EnrollmentRequest, EnrollmentResult
 
 FORMATS = ("auto", "lines", "csv", "jsonl")
+PROGRESS_EVERY = 10.0  # seconds between progress lines when there is no progress bar
 
 
 def detect_format(path: str, requested: str) -> str:
@@ -37,21 +46,40 @@ def detect_format(path: str, requested: str) -> str:
     return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "lines")
 
 
-def read_items(stream: IO[str], fmt: str) -> Iterator[EnrollmentRequest]:
-    """Lazily parse input lines into requests; blank lines are skipped."""
+def _decoded_lines(stream: Iterable[bytes | str]) -> Iterator[str]:
+    """UTF-8 lines, a leading byte-order mark (Excel's "CSV UTF-8") dropped; a line that is not
+    UTF-8 is a ConfigurationError naming it rather than a UnicodeDecodeError."""
+    for number, raw in enumerate(stream, 1):
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise ConfigurationError("INPUT", f"line {number} is not valid UTF-8") from None
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def read_items(stream: Iterable[bytes | str], fmt: str) -> Iterator[EnrollmentRequest]:
+    """Lazily parse input lines into requests; blank lines are skipped.
+
+    Values are not checked here: a JSONL identity, name or ttl of the wrong type is that
+    identity's ``failed`` result (``RequestValidationError``), like any other bad value.
+    """
+    lines = _decoded_lines(stream)
     if fmt == "csv":
-        reader = csv.DictReader(stream)
-        if reader.fieldnames is None or "identity" not in reader.fieldnames:
+        rows = csv.reader(lines)
+        header = [name.strip().lower() for name in next(rows, [])]
+        if "identity" not in header:
             raise ConfigurationError(
                 "INPUT", "a CSV input needs a header with an 'identity' column"
             )
-        for row in reader:
-            identity = (row.get("identity") or "").strip()
+        at = header.index("identity")
+        name_at = header.index("friendly_name") if "friendly_name" in header else None
+        for row in rows:
+            identity = row[at].strip() if len(row) > at else ""
             if identity:
-                name = (row.get("friendly_name") or "").strip() or None
-                yield EnrollmentRequest(identity, factor_friendly_name=name)
+                name = row[name_at].strip() if name_at is not None and len(row) > name_at else ""
+                yield EnrollmentRequest(identity, factor_friendly_name=name or None)
         return
-    for number, line in enumerate(stream, 1):
+    for number, line in enumerate(lines, 1):
         text = line.strip()
         if not text:
             continue
@@ -74,20 +102,50 @@ def read_items(stream: IO[str], fmt: str) -> Iterator[EnrollmentRequest]:
             raise ConfigurationError("INPUT", f"line {number} needs an 'identity' key")
 
 
-def already_created(out: Path) -> set[str]:
-    """Identities recorded as created in a previous run's results file."""
-    done: set[str] = set()
-    if not out.exists():
-        return done
-    with out.open(encoding="utf-8") as stream:
-        for line in stream:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: that identity is simply redone
-            if isinstance(record, dict) and record.get("status") == "created":
-                done.add(str(record.get("identity")))
-    return done
+@attrs.define
+class Previous:
+    """What an earlier run's results file says, for ``--resume``."""
+
+    done: set[str] = attrs.field(factory=set)  # created, token still valid (or kept): skip
+    expired: set[str] = attrs.field(factory=set)  # created, token expired: re-mint
+    in_flight: set[str] = attrs.field(factory=set)  # `sending` with no outcome: re-send
+
+
+def read_previous(out: Path, *, now: _dt.datetime, keep_expired: bool) -> Previous:
+    """The last record of each identity decides: a later run's lines follow an earlier's."""
+    last: dict[str, dict[str, Any]] = {}
+    if out.exists():
+        with out.open("rb") as stream:
+            for line in stream:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash: that identity is simply redone
+                if isinstance(record, dict) and "identity" in record:
+                    last[str(record["identity"])] = record
+    previous = Previous()
+    for identity, record in last.items():
+        status = record.get("status")
+        if status == "sending":
+            previous.in_flight.add(identity)
+        elif status == "created":
+            expires = _expires_at(record)
+            if keep_expired or expires is None or expires > now:
+                previous.done.add(identity)
+            else:
+                previous.expired.add(identity)
+    return previous
+
+
+def _expires_at(record: dict[str, Any]) -> _dt.datetime | None:
+    """A created record's expiry; None when it does not say (then it counts as valid)."""
+    try:
+        if isinstance(record.get("expires_at"), str):
+            return _dt.datetime.fromisoformat(record["expires_at"])
+        created = _dt.datetime.fromisoformat(record["date_created"])
+        return created + _dt.timedelta(seconds=int(record["ttl"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def result_record(result: EnrollmentResult) -> dict[str, Any]:
@@ -100,6 +158,7 @@ def result_record(result: EnrollmentResult) -> dict[str, Any]:
             "token": token["token"],
             "ttl": token["ttl"],
             "date_created": token["date_created"],
+            "expires_at": _utc_text(result.token.expires_at),
             "attempts": result.attempts,
         }
     error = result.error
@@ -117,14 +176,24 @@ def result_record(result: EnrollmentResult) -> dict[str, Any]:
     }
 
 
+def _utc_text(moment: _dt.datetime) -> str:
+    return moment.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def _open_results(out: Path, resume: bool) -> IO[str]:
+    if out.is_dir():
+        raise ConfigurationError("--out", f"{out} is a directory; name a file")
     if out.exists() and out.stat().st_size and not resume:
         raise ConfigurationError(
             "--out", f"{out} exists; pass --resume to continue it, or choose another file"
         )
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
-    fd = os.open(out, flags, 0o600)
-    os.fchmod(fd, 0o600)
+    try:
+        # The mode is given at creation, so the file is never readable by others, on every OS
+        # (no os.fchmod: Windows has it only from Python 3.13).
+        fd = os.open(out, flags, 0o600)
+    except OSError as exc:
+        raise ConfigurationError("--out", f"cannot write {out}: {exc.strerror}") from None
     results = os.fdopen(fd, "w", encoding="utf-8")
     if resume and _ends_mid_line(out):
         results.write("\n")  # a crash cut the last line short: keep it off the next record
@@ -140,20 +209,51 @@ def _ends_mid_line(path: Path) -> bool:
 
 
 def _count_lines(path: str, fmt: str) -> int:
-    with open(path, encoding="utf-8") as stream:
+    with open(path, "rb") as stream:
         count = sum(1 for line in stream if line.strip())
     return count - 1 if fmt == "csv" and count else count
 
 
+class _ProgressLines:
+    """Without tqdm (or a terminal): a count and a rate on stderr every PROGRESS_EVERY s."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        self.done += done
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            rate = self.done / (now - self.started) if now > self.started else 0.0
+            of = f"/{self.total}" if self.total is not None else ""
+            print(
+                f"progress: {self.done}{of} done, {self.failed} failed, {rate:.0f}/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def set_postfix(self, errors: int) -> None:
+        self.failed = errors
+
+    def close(self) -> None:
+        """The summary line follows; nothing to tidy up."""
+
+
 def _progress(total: int | None, quiet: bool) -> Any:
-    if quiet or not sys.stderr.isatty():
+    if quiet:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        print("(install verify-access-tokens[cli] for a progress bar)", file=sys.stderr)
-        return None
-    return tqdm(total=total, unit="id", file=sys.stderr, dynamic_ncols=True)
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            pass
+        else:
+            return tqdm(total=total, unit="id", file=sys.stderr, dynamic_ncols=True)
+    return _ProgressLines(total)
 
 
 def _rate_limit(value: str | None) -> RateLimit:
@@ -167,26 +267,55 @@ def _rate_limit(value: str | None) -> RateLimit:
         raise ConfigurationError("--rate-limit", "must be a number or 'adaptive'") from None
 
 
-def _open_input(path: str) -> contextlib.AbstractContextManager[IO[str]]:
+def _open_input(path: str) -> contextlib.AbstractContextManager[Iterable[bytes | str]]:
     if path == "-":
-        return contextlib.nullcontext(sys.stdin)
+        return contextlib.nullcontext(getattr(sys.stdin, "buffer", sys.stdin))
     try:
-        return open(path, encoding="utf-8")
+        return open(path, "rb")
     except OSError as exc:
         raise ConfigurationError("INPUT", f"cannot read {path}: {exc.strerror}") from None
 
 
+def _open_output(out: str, resume: bool) -> contextlib.AbstractContextManager[IO[str]]:
+    if out != "-":
+        return _open_results(Path(out), resume)
+    if resume:
+        raise ConfigurationError("--resume", "needs a results file, not --out -")
+    return contextlib.nullcontext(sys.stdout)
+
+
 async def run_enroll(args: argparse.Namespace) -> int:
     fmt = detect_format(args.input, args.format)
-    out = Path(args.out)
     rate_limit = _rate_limit(args.rate_limit)
+    now = _dt.datetime.now(_dt.UTC)
+    previous = (
+        read_previous(Path(args.out), now=now, keep_expired=args.keep_expired)
+        if args.resume and args.out != "-"
+        else Previous()
+    )
     loop = asyncio.get_running_loop()
-    with _open_input(args.input) as stream, _open_results(out, args.resume) as results:
-        skip = already_created(out) if args.resume else set()
+    reminted = resent = 0
+    with _open_input(args.input) as stream, _open_output(args.out, args.resume) as results:
+        to_file = args.out != "-"
+        done = previous.done
         total = None if args.input == "-" else _count_lines(args.input, fmt)
         if total is not None:
-            total = max(0, total - len(skip))
-        items = (item for item in read_items(stream, fmt) if item.identity not in skip)
+            total = max(0, total - len(done))
+        items = (
+            item
+            for item in read_items(stream, fmt)
+            if not (isinstance(item.identity, str) and item.identity in done)
+        )
+
+        def before_send(identity: str) -> None:
+            """The write-ahead record: a crash after this line is known to --resume."""
+            nonlocal reminted, resent
+            reminted += identity in previous.expired
+            resent += identity in previous.in_flight
+            if to_file:
+                results.write(json.dumps({"identity": identity, "status": "sending"}) + "\n")
+                results.flush()
+
         async with VerifyClient(base_url=args.base_url) as client:
             batch: EnrollmentBatch = client.access_tokens.create_many(
                 args.service_sid,
@@ -195,6 +324,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
                 rate_limit=rate_limit,
                 ttl=args.ttl,
             )
+            batch._on_take = before_send
             graceful = _install_signal_handlers(loop, batch)
             bar = _progress(total, args.quiet)
             try:
@@ -203,20 +333,29 @@ async def run_enroll(args: argparse.Namespace) -> int:
                         results.write(json.dumps(result_record(result)) + "\n")
                         results.flush()
                         if bar is not None:
-                            bar.update(1)
                             bar.set_postfix(errors=sum(batch.summary.failed.values()))
+                            bar.update(1)
             finally:
                 for sig in graceful:
                     loop.remove_signal_handler(sig)
                 if bar is not None:
                     bar.close()
+                if to_file:  # durable at the end of a run and on a graceful stop
+                    results.flush()
+                    os.fsync(results.fileno())
     summary = batch.summary
     failed = sum(summary.failed.values())
+    resumed = (
+        f", re-minted {reminted} expired, re-sent {resent} in flight when the last run "
+        "ended (possible duplicates)"
+        if args.resume
+        else ""
+    )
     print(
         f"enrolled {summary.succeeded}, failed {failed}"
         + (f" {dict(summary.failed)}" if failed else "")
-        + f", skipped {len(skip)} already enrolled, {summary.retried} retries, "
-        f"{summary.elapsed:.1f}s ({summary.rate:.0f}/s); results in {out}",
+        + f", skipped {len(done)} already enrolled{resumed}, {summary.retried} retries, "
+        f"{summary.elapsed:.1f}s ({summary.rate:.0f}/s); results in {args.out}",
         file=sys.stderr,
     )
     if batch.stopping:
@@ -247,26 +386,36 @@ def _on_signal(batch: EnrollmentBatch) -> None:
     batch.stop()
 
 
-def add_enroll_command(commands: Any) -> None:
+def add_enroll_command(commands: Any, **parser_options: Any) -> None:
     enroll = commands.add_parser(
         "enroll",
         help="enrol every identity of a file (resumable; writes JSONL results)",
         description=(
             "Create an access token for every identity in INPUT and write one JSON line per "
-            "result to --out (mode 0600: it holds tokens). Exit 0 only if all succeeded."
+            "result to --out as it arrives (mode 0600: it holds tokens). Tokens expire after "
+            "their ttl, so deliver them as they are written. Exit 0 only if all succeeded."
         ),
+        **parser_options,
     )
-    enroll.add_argument("service_sid", metavar="SERVICE_SID")
+    enroll.add_argument("service_sid", metavar="SERVICE_SID", help="the Verify Service (VA...)")
     enroll.add_argument("input", metavar="INPUT", nargs="?", default="-",
-                        help="file, or - for stdin (default)")  # fmt: skip
-    enroll.add_argument("--out", required=True, help="results file (JSONL)")
+                        help="file, or - for stdin")  # fmt: skip
+    enroll.add_argument("--out", required=True,
+                        help="results file (JSONL), or - to stream results to stdout")  # fmt: skip
     enroll.add_argument("--format", choices=FORMATS, default="auto",
-                        help="input format (default: from the file extension)")  # fmt: skip
-    enroll.add_argument("--resume", action="store_true",
-                        help="skip identities already created in --out and append")  # fmt: skip
-    enroll.add_argument("--concurrency", type=int, default=32)
-    enroll.add_argument("--rate-limit", help="requests/s, or 'adaptive'")
+                        help="input format; auto: from the file extension")  # fmt: skip
+    enroll.add_argument(
+        "--resume",
+        action="store_true",
+        help="append to --out: skip identities whose token is still valid; send again expired, "
+        "failed, unknown and those in flight when the last run ended (possible duplicates)",
+    )
+    enroll.add_argument("--keep-expired", action="store_true",
+                        help="with --resume: skip created identities even if their token "
+                        "expired (you delivered them already)")  # fmt: skip
+    enroll.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
+    enroll.add_argument("--rate-limit", help="requests/s, or 'adaptive' (default: no limit)")
     enroll.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
-    enroll.add_argument("--base-url", help="API origin (default: Twilio)")
-    enroll.add_argument("--quiet", action="store_true", help="no progress bar")
+    enroll.add_argument("--base-url", help="API origin (default: Twilio, or TWILIO_REGION/EDGE)")
+    enroll.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     enroll.set_defaults(handler=run_enroll)

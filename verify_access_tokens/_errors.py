@@ -14,6 +14,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStoppedError",
     "ClientStateError",
     "ConfigurationError",
     "NotFoundError",
@@ -160,3 +161,10 @@ class OutcomeUnknownError(VerifyError):
             f"outcome unknown: the create request may have created an access token; "
             f"it was not re-sent, because a retry could mint a second token. Cause: {cause}"
         )
+
+
+class BatchStoppedError(VerifyError):
+    """A batch item that ``stop()`` caught waiting in the rate limiter: nothing was sent."""
+
+    def __init__(self) -> None:
+        super().__init__("the batch was stopped before this request was sent")

@@ -9,9 +9,10 @@ the adaptive part: additive increase, multiplicative decrease on 429, honouring 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Final
 
-from ._errors import RateLimitError, VerifyError
+from ._errors import BatchStoppedError, RateLimitError, VerifyError
 
 ADAPTIVE_INITIAL_RATE: Final = 10.0
 ADAPTIVE_MIN_RATE: Final = 0.5
@@ -24,7 +25,8 @@ class FixedRate:
 
     A waiter sleeps until the next slot and then checks again, instead of reserving a slot far
     ahead: with many waiters, reservations made at an old rate would otherwise keep pacing
-    them long after the adaptive rate changed.
+    them long after the adaptive rate changed. ``interrupt()`` (a batch's ``stop()``) ends
+    every wait at once with :class:`BatchStoppedError`, so nothing waits for a long pause.
     """
 
     def __init__(self, rate: float) -> None:
@@ -33,6 +35,10 @@ class FixedRate:
         self.rate = float(rate)
         self._last_grant = -1e9
         self._paused_until = 0.0
+        self._interrupted = asyncio.Event()
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
 
     async def before_attempt(self) -> None:
         loop = asyncio.get_running_loop()
@@ -45,7 +51,11 @@ class FixedRate:
                 # Keep the average on schedule despite timer overshoot, but never bank a burst.
                 self._last_grant = due if now - due < interval else now
                 return
-            await asyncio.sleep(wait)
+            if self._interrupted.is_set():
+                raise BatchStoppedError
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._interrupted.wait()
 
     def after_attempt(self, error: VerifyError | None) -> None:
         """A fixed rate learns nothing from outcomes."""
@@ -65,8 +75,10 @@ class AdaptiveRate(FixedRate):
         *,
         minimum: float = ADAPTIVE_MIN_RATE,
         maximum: float = ADAPTIVE_MAX_RATE,
+        pause_max: float = float("inf"),
     ) -> None:
         super().__init__(initial)
+        self.pause_max = pause_max  # the client's retry_after_max: one 429 cannot stall a batch
         self.minimum = minimum
         self.maximum = maximum
         self.slow_start = True
@@ -82,6 +94,7 @@ class AdaptiveRate(FixedRate):
             self.slow_start = False
             self.rate = max(self.minimum, self.rate * ADAPTIVE_DECREASE)
             pause = error.retry_after if error.retry_after is not None else 1.0 / self.rate
+            pause = min(max(pause, 0.0), self.pause_max)
             self._paused_until = max(self._paused_until, now + pause)
             self._cut_until = now + max(pause, 1.0)
         elif error is None:

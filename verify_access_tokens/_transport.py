@@ -27,6 +27,7 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BatchStoppedError,
     ClientStateError,
     NotFoundError,
     OutcomeUnknownError,
@@ -284,7 +285,13 @@ class Transport:
         error: VerifyError | None = None
         while True:
             if observer is not None:
-                await observer.before_attempt()
+                try:  # the pacer's wait counts against the deadline (past it: sent nothing)
+                    async with asyncio.timeout_at(deadline_at):
+                        await observer.before_attempt()
+                except TimeoutError:
+                    pass  # caught just below as a spent deadline
+                except BatchStoppedError as stopped:  # an earlier attempt's error says more
+                    raise _give_up(error or stopped, attempt, method, path, idempotent) from None
             timeout = options.timeout
             if deadline_at is not None:
                 remaining = deadline_at - loop.time()

@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TextIO
 
 from . import __version__
@@ -25,6 +27,27 @@ from .models import AccessToken
 
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
 MASK = "<masked: use --show-token>"
+# What the user typed for each Python parameter a validation error may name.
+_FLAGS = {
+    "service_sid": "SERVICE_SID",
+    "sid": "SID",
+    "identity": "--identity",
+    "factor_friendly_name": "--friendly-name",
+    "factor_type": "--factor-type",
+    "ttl": "--ttl",
+    "concurrency": "--concurrency",
+    "rate_limit": "--rate-limit",
+    "base_url": "--base-url",
+}
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _token_fields(token: AccessToken, *, show_token: bool) -> dict[str, Any]:
@@ -101,6 +124,23 @@ def _emulator_printout(emulator: VerifyEmulator) -> str:
     )
 
 
+@contextlib.asynccontextmanager
+async def _listening(emulator: VerifyEmulator, args: argparse.Namespace) -> AsyncIterator[None]:
+    """The emulator, started; a port that is busy (or an address not on this machine) is a
+    one-line settings error naming the flag."""
+    try:
+        await emulator.start()
+    except OSError as exc:
+        await emulator.stop()
+        raise ConfigurationError(
+            "--port", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    try:
+        yield
+    finally:
+        await emulator.stop()
+
+
 async def _emulator(args: argparse.Namespace) -> int:
     emulator = VerifyEmulator(
         host=args.host,
@@ -110,7 +150,7 @@ async def _emulator(args: argparse.Namespace) -> int:
         faults=_faults(args),
         seed=args.seed,
     )
-    async with emulator:
+    async with _listening(emulator, args):
         print(_emulator_printout(emulator), flush=True)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
@@ -181,7 +221,7 @@ def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
         help="fraction of creates that succeed but whose answer is lost",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
-    parser.add_argument("--seed", type=int, help="seed for reproducible faults")
+    parser.add_argument("--seed", type=int, help="seed for reproducible faults and sids")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,43 +231,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    options: dict[str, Any] = {"formatter_class": _HelpFormatter}
 
     demo = commands.add_parser(
-        "demo", help="enrol identities against an in-process emulator (no credentials needed)"
+        "demo",
+        help="enrol identities against an in-process emulator (no credentials needed)",
+        **options,
     )
-    demo.add_argument("--identities", type=int, default=300, help="how many (default 300)")
-    demo.add_argument("--concurrency", type=int, default=32, help="in flight at once")
+    demo.add_argument("--identities", type=int, default=300, help="how many identities")
+    demo.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
     _add_fault_flags(demo)
     demo.set_defaults(handler=_demo)
 
-    emulator = commands.add_parser("emulator", help="run a local Verify emulator until Ctrl-C")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8099)
-    emulator.add_argument("--account-sid", help="default: generated")
-    emulator.add_argument("--auth-token", help="default: generated")
+    emulator = commands.add_parser(
+        "emulator", help="run a local Verify emulator until Ctrl-C", **options
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.add_argument("--port", type=int, default=8099, help="port to listen on")
+    emulator.add_argument("--account-sid", help="the Account SID it accepts (default: generated)")
+    emulator.add_argument("--auth-token", help="the Auth Token it accepts (default: generated)")
     _add_fault_flags(emulator)
     emulator.set_defaults(handler=_emulator)
 
     create = commands.add_parser(
-        "create", help="create an enrollment access token (credentials from TWILIO_* env vars)"
+        "create",
+        help="create an enrollment access token (credentials from TWILIO_* env vars)",
+        **options,
     )
-    create.add_argument("service_sid", metavar="SERVICE_SID")
+    create.add_argument("service_sid", metavar="SERVICE_SID", help="the Verify Service (VA...)")
     create.add_argument("--identity", required=True, help="the entity's non-PII id (a UUID)")
     create.add_argument("--friendly-name", help="the device's name (up to 64 characters)")
     create.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
-    create.add_argument("--factor-type", default="push", help="default: push")
+    create.add_argument("--factor-type", default="push", help="the factor to enrol")
     _add_output_flags(create)
     create.set_defaults(handler=_create)
 
-    fetch = commands.add_parser("fetch", help="fetch an access token by sid")
-    fetch.add_argument("service_sid", metavar="SERVICE_SID")
-    fetch.add_argument("sid", metavar="SID")
+    fetch = commands.add_parser("fetch", help="fetch an access token by sid", **options)
+    fetch.add_argument("service_sid", metavar="SERVICE_SID", help="the Verify Service (VA...)")
+    fetch.add_argument("sid", metavar="SID", help="the access token (YK...)")
     _add_output_flags(fetch)
     fetch.set_defaults(handler=_fetch)
 
     from ._enroll import add_enroll_command
 
-    add_enroll_command(commands)
+    add_enroll_command(commands, **options)
     from ._serve import add_serve_command
 
     add_serve_command(commands)
@@ -239,11 +286,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = asyncio.run(args.handler(args))
+        sys.stdout.flush()  # here, so that a closed pipe is reported below, not at exit
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (RequestValidationError, ConfigurationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, like cat does
+        _silence_stdout()
+        print("error: output closed before everything was written", file=sys.stderr)
+        return EXIT_API_ERROR
+    except RequestValidationError as exc:
+        print(f"error: {_FLAGS.get(exc.field, exc.field)}: {exc.rule}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigurationError as exc:
+        # The CLI takes credentials only from the environment: drop the Python alternative.
+        rule = re.sub(r"pass \w+= or ", "", exc.rule)
+        print(f"error: {_FLAGS.get(exc.setting, exc.setting)}: {rule}", file=sys.stderr)
         return EXIT_USAGE
     except APIStatusError as exc:
         print(f"error: Twilio code {exc.code} (HTTP {exc.status}): {exc.message}", file=sys.stderr)
@@ -252,3 +309,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_API_ERROR
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so that the interpreter's final flush of what is still buffered
+    does not raise BrokenPipeError again (and print a traceback) on the way out."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

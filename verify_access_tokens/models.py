@@ -46,6 +46,12 @@ class AccessToken:
     date_created: _dt.datetime
     factor_friendly_name: str | None = attrs.field(default=None, repr=False)
 
+    @property
+    def expires_at(self) -> _dt.datetime:
+        """When the token stops being usable (``date_created + ttl``, aware UTC): it must reach
+        its device before then."""
+        return (self.date_created + _dt.timedelta(seconds=self.ttl)).astimezone(_dt.UTC)
+
 
 @attrs.frozen(slots=True)
 class APIResponse(Generic[T]):

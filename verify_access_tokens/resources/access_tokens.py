@@ -175,7 +175,9 @@ class AccessTokens:
         ``identities`` (strings or :class:`EnrollmentRequest`, sync or async iterable) is read
         lazily. At most ``concurrency`` requests are in flight; ``rate_limit`` is ``None``, a
         number of requests per second, or ``"adaptive"`` (find the account's limit from 429s).
-        Results come in completion order, or input order with ``ordered=True``.
+        Results come in completion order, or input order with ``ordered=True``. If the
+        iteration ends early, every item read from the input is yielded, in the batch's
+        ``undelivered`` (finished, token kept) or in its ``unfinished`` (outcome unknown).
         """
         return EnrollmentBatch(
             self._client,

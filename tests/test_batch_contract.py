@@ -1,0 +1,236 @@
+"""The batch contract: every item taken from the input is accounted for, whatever ends the run.
+
+Each item ends in exactly one of: a yielded result, ``undelivered`` (finished, token kept) or
+``unfinished`` (cut off in flight). Checked against the tokens the emulator really created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
+
+from verify_access_tokens import (
+    BatchStoppedError,
+    EnrollmentBatch,
+    EnrollmentRequest,
+    EnrollmentResult,
+    RateLimitError,
+    RequestValidationError,
+    VerifyClient,
+)
+from verify_access_tokens._pacing import AdaptiveRate
+from verify_access_tokens.emulator import Faults, VerifyEmulator
+
+pytestmark = pytest.mark.sockets
+
+
+class Source:
+    """An endless input that counts how many items were read from it."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for i in itertools.count():
+            self.read += 1
+            yield f"user-{i:08d}"
+
+
+def assert_accounted(
+    emulator: VerifyEmulator,
+    source: Source,
+    yielded: list[EnrollmentResult],
+    batch: EnrollmentBatch,
+) -> None:
+    delivered = [r.identity for r in yielded]
+    kept = [r.identity for r in batch.undelivered]
+    cut = list(batch.unfinished)
+    everything = delivered + kept + cut
+    assert len(everything) == len(set(everything)) == source.read  # exactly one place each
+    created = {t.entity_identity: t.sid for t in emulator.tokens.values()}
+    assert set(created) <= set(everything)  # no created token is lost
+    for result in [*yielded, *batch.undelivered]:
+        assert result.token is not None
+        assert created[result.identity] == result.token.sid
+
+
+async def test_break_keeps_finished_results_in_undelivered(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=8
+    )
+    yielded: list[EnrollmentResult] = []
+    async with batch:
+        async for result in batch:
+            yielded.append(result)
+            await asyncio.sleep(0.02)  # a slow consumer: finished results pile up
+            if len(yielded) == 20:
+                break
+    assert batch.undelivered  # the results that used to vanish
+    assert_accounted(verify_emulator, source, yielded, batch)
+
+
+async def test_cancel_keeps_finished_results_in_undelivered(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    verify_emulator.set_faults(Faults(latency=0.01))
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=8
+    )
+    yielded: list[EnrollmentResult] = []
+
+    async def consume() -> None:
+        async with batch:
+            async for result in batch:
+                yielded.append(result)
+                await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(consume())
+    while len(yielded) < 20:
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert batch.undelivered or batch.unfinished
+    assert_accounted(verify_emulator, source, yielded, batch)
+
+
+async def test_aclose_keeps_finished_results_in_undelivered(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=8
+    )
+    iterator = aiter(batch)
+    yielded = [await anext(iterator) for _ in range(20)]
+    await asyncio.sleep(0.1)  # workers finish more than the consumer takes
+    await batch.aclose()
+    assert batch.undelivered
+    assert_accounted(verify_emulator, source, yielded, batch)
+
+
+async def test_stop_sends_at_most_concurrency_more_requests(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=32
+    )
+    yielded: list[EnrollmentResult] = []
+    read_at_stop = requests_at_stop = 0
+    async for result in batch:
+        yielded.append(result)
+        if len(yielded) == 100:
+            batch.stop()
+            read_at_stop, requests_at_stop = source.read, verify_emulator.counters.requests
+    assert source.read == read_at_stop  # nothing read from the input after stop()
+    assert verify_emulator.counters.requests - requests_at_stop <= 32
+    assert len(yielded) - 100 <= 32
+    assert batch.unfinished == ()
+    assert batch.undelivered == ()
+    assert_accounted(verify_emulator, source, yielded, batch)
+
+
+async def test_bad_values_of_any_type_stay_per_item(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    items: list[Any] = [
+        EnrollmentRequest(["not", "a", "str"]),  # type: ignore[arg-type]
+        EnrollmentRequest("good-identity-1", ttl="300"),  # type: ignore[arg-type]
+        EnrollmentRequest("good-identity-2", factor_friendly_name=""),
+        EnrollmentRequest("good-identity-3", factor_friendly_name=7),  # type: ignore[arg-type]
+        None,
+        "good-identity-4",
+    ]
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, items, ordered=True, factor_friendly_name="Default"
+    )
+    results = [r async for r in batch]
+    assert [r.ok for r in results] == [False] * 5 + [True]
+    fields = [r.error.field for r in results[:5] if isinstance(r.error, RequestValidationError)]
+    assert fields == ["identity", "ttl", "factor_friendly_name", "factor_friendly_name", "identity"]
+    assert verify_emulator.counters.requests == 1  # nothing bad was sent
+
+
+def test_adaptive_pause_is_capped() -> None:
+    async def main() -> float:
+        pacer = AdaptiveRate(pause_max=2.0)
+        error = RateLimitError(
+            status=429, message="slow down", method="POST", url="/", retry_after=999_999.0
+        )
+        pacer.after_attempt(error)
+        return pacer._paused_until - asyncio.get_running_loop().time()
+
+    assert asyncio.run(main()) <= 2.0
+
+
+@pytest.fixture
+async def always_429() -> AsyncIterator[tuple[str, list[str]]]:
+    """A server answering every create with 429 and ``Retry-After: 999999``."""
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((await request.post())["Identity"])  # type: ignore[arg-type]
+        return web.json_response(
+            {"code": 20429, "message": "Too Many Requests", "status": 429},
+            status=429,
+            headers={"Retry-After": "999999"},
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    await runner.cleanup()
+
+
+async def test_a_huge_retry_after_pauses_only_up_to_retry_after_max(
+    always_429: tuple[str, list[str]],
+) -> None:
+    base_url, seen = always_429
+    async with VerifyClient(
+        ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, retry_after_max=0.05
+    ) as client:
+        batch = client.access_tokens.create_many(
+            SERVICE_SID, [f"user-{i:08d}" for i in range(6)], concurrency=2, rate_limit="adaptive"
+        )
+        async with asyncio.timeout(60):  # a hang guard only: uncapped, this waits 11 days
+            results = [r async for r in batch]
+    assert len(results) == len(seen) == 6
+    assert all(isinstance(r.error, RateLimitError) for r in results)
+
+
+async def test_stop_ends_paced_waits_without_sending(always_429: tuple[str, list[str]]) -> None:
+    base_url, seen = always_429
+    async with VerifyClient(
+        ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, retry_after_max=3600
+    ) as client:
+        source = Source()
+        batch = client.access_tokens.create_many(
+            SERVICE_SID, source, concurrency=4, rate_limit="adaptive"
+        )
+        results: list[EnrollmentResult] = []
+        async with asyncio.timeout(60):  # a hang guard only: the pause is an hour
+            async for result in batch:
+                results.append(result)
+                if isinstance(result.error, RateLimitError):
+                    sent_at_stop = len(seen)
+                    batch.stop()
+    assert len(seen) == sent_at_stop  # the waiting requests were not sent
+    stopped = [r for r in results if isinstance(r.error, BatchStoppedError)]
+    assert stopped
+    assert all(r.error.attempts == 0 for r in stopped if r.error)
+    assert len(results) == source.read

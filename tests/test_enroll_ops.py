@@ -1,0 +1,345 @@
+"""``enroll`` and the other commands as an ops user runs them: real subprocesses, real sockets.
+
+Expiry and resume, the write-ahead record and a SIGKILL mid-run, and inputs or environments
+that used to end in a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from verify_access_tokens import AccessToken
+from verify_access_tokens.cli import build_parser
+from verify_access_tokens.emulator import Faults, VerifyEmulator
+
+pytestmark = pytest.mark.sockets
+
+
+@pytest.fixture
+def emulator() -> Iterator[VerifyEmulator]:
+    """An emulator on its own loop in a thread, serving the CLI subprocesses."""
+    loop = asyncio.new_event_loop()
+    emu = VerifyEmulator(seed=7)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(emu.start())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(emu.stop())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield emu
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def cli_env(emulator: VerifyEmulator | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
+    if emulator is not None:
+        env.update(TWILIO_ACCOUNT_SID=emulator.account_sid, TWILIO_AUTH_TOKEN=emulator.auth_token)
+    env.update(extra)
+    return env
+
+
+def cli(
+    *argv: str, emulator: VerifyEmulator | None = None, stdin: bytes = b"", **env: str
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "verify_access_tokens", *argv],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        env=cli_env(emulator, **env),
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def enroll_argv(emulator: VerifyEmulator, source: Path | str, out: Path | str) -> list[str]:
+    return ["enroll", emulator.service_sid, str(source), "--out", str(out),
+            "--base-url", emulator.base_url]  # fmt: skip
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def outcomes(path: Path) -> list[dict[str, Any]]:
+    return [r for r in lines(path) if r["status"] != "sending"]
+
+
+def ids(n: int) -> list[str]:
+    return [f"user-{i:06d}" for i in range(n)]
+
+
+# --- expiry -----------------------------------------------------------------------------------
+def test_expires_at_is_date_created_plus_ttl_in_utc() -> None:
+    created = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    token = AccessToken("YK", "AC", "VA", "id", "push", "jwt", "url", 300, created)
+    assert token.expires_at == dt.datetime(2026, 1, 1, 10, 5, tzinfo=dt.UTC)
+    assert token.expires_at.tzinfo is dt.UTC
+
+
+def test_every_created_line_has_expires_at(emulator: VerifyEmulator, tmp_path: Path) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids(5)) + "\n")
+    out = tmp_path / "r.jsonl"
+    done = cli(*enroll_argv(emulator, source, out), "--ttl", "120", emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    for record in outcomes(out):
+        created = dt.datetime.fromisoformat(record["date_created"])
+        assert dt.datetime.fromisoformat(record["expires_at"]) == created + dt.timedelta(
+            seconds=120
+        )
+
+
+def created_line(identity: str, expires_at: dt.datetime) -> str:
+    return json.dumps(
+        {
+            "identity": identity,
+            "status": "created",
+            "sid": "YK" + "0" * 32,
+            "token": "x",
+            "ttl": 300,
+            "date_created": (expires_at - dt.timedelta(seconds=300)).isoformat(),
+            "expires_at": expires_at.isoformat(),
+        }
+    )
+
+
+def test_resume_re_mints_expired_tokens_unless_kept(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    source = tmp_path / "ids.txt"
+    source.write_text("user-expired\nuser-valid-1\nuser-new-001\n")
+    out = tmp_path / "r.jsonl"
+    previous = [
+        created_line("user-expired", now - dt.timedelta(hours=1)),
+        created_line("user-valid-1", now + dt.timedelta(minutes=4)),
+    ]
+    out.write_text("\n".join(previous) + "\n")
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text(out.read_text())
+    done = cli(*enroll_argv(emulator, source, out), "--resume", emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert "skipped 1 already enrolled, re-minted 1 expired" in done.stderr
+    assert sorted(t.entity_identity for t in emulator.tokens.values()) == [
+        "user-expired",
+        "user-new-001",
+    ]
+    done = cli(*enroll_argv(emulator, source, kept), "--resume", "--keep-expired",
+               emulator=emulator)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "skipped 2 already enrolled, re-minted 0 expired" in done.stderr
+    assert emulator.counters.tokens_created == 3  # only user-new-001 again
+
+
+# --- crash safety -----------------------------------------------------------------------------
+def test_sigkill_mid_run_then_resume_loses_nobody_and_reports_the_in_flight(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    emulator.set_faults(Faults(latency=0.02))
+    identities = ids(3000)
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(identities) + "\n")
+    out = tmp_path / "r.jsonl"
+    argv = [sys.executable, "-m", "verify_access_tokens",
+            *enroll_argv(emulator, source, out), "--concurrency", "32", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(argv, env=cli_env(emulator), stderr=subprocess.DEVNULL)
+    while not out.exists() or len(out.read_bytes().splitlines()) < 600:
+        assert process.poll() is None
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    in_flight = {r["identity"] for r in lines(out)} - {r["identity"] for r in outcomes(out)}
+    assert 0 < len(in_flight) <= 32
+    requests_before = Counter(t.entity_identity for t in emulator.tokens.values())
+
+    done = cli(*enroll_argv(emulator, source, out), "--resume", "--quiet", emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert f"re-sent {len(in_flight)} in flight" in done.stderr
+    created = Counter(t.entity_identity for t in emulator.tokens.values())
+    assert set(created) == set(identities)  # 0 lost
+    twice = {identity for identity, n in created.items() if n > 1}
+    assert twice <= in_flight  # duplicates only among the reported in-flight identities
+    final = {r["identity"]: r["status"] for r in outcomes(out)}
+    assert set(final) == set(identities)
+    assert set(final.values()) == {"created"}
+    resent = {i for i in in_flight if created[i] > requests_before[i]}
+    assert resent == in_flight  # every reported one was sent again
+
+
+def test_results_file_mode_is_set_at_creation(emulator: VerifyEmulator, tmp_path: Path) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("user-000001\n")
+    out = tmp_path / "r.jsonl"
+    argv = [sys.executable, "-c",
+            "import os, sys; os.umask(0); from verify_access_tokens.cli import main; "
+            "sys.exit(main(sys.argv[1:]))", *enroll_argv(emulator, source, out)]  # fmt: skip
+    done = subprocess.run(argv, env=cli_env(emulator), capture_output=True, check=False)
+    assert done.returncode == 0
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+
+
+# --- no tracebacks ----------------------------------------------------------------------------
+def test_excel_csv_with_bom_crlf_and_capitalised_header(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "ids.csv"
+    source.write_bytes(
+        b"\xef\xbb\xbfIdentity,Friendly_Name\r\nuser-000001,Pixel\r\nuser-000002,\r\n"
+    )
+    out = tmp_path / "r.jsonl"
+    done = cli(*enroll_argv(emulator, source, out), emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["identity"] for r in outcomes(out)) == ["user-000001", "user-000002"]
+    names = {t.entity_identity: t.factor_friendly_name for t in emulator.tokens.values()}
+    assert names == {"user-000001": "Pixel", "user-000002": None}
+
+
+def test_invalid_utf8_names_the_line(emulator: VerifyEmulator, tmp_path: Path) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_bytes(b"user-000001\nuser-\xff\xfe0002\n")
+    done = cli(*enroll_argv(emulator, source, tmp_path / "r.jsonl"), emulator=emulator)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "error: INPUT: line 2 is not valid UTF-8"
+
+
+def test_jsonl_identity_of_the_wrong_type_is_that_lines_result(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "ids.jsonl"
+    source.write_text('{"identity": ["a"]}\n{"identity": 12345678}\n"user-000001"\n')
+    out = tmp_path / "r.jsonl"
+    done = cli(*enroll_argv(emulator, source, out), emulator=emulator)
+    assert done.returncode == 1
+    by_identity = {r["identity"]: r for r in outcomes(out)}
+    assert by_identity["user-000001"]["status"] == "created"
+    for bad in ("['a']", "12345678"):
+        assert by_identity[bad]["status"] == "failed"
+        assert by_identity[bad]["error"]["class"] == "RequestValidationError"
+
+
+@pytest.mark.parametrize("where", ["missing/r.jsonl", "."])
+def test_out_in_a_missing_directory_or_a_directory(
+    emulator: VerifyEmulator, tmp_path: Path, where: str
+) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("user-000001\n")
+    done = cli(*enroll_argv(emulator, source, tmp_path / where), emulator=emulator)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --out: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_emulator_on_a_busy_port() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        done = cli("emulator", "--port", str(busy.getsockname()[1]))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --port: cannot listen on 127.0.0.1:")
+
+
+@pytest.mark.parametrize("command", ["create", "fetch", "demo", "enroll"])
+def test_output_closed_early_is_one_line(
+    emulator: VerifyEmulator, tmp_path: Path, command: str
+) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids(200)) + "\n")
+    created = cli("create", emulator.service_sid, "--identity", "user-000002", "--json",
+                  "--base-url", emulator.base_url, emulator=emulator)  # fmt: skip
+    sid = json.loads(created.stdout)["sid"]
+    argv = {
+        "create": ["create", emulator.service_sid, "--identity", "user-000001",
+                   "--base-url", emulator.base_url],
+        "fetch": ["fetch", emulator.service_sid, sid, "--base-url", emulator.base_url],
+        "demo": ["demo", "--identities", "20"],
+        "enroll": enroll_argv(emulator, source, "-"),
+    }[command]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verify_access_tokens", *argv],
+        env=cli_env(emulator),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # like `| head` that has read all it wanted
+    _, err = process.communicate(timeout=120)
+    assert "Traceback" not in err
+    assert "Exception ignored" not in err
+    assert process.returncode == 1
+    assert err.strip().splitlines()[-1] == "error: output closed before everything was written"
+
+
+def test_errors_name_the_flag_or_environment_variable(emulator: VerifyEmulator) -> None:
+    done = cli("demo", "--concurrency", "0")
+    assert done.stderr.startswith("error: --concurrency: ")
+    done = cli("create", emulator.service_sid, "--identity", "user-000001", "--ttl", "5",
+               "--base-url", emulator.base_url, emulator=emulator)  # fmt: skip
+    assert done.stderr.startswith("error: --ttl: ")
+    done = cli("create", emulator.service_sid, "--identity", "user-000001",
+               emulator=emulator, TWILIO_REGION="Not A Region")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: TWILIO_REGION: ")
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    parser = build_parser()
+    [commands] = [
+        a for a in parser._actions if isinstance(a, type(parser._subparsers._actions[-1]))
+    ]  # type: ignore[union-attr]
+    for name, sub in commands.choices.items():  # type: ignore[attr-defined]
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+    text = cli("enroll", "--help", COLUMNS="200").stdout
+    assert "(default: 32)" in text
+    assert "(default: auto)" in text
+    assert "(default: 8099)" in cli("emulator", "--help", COLUMNS="200").stdout
+
+
+def test_progress_lines_without_tqdm(
+    emulator: VerifyEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from verify_access_tokens import _enroll
+    from verify_access_tokens.cli import main
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as without the cli extra
+    monkeypatch.setattr(_enroll, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", emulator.account_sid)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", emulator.auth_token)
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids(5)) + "\n")
+    assert main(enroll_argv(emulator, source, tmp_path / "r.jsonl")) == 0
+    progress = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("progress:")]
+    assert progress[-1].startswith("progress: 5/5 done, 0 failed, ")
+    assert progress[-1].endswith("/s")
