@@ -8,6 +8,10 @@ passed into an exception, so they cannot reach ``str``, ``repr`` or a traceback.
 
 from __future__ import annotations
 
+import base64
+import binascii
+from typing import Final
+
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
@@ -25,6 +29,46 @@ __all__ = [
     "ServerError",
     "VerifyError",
 ]
+
+
+SERVER_TEXT_MAX: Final = 500
+REDACTED: Final = "<redacted>"
+
+
+class Scrubber:
+    """Removes the client's credentials from server-provided text and caps its length.
+
+    A server or proxy may echo the request's ``Authorization`` header back in its error message,
+    its status line or its headers; everything a server said passes through here before it
+    reaches an exception, a log record or the CLI.
+    """
+
+    __slots__ = ("_secrets",)
+
+    def __init__(self, authorization: str) -> None:
+        secrets = {authorization}
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme == "Basic" and encoded:
+            secrets.add(encoded)
+            try:
+                pair = base64.b64decode(encoded, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):  # pragma: no cover - we built it
+                pair = ""
+            secrets.update((pair, pair.partition(":")[2]))
+        secrets.discard("")
+        # Longest first, so that the Basic value goes before the base64 part it contains.
+        self._secrets = tuple(sorted(secrets, key=len, reverse=True))
+
+    def __call__(self, text: str, limit: int = SERVER_TEXT_MAX) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        if len(text) > limit:
+            text = text[:limit] + f"... ({len(text) - limit} more characters)"
+        return text
+
+    def __repr__(self) -> str:
+        return "Scrubber(<redacted>)"
 
 
 class VerifyError(Exception):
