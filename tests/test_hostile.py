@@ -10,7 +10,9 @@ import logging
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -42,7 +44,7 @@ from verify_access_tokens import (
     VerifyClient,
 )
 from verify_access_tokens._errors import Scrubber
-from verify_access_tokens._transport import _connection_error
+from verify_access_tokens._transport import _connection_error, _read_body
 from verify_access_tokens.cli import main
 
 pytestmark = pytest.mark.sockets
@@ -160,6 +162,27 @@ async def test_announced_oversized_body_is_not_read(hostile: HostileServer) -> N
             await c.access_tokens.create(SERVICE_SID, identity=IDENTITY)
         assert isinstance(info.value.cause, ResponseValidationError)
         assert info.value.attempts == info.value.cause.attempts == 1
+
+
+async def test_a_body_announced_over_the_cap_is_not_read() -> None:
+    class Announced:
+        content_length = 2 * MIB
+        headers: Mapping[str, str] = MappingProxyType({})
+        closed = False
+
+        async def read(self) -> bytes:
+            raise AssertionError("read")
+
+        @property
+        def content(self) -> Any:
+            raise AssertionError("read incrementally")
+
+        def close(self) -> None:
+            self.closed = True
+
+    resp = Announced()
+    assert await _read_body(resp, MIB) is None  # type: ignore[arg-type]
+    assert resp.closed
 
 
 @pytest.mark.parametrize(("status", "cls"), [(400, BadRequestError), (503, ServerError)])
