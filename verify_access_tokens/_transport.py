@@ -45,6 +45,7 @@ USER_AGENT: Final = (
     f"verify-access-tokens/{__version__} aiohttp/{aiohttp.__version__} "
     f"Python/{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 )
+_READ_SIZE: Final = 64 * 1024  # bounds each copy out of aiohttp's buffer, hence each loop step
 _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -161,12 +162,16 @@ async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
     chunks = []
     size = 0
     content = resp.content
-    while chunk := await content.readany():
+    while chunk := await content.read(_READ_SIZE):
         size += len(chunk)
         if size > limit:
             resp.close()  # the rest stays unread: the connection cannot go back to the pool
             return None
         chunks.append(chunk)
+        if size > _READ_SIZE:
+            # Buffered data comes back without a suspension, and each read lets aiohttp inflate
+            # the next slice: yield, or a compressed body would hold the loop until the cap.
+            await asyncio.sleep(0)
     return b"".join(chunks)
 
 
