@@ -327,6 +327,33 @@ def test_enroll_jsonl_with_a_lone_surrogate_records_it_without_a_traceback(
     assert records["abcdefgh-1"]["error"]["class"] == "RequestValidationError"
 
 
+def test_enroll_input_with_undecodable_bytes_or_deep_json_gives_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    undecodable = tmp_path / "ids.txt"
+    undecodable.write_bytes(IDENTITY.encode() + b"\n" + b"abcdefgh\xff\n")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("[" * 100_000 + "\n")
+    with in_thread(json_body(token_body(), status=201)) as server:
+        argv = ["--out", str(tmp_path / "out.jsonl"), "--base-url", server.base_url]
+        code = main(["enroll", SERVICE_SID, str(undecodable), *argv])
+        _, err = capsys.readouterr()
+        assert code == 1  # that one line failed, the run went on
+        assert "Traceback" not in err
+        records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+        by_status = {r["status"]: r for r in records}  # in completion order
+        assert sorted(by_status) == ["created", "failed"]
+        assert by_status["failed"]["error"]["class"] == "RequestValidationError"
+        code = main(
+            ["enroll", SERVICE_SID, str(deep), *argv[:1], str(tmp_path / "2.jsonl"), *argv[2:]]
+        )
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.strip().splitlines() == ["error: INPUT: line 1 is not valid JSON"]
+
+
 # --- 4. extra_headers -----------------------------------------------------------------------
 
 

@@ -28,6 +28,9 @@ from .client import VerifyClient
 from .models import EnrollmentRequest, EnrollmentResult
 
 FORMATS = ("auto", "lines", "csv", "jsonl")
+# Bytes that are not UTF-8 become lone surrogates: validation then makes them that item's
+# RequestValidationError, instead of a decoding error ending the whole run.
+_UNDECODABLE = "surrogateescape"
 
 
 def detect_format(path: str, requested: str) -> str:
@@ -60,7 +63,7 @@ def read_items(stream: IO[str], fmt: str) -> Iterator[EnrollmentRequest]:
             continue
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ConfigurationError("INPUT", f"line {number} is not valid JSON") from None
         if isinstance(data, str):
             yield EnrollmentRequest(data)
@@ -140,7 +143,7 @@ def _ends_mid_line(path: Path) -> bool:
 
 
 def _count_lines(path: str, fmt: str) -> int:
-    with open(path, encoding="utf-8") as stream:
+    with open(path, encoding="utf-8", errors=_UNDECODABLE) as stream:
         count = sum(1 for line in stream if line.strip())
     return count - 1 if fmt == "csv" and count else count
 
@@ -171,7 +174,7 @@ def _open_input(path: str) -> contextlib.AbstractContextManager[IO[str]]:
     if path == "-":
         return contextlib.nullcontext(sys.stdin)
     try:
-        return open(path, encoding="utf-8")
+        return open(path, encoding="utf-8", errors=_UNDECODABLE)
     except OSError as exc:
         raise ConfigurationError("INPUT", f"cannot read {path}: {exc.strerror}") from None
 

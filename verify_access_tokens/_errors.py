@@ -2,8 +2,10 @@
 
 Every failure a caller can meet is a :class:`VerifyError`, so ``except VerifyError`` is always
 enough. Messages are built only from things that are safe to show: status codes, Twilio error
-codes and messages, method and path, field names. Credentials and the JWT ``token`` are never
-passed into an exception, so they cannot reach ``str``, ``repr`` or a traceback.
+codes, method and path, field names, and server text (Twilio's message, a status line) after a
+:class:`Scrubber` removed the client's credentials from it and capped its length. Credentials and
+the JWT ``token`` are never passed into an exception, so they cannot reach ``str``, ``repr`` or a
+traceback.
 """
 
 from __future__ import annotations
@@ -195,7 +197,9 @@ class OutcomeUnknownError(VerifyError):
     """A ``create`` failed after the request may have reached Twilio.
 
     Verify has no idempotency key, so the access token may or may not exist, and re-sending the
-    request could mint a second one. The underlying error is ``cause`` (also ``__cause__``).
+    request could mint a second one. The underlying error is ``cause`` (also ``__cause__``). A
+    2xx answer that is not a usable token (202, 204, a body cut off at ``max_response_bytes`` or
+    failing validation) is one too: ``cause`` is then the :class:`ResponseValidationError`.
     """
 
     def __init__(self, cause: VerifyError) -> None:

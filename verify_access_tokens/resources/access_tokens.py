@@ -92,7 +92,8 @@ class AccessTokens:
         """Create an enrollment token for ``identity``; hand ``token`` to the device, unlogged.
 
         Raises :class:`RequestValidationError` before sending if a parameter breaks a rule, and
-        :class:`OutcomeUnknownError` if the request failed after it may have created a token.
+        :class:`OutcomeUnknownError` if the request failed after it may have created a token,
+        a 2xx without a usable token included.
         """
         raw = await self._send_create(
             service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
