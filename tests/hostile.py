@@ -21,9 +21,9 @@ Behaviour = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MIB = 1024 * 1024
 
 
-def gzip_bomb(decoded_size: int) -> bytes:
-    """``decoded_size`` zero bytes, gzip-compressed (1 GiB of zeros is about 1 MB)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+def gzip_bomb(decoded_size: int, encoding: str = "gzip") -> bytes:
+    """``decoded_size`` zero bytes, gzip- or deflate-compressed (1 GiB of zeros is about 1 MB)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
     block = bytes(MIB)
     parts = [compressor.compress(block) for _ in range(decoded_size // MIB)]
     parts.append(compressor.compress(bytes(decoded_size % MIB)))
@@ -87,9 +87,9 @@ def endless(status: int = 200) -> Behaviour:
     return huge(1 << 62, status, chunked=True)
 
 
-def bomb(decoded_size: int = 1024 * MIB, status: int = 200) -> Behaviour:
-    payload = gzip_bomb(decoded_size)
-    return raw_body(payload, status, **{"Content-Encoding": "gzip"})
+def bomb(decoded_size: int = 1024 * MIB, status: int = 200, encoding: str = "gzip") -> Behaviour:
+    payload = gzip_bomb(decoded_size, encoding)
+    return raw_body(payload, status, **{"Content-Encoding": encoding})
 
 
 def echo_authorization(status: int = 401) -> Behaviour:

@@ -114,8 +114,13 @@ _CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize(
     "behaviour",
-    [lambda: huge(200 * MIB), endless, lambda: bomb(1024 * MIB)],
-    ids=["200MB", "endless-chunked", "gzip-bomb-1GiB"],
+    [
+        lambda: huge(200 * MIB),
+        endless,
+        lambda: bomb(1024 * MIB),
+        lambda: bomb(1024 * MIB, encoding="deflate"),
+    ],
+    ids=["200MB", "endless-chunked", "gzip-bomb-1GiB", "deflate-bomb-1GiB"],
 )
 async def test_hostile_bodies_keep_peak_memory_flat(hostile: HostileServer, behaviour: Any) -> None:
     hostile.behaviour = behaviour()
