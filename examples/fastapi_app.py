@@ -4,7 +4,8 @@
     uvicorn examples.fastapi_app:app
 
 With TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and VERIFY_SERVICE_SID set it talks to Twilio
-(VERIFY_ACCESS_TOKENS_BASE_URL overrides the origin); otherwise it starts a local emulator in the lifespan.
+(VERIFY_ACCESS_TOKENS_BASE_URL overrides the origin); otherwise it starts a local emulator in
+the lifespan.
 The endpoint itself is `verify_access_tokens.fastapi.access_token_router`; this file only adds
 what is yours: the client's lifespan and who the caller is.
 """

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import aioresponses.core
 import pytest
+from hostile import HostileServer
 from hypothesis import HealthCheck, settings
 
 from verify_access_tokens import VerifyClient
@@ -98,3 +99,10 @@ async def client() -> AsyncIterator[VerifyClient]:
     """A client with test credentials and no retry sleeps worth waiting for."""
     async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_retries=0) as c:
         yield c
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileServer]:
+    """A misbehaving server on 127.0.0.1 (see tests/hostile.py); set ``.behaviour`` per test."""
+    async with HostileServer() as server:
+        yield server

@@ -30,6 +30,7 @@ DEFAULT_DEADLINE: Final = 60.0
 DEFAULT_RETRY_AFTER_MAX: Final = 60.0
 DEFAULT_POOL_LIMIT: Final = 100
 DEFAULT_KEEPALIVE_TIMEOUT: Final = 30.0
+DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024  # Twilio's access-token bodies are under 2 KB
 
 ENV_ACCOUNT_SID: Final = "TWILIO_ACCOUNT_SID"
 ENV_AUTH_TOKEN: Final = "TWILIO_AUTH_TOKEN"
@@ -42,6 +43,12 @@ ENV_BASE_URL: Final = "VERIFY_ACCESS_TOKENS_BASE_URL"
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
 _HOST_LABEL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls; tab is allowed
+# Headers the client sets itself: overriding them would break auth, framing or the form.
+CLIENT_OWNED_HEADERS: Final = frozenset(
+    {"authorization", "host", "content-length", "transfer-encoding", "content-type", "connection"}
+)
 
 
 @attrs.frozen(slots=True)
@@ -248,6 +255,50 @@ def pool_limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError("pool_limit", "must be an int >= 1")
     return value
+
+
+def max_response_bytes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError("max_response_bytes", "must be an int >= 1 (bytes)")
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def extra_headers(value: object) -> dict[str, str]:
+    """Checked copy of the caller's headers: well-formed, ``str`` only, none the client owns.
+
+    Errors name the header, never its value (it may be a credential of its own).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError("extra_headers", "must be a mapping of str to str")
+    headers: dict[str, str] = {}
+    for name, header_value in value.items():
+        if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None:
+            raise ConfigurationError(
+                "extra_headers", f"{name!r} is not a valid header name (RFC 9110 token)"
+            )
+        if name.lower() in CLIENT_OWNED_HEADERS:
+            raise ConfigurationError("extra_headers", f"{name} is set by the client itself")
+        if not isinstance(header_value, str):
+            raise ConfigurationError(
+                "extra_headers", f"{name}: value must be a str, not {type(header_value).__name__}"
+            )
+        if _HEADER_VALUE_FORBIDDEN.search(header_value) is not None or not _encodable(header_value):
+            raise ConfigurationError(
+                "extra_headers",
+                f"{name}: value must not contain CR, LF, NUL, other controls or lone surrogates",
+            )
+        headers[name] = header_value
+    return headers
 
 
 def environment() -> Mapping[str, str]:

@@ -88,7 +88,7 @@ def read_items(stream: Iterable[bytes | str], fmt: str) -> Iterator[EnrollmentRe
             continue
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ConfigurationError("INPUT", f"line {number} is not valid JSON") from None
         if isinstance(data, str):
             yield EnrollmentRequest(data)

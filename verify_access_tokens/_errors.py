@@ -2,11 +2,17 @@
 
 Every failure a caller can meet is a :class:`VerifyError`, so ``except VerifyError`` is always
 enough. Messages are built only from things that are safe to show: status codes, Twilio error
-codes and messages, method and path, field names. Credentials and the JWT ``token`` are never
-passed into an exception, so they cannot reach ``str``, ``repr`` or a traceback.
+codes, method and path, field names, and server text (Twilio's message, a status line) after a
+:class:`Scrubber` removed the client's credentials from it and capped its length. Credentials and
+the JWT ``token`` are never passed into an exception, so they cannot reach ``str``, ``repr`` or a
+traceback.
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
+from typing import Final
 
 __all__ = [
     "APIConnectionError",
@@ -26,6 +32,46 @@ __all__ = [
     "ServerError",
     "VerifyError",
 ]
+
+
+SERVER_TEXT_MAX: Final = 500
+REDACTED: Final = "<redacted>"
+
+
+class Scrubber:
+    """Removes the client's credentials from server-provided text and caps its length.
+
+    A server or proxy may echo the request's ``Authorization`` header back in its error message,
+    its status line or its headers; everything a server said passes through here before it
+    reaches an exception, a log record or the CLI.
+    """
+
+    __slots__ = ("_secrets",)
+
+    def __init__(self, authorization: str) -> None:
+        secrets = {authorization}
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme == "Basic" and encoded:
+            secrets.add(encoded)
+            try:
+                pair = base64.b64decode(encoded, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):  # pragma: no cover - we built it
+                pair = ""
+            secrets.update((pair, pair.partition(":")[2]))
+        secrets.discard("")
+        # Longest first, so that the Basic value goes before the base64 part it contains.
+        self._secrets = tuple(sorted(secrets, key=len, reverse=True))
+
+    def __call__(self, text: str, limit: int = SERVER_TEXT_MAX) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        if len(text) > limit:
+            text = text[:limit] + f"... ({len(text) - limit} more characters)"
+        return text
+
+    def __repr__(self) -> str:
+        return "Scrubber(<redacted>)"
 
 
 class VerifyError(Exception):
@@ -152,7 +198,9 @@ class OutcomeUnknownError(VerifyError):
     """A ``create`` failed after the request may have reached Twilio.
 
     Verify has no idempotency key, so the access token may or may not exist, and re-sending the
-    request could mint a second one. The underlying error is ``cause`` (also ``__cause__``).
+    request could mint a second one. The underlying error is ``cause`` (also ``__cause__``). A
+    2xx answer that is not a usable token (202, 204, a body cut off at ``max_response_bytes`` or
+    failing validation) is one too: ``cause`` is then the :class:`ResponseValidationError`.
     """
 
     def __init__(self, cause: VerifyError) -> None:

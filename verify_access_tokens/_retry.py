@@ -16,7 +16,7 @@ from typing import Final
 
 import attrs
 
-from ._errors import APIConnectionError, APIStatusError, VerifyError
+from ._errors import APIConnectionError, APIStatusError, ResponseValidationError, VerifyError
 
 BACKOFF_BASE: Final = 0.5
 BACKOFF_MAX: Final = 8.0
@@ -38,7 +38,8 @@ def is_ambiguous(error: VerifyError) -> bool:
         return error.status == 408 or error.status >= 500
     if isinstance(error, APIConnectionError):
         return error.request_sent
-    return False
+    # A 2xx said "done" but its body is unusable (cut off, not a token): the token may exist.
+    return isinstance(error, ResponseValidationError)
 
 
 def is_retryable(error: VerifyError, *, idempotent: bool, policy: RetryPolicy) -> bool:

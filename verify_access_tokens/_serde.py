@@ -27,6 +27,7 @@ __all__ = ["parse_json_object", "structure", "unstructure"]
 
 T = TypeVar("T")
 
+_INVALID: Any = object()
 _FACTOR_TYPES = {member.value: member for member in FactorType}
 
 
@@ -116,10 +117,12 @@ def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, An
     """Decode a JSON object body, or raise :class:`ResponseValidationError` saying why not."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise ResponseValidationError(
-            "$", f"not valid JSON ({len(body)} bytes)", status=status
-        ) from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        data = _INVALID
+    if data is _INVALID:
+        # Raised outside the handler: the JSON error holds the whole body (``.doc``), a JWT
+        # perhaps, and would otherwise stay reachable as ``__context__``.
+        raise ResponseValidationError("$", f"not valid JSON ({len(body)} bytes)", status=status)
     if not isinstance(data, dict):
         raise ResponseValidationError(
             "$", f"expected a JSON object, got {type(data).__name__}", status=status

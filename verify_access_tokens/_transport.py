@@ -21,6 +21,7 @@ import attrs
 import yarl
 from multidict import CIMultiDictProxy
 
+from ._config import DEFAULT_MAX_RESPONSE_BYTES
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -33,6 +34,8 @@ from ._errors import (
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseValidationError,
+    Scrubber,
     ServerError,
     VerifyError,
 )
@@ -44,6 +47,7 @@ USER_AGENT: Final = (
     f"verify-access-tokens/{__version__} aiohttp/{aiohttp.__version__} "
     f"Python/{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 )
+_READ_SIZE: Final = 64 * 1024  # bounds each copy out of aiohttp's buffer, hence each loop step
 _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -80,6 +84,7 @@ class RequestOptions:
     retry: RetryPolicy
     extra_headers: Mapping[str, str] = attrs.field(factory=dict)
     observer: AttemptObserver | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @attrs.define(slots=True)  # not frozen: built on every request, and frozen init costs more
@@ -98,7 +103,7 @@ def _twilio_error_fields(body: bytes) -> tuple[int | None, str | None, str | Non
         return None, None, None
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None, None, None
     if not isinstance(data, dict):
         return None, None, None  # pragma: no cover - starts with "{" so it is an object
@@ -111,28 +116,70 @@ def _twilio_error_fields(body: bytes) -> tuple[int | None, str | None, str | Non
 
 
 def status_error(
-    status: int, reason: str | None, headers: Mapping[str, str], body: bytes, method: str, url: str
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    method: str,
+    url: str,
+    scrub: Scrubber,
 ) -> APIStatusError:
-    """The typed error for a non-success answer, whether Twilio's JSON or a proxy's HTML."""
-    code, message, more_info = _twilio_error_fields(body)
+    """The typed error for a non-success answer, whether Twilio's JSON or a proxy's HTML.
+
+    ``body`` is ``None`` when it was larger than the client reads. Every piece of server text
+    goes through ``scrub``: a proxy may quote the request's credentials back.
+    """
+    code, message, more_info = _twilio_error_fields(body) if body is not None else (None,) * 3
     if message is None:
         # Proxies answer with HTML or nothing; describe it instead of quoting it.
         kind = headers.get("Content-Type", "no content type").split(";")[0]
-        message = f"{reason or 'error'} ({kind} body, {len(body)} bytes, not a Twilio error)"
+        size = "too large, cut off" if body is None else f"{len(body)} bytes"
+        message = f"{reason or 'error'} ({kind} body, {size}, not a Twilio error)"
+    request_id = headers.get("Twilio-Request-Id")
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
     return cls(
         status=status,
-        message=message,
+        message=scrub(message),
         method=method,
         url=url,
         code=code,
-        more_info=more_info,
-        request_id=headers.get("Twilio-Request-Id"),
+        more_info=None if more_info is None else scrub(more_info),
+        request_id=None if request_id is None else scrub(request_id, 64),
         retry_after=parse_retry_after(headers.get("Retry-After")),
     )
 
 
-def _connection_error(exc: BaseException, method: str, url: str) -> APIConnectionError:
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The decoded body, or ``None`` (and the connection closed) when it is over ``limit``.
+
+    aiohttp decompresses incrementally under flow control, a bounded slice per read, so reading
+    chunk by chunk bounds memory and loop time for a gzip bomb as for a plain huge body.
+    """
+    length = resp.content_length
+    if length is not None and "Content-Encoding" not in resp.headers:
+        if length <= limit:
+            return await resp.read()  # the usual small answer: aiohttp's own path, unchanged
+        resp.close()  # announced too large: not even read
+        return None
+    chunks = []
+    size = 0
+    content = resp.content
+    while chunk := await content.read(_READ_SIZE):
+        size += len(chunk)
+        if size > limit:
+            resp.close()  # the rest stays unread: the connection cannot go back to the pool
+            return None
+        chunks.append(chunk)
+        if size > _READ_SIZE:
+            # Buffered data comes back without a suspension, and each read lets aiohttp inflate
+            # the next slice: yield, or a compressed body would hold the loop until the cap.
+            await asyncio.sleep(0)
+    return b"".join(chunks)
+
+
+def _connection_error(
+    exc: BaseException, method: str, url: str, scrub: Scrubber
+) -> APIConnectionError:
     """Map an aiohttp/asyncio failure; ``request_sent`` is False only when provably unsent.
 
     aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
@@ -142,12 +189,13 @@ def _connection_error(exc: BaseException, method: str, url: str) -> APIConnectio
         # The proxy refused the CONNECT tunnel: nothing reached the origin. aiohttp's text quotes
         # the proxy URL, credentials included, so it is not kept.
         return APIConnectionError(
-            f"the proxy refused the tunnel (HTTP {exc.status} {exc.message})",
+            f"the proxy refused the tunnel (HTTP {exc.status} {scrub(exc.message)})",
             method=method,
             url=url,
             request_sent=False,
         )
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # Scrubbed: aiohttp quotes what the server sent (a malformed status line, for example).
+    detail = scrub(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return APITimeoutError(
             f"connect timed out ({detail})", method=method, url=url, request_sent=False
@@ -176,6 +224,7 @@ class Transport:
         trace_configs: list[aiohttp.TraceConfig] | None = None,
     ) -> None:
         self.base_url = base_url
+        self.scrub = Scrubber(authorization)
         self._headers: dict[str, str] = {
             "Authorization": _Redacted(authorization),
             "User-Agent": USER_AGENT,
@@ -263,10 +312,12 @@ class Transport:
         *,
         options: RequestOptions,
         idempotent: bool,
-        expected: frozenset[int],
         form: Mapping[str, str] | None = None,
     ) -> RawResponse:
-        """Send with retries per ``options``; return the first expected answer or raise.
+        """Send with retries per ``options``; return the first 2xx answer or raise.
+
+        A 2xx whose body is over ``options.max_response_bytes`` raises
+        :class:`ResponseValidationError` (an :class:`OutcomeUnknownError` for a create).
 
         Each attempt is bounded by its own timeout or what is left of the call's deadline,
         whichever ends first; a backoff sleep that would cross the deadline is never started,
@@ -318,24 +369,34 @@ class Transport:
                     allow_redirects=False,
                     raise_for_status=False,
                 ) as resp:
-                    body = await resp.read()
+                    body = await _read_body(resp, options.max_response_bytes)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error = _connection_error(exc, method, url)
+                error = _connection_error(exc, method, url, self.scrub)
             else:
-                if resp.status in expected:
-                    if observer is not None:
-                        observer.after_attempt(None)
-                    if logger.isEnabledFor(logging.DEBUG):
-                        logger.debug(
-                            "%s %s -> %d request_id=%s attempt=%d",
-                            method,
-                            path,
-                            resp.status,
-                            resp.headers.get("Twilio-Request-Id"),
-                            attempt,
-                        )
-                    return RawResponse(resp.status, resp.headers, body, attempt)
-                error = status_error(resp.status, resp.reason, resp.headers, body, method, url)
+                if 200 <= resp.status < 300:
+                    if body is not None:
+                        if observer is not None:
+                            observer.after_attempt(None)
+                        if logger.isEnabledFor(logging.DEBUG):
+                            logger.debug(
+                                "%s %s -> %d request_id=%s attempt=%d",
+                                method,
+                                path,
+                                resp.status,
+                                self.scrub(resp.headers.get("Twilio-Request-Id", ""), 64),
+                                attempt,
+                            )
+                        return RawResponse(resp.status, resp.headers, body, attempt)
+                    error = ResponseValidationError(
+                        "$",
+                        f"body larger than max_response_bytes ({options.max_response_bytes}); "
+                        "cut off",
+                        status=resp.status,
+                    )
+                else:
+                    error = status_error(
+                        resp.status, resp.reason, resp.headers, body, method, url, self.scrub
+                    )
             if observer is not None:
                 observer.after_attempt(error)
             delay = self._retry_delay(error, attempt, retry, idempotent)
@@ -374,8 +435,13 @@ def _give_up(
     logger.info("%s %s failed after %d attempt(s): %s", method, path, attempts, _describe(error))
     if idempotent or not is_ambiguous(error):
         return error
+    return outcome_unknown(error)
+
+
+def outcome_unknown(error: VerifyError) -> OutcomeUnknownError:
+    """Wrap the failure of a create that may have made a token (same ``attempts``)."""
     unknown = OutcomeUnknownError(error)
-    unknown.attempts = attempts
+    unknown.attempts = error.attempts
     unknown.__cause__ = error
     return unknown
 

@@ -28,6 +28,12 @@ _FACTOR_TYPES: Final = {member.value: member for member in FactorType}
 def _check_str(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise RequestValidationError(field, f"must be a str, not {type(value).__name__}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: it could not be sent as UTF-8
+        raise RequestValidationError(
+            field, "must be valid Unicode text (it contains a lone surrogate)"
+        ) from None
     return value
 
 

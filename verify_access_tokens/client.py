@@ -55,6 +55,7 @@ class VerifyClient:
         pool_limit: int = _config.DEFAULT_POOL_LIMIT,
         keepalive_timeout: float = _config.DEFAULT_KEEPALIVE_TIMEOUT,
         extra_headers: Mapping[str, str] | None = None,
+        max_response_bytes: int = _config.DEFAULT_MAX_RESPONSE_BYTES,
         session: aiohttp.ClientSession | None = None,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         proxy: str | None = None,
@@ -98,7 +99,8 @@ class VerifyClient:
                 retry_after_max=_config.seconds("retry_after_max", retry_after_max),
                 retry_ambiguous_creates=bool(retry_ambiguous_creates),
             ),
-            extra_headers=dict(extra_headers or {}),
+            extra_headers=_config.extra_headers(extra_headers),
+            max_response_bytes=_config.max_response_bytes(max_response_bytes),
         )
         self.access_tokens = AccessTokens(self)
 
@@ -111,6 +113,7 @@ class VerifyClient:
         deadline: float | _NotGiven | None = _NOT_GIVEN,
         retry_ambiguous_creates: bool | _NotGiven = _NOT_GIVEN,
         extra_headers: Mapping[str, str] | _NotGiven = _NOT_GIVEN,
+        max_response_bytes: int | _NotGiven = _NOT_GIVEN,
     ) -> VerifyClient:
         """A sibling client with other per-call settings, sharing this client's session.
 
@@ -127,7 +130,11 @@ class VerifyClient:
         if not isinstance(retry_ambiguous_creates, _NotGiven):
             retry = attrs.evolve(retry, retry_ambiguous_creates=bool(retry_ambiguous_creates))
         if not isinstance(extra_headers, _NotGiven):
-            options = attrs.evolve(options, extra_headers=dict(extra_headers))
+            options = attrs.evolve(options, extra_headers=_config.extra_headers(extra_headers))
+        if not isinstance(max_response_bytes, _NotGiven):
+            options = attrs.evolve(
+                options, max_response_bytes=_config.max_response_bytes(max_response_bytes)
+            )
         return self._sibling(attrs.evolve(options, retry=retry))
 
     def _with_observer(self, observer: AttemptObserver | None) -> VerifyClient:
@@ -170,6 +177,11 @@ class VerifyClient:
     @property
     def deadline(self) -> float | None:
         return self._options.deadline
+
+    @property
+    def max_response_bytes(self) -> int:
+        """Largest decoded response body read; a longer one is cut off (see the README)."""
+        return self._options.max_response_bytes
 
     @property
     def timeout(self) -> aiohttp.ClientTimeout:

@@ -7,14 +7,15 @@ mapping) -> ``_serde`` -> :class:`AccessToken`.
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from .. import _validation as v
 from .._batch import BatchInput, EnrollmentBatch, RateLimit
+from .._errors import ResponseValidationError
 from .._serde import parse_json_object, structure_access_token
-from .._transport import RawResponse
+from .._transport import RawResponse, outcome_unknown
 from ..models import AccessToken, APIResponse, FactorType
 
 if TYPE_CHECKING:
@@ -25,16 +26,22 @@ if TYPE_CHECKING:
 
 __all__ = ["AccessTokens"]
 
-_CREATED: Final = frozenset({201, 200})  # the description lists 200 beside 201: accept both
-_OK: Final = frozenset({200})
+
+def _token(raw: RawResponse, *, created: bool = False) -> AccessToken:
+    """Parse a 2xx answer. A create's 2xx that is not a token may still have made one, so its
+    failure is an :class:`OutcomeUnknownError` (the :class:`ResponseValidationError` as cause)."""
+    try:
+        return structure_access_token(
+            parse_json_object(raw.body, status=raw.status), status=raw.status
+        )
+    except ResponseValidationError as exc:
+        error = exc
+    error.attempts = raw.attempts
+    raise outcome_unknown(error) if created else error
 
 
-def _token(raw: RawResponse) -> AccessToken:
-    return structure_access_token(parse_json_object(raw.body, status=raw.status), status=raw.status)
-
-
-def _with_http_info(raw: RawResponse) -> APIResponse[AccessToken]:
-    return APIResponse(_token(raw), raw.status, raw.headers, raw.attempts)
+def _with_http_info(raw: RawResponse, *, created: bool = False) -> APIResponse[AccessToken]:
+    return APIResponse(_token(raw, created=created), raw.status, raw.headers, raw.attempts)
 
 
 def _create_request(
@@ -85,12 +92,13 @@ class AccessTokens:
         """Create an enrollment token for ``identity``; hand ``token`` to the device, unlogged.
 
         Raises :class:`RequestValidationError` before sending if a parameter breaks a rule, and
-        :class:`OutcomeUnknownError` if the request failed after it may have created a token.
+        :class:`OutcomeUnknownError` if the request failed after it may have created a token,
+        a 2xx without a usable token included.
         """
         raw = await self._send_create(
             service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
         )
-        return _token(raw)
+        return _token(raw, created=True)
 
     async def create_with_http_info(
         self,
@@ -106,7 +114,7 @@ class AccessTokens:
         raw = await self._send_create(
             service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
         )
-        return _with_http_info(raw)
+        return _with_http_info(raw, created=True)
 
     def _send_create(
         self,
@@ -123,7 +131,6 @@ class AccessTokens:
             path,
             options=self._client._options_for_call(timeout),
             idempotent=False,
-            expected=_CREATED,
             form=form,
         )
 
@@ -155,7 +162,6 @@ class AccessTokens:
             _fetch_path(service_sid, sid),
             options=self._client._options_for_call(timeout),
             idempotent=True,
-            expected=_OK,
         )
 
     def create_many(
