@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 
 import pytest
 
@@ -36,16 +37,90 @@ async def test_fixed_rate_spaces_grants_evenly() -> None:
     assert times[-1] - times[0] >= 5 * 0.02 * 0.9
 
 
-async def test_adaptive_grows_in_slow_start_then_additively() -> None:
+class FakeClock:
+    """The running loop's clock, moved by hand: the pacer's arithmetic without waiting."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1000.0
+        monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: self.now)
+
+
+async def test_adaptive_starts_unpaced_so_concurrency_bounds_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeClock(monkeypatch)  # time stands still: any wait would be a sleep
+
+    async def no_sleep(delay: float) -> None:
+        raise AssertionError(f"paced before the first 429 (slept {delay})")
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    pacer = AdaptiveRate()
+    for _ in range(1000):
+        await pacer.before_attempt()
+        pacer.after_attempt(None)
+    assert pacer.rate == math.inf
+    assert pacer.slow_start is True
+
+
+async def test_first_429_cuts_to_90_percent_of_the_successes_of_the_last_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(monkeypatch)
+    pacer = AdaptiveRate()
+    for _ in range(200):  # a burst the server let through in 0.2 s
+        clock.now += 0.001
+        pacer.after_attempt(None)
+    pacer.after_attempt(rate_limited(retry_after=1))
+    assert pacer.slow_start is False
+    assert pacer.rate == pytest.approx(180)  # the limit measured, not a share of infinity
+
+
+async def test_cut_counts_only_the_last_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(monkeypatch)
+    pacer = AdaptiveRate()
+    for _ in range(500):  # long ago
+        pacer.after_attempt(None)
+    clock.now += 10.0
+    for _ in range(100):  # second [t, t+1)
+        pacer.after_attempt(None)
+    clock.now += 2.5
+    for _ in range(50):  # in a window whose previous one saw nothing
+        pacer.after_attempt(None)
+    pacer.after_attempt(rate_limited(retry_after=0))
+    assert pacer.rate == pytest.approx(0.9 * 50)
+    clock.now += 2.0  # past the cut's pause: a second, separate signal
+    for _ in range(40):
+        pacer.after_attempt(None)
+    clock.now += 1.25  # that window overlaps the last second by three quarters
+    pacer.after_attempt(rate_limited(retry_after=0))
+    assert pacer.rate == pytest.approx(0.9 * (40 * 0.75))
+
+
+async def test_cut_never_raises_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeClock(monkeypatch)
+    pacer = AdaptiveRate(initial=10)
+    pacer.slow_start = False
+    pacer.rate = 5.0
+    for _ in range(100):  # more successes than the rate (say, another pacer's burst)
+        pacer.after_attempt(None)
+    pacer.after_attempt(rate_limited(retry_after=0))
+    assert pacer.rate == pytest.approx(0.9 * min(5.0 + 100 * 0.05, 100))
+
+
+async def test_adaptive_grows_in_slow_start_then_additively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeClock(monkeypatch)
     pacer = AdaptiveRate(initial=10)
     for _ in range(10):
         pacer.after_attempt(None)
     assert pacer.rate == pytest.approx(20)  # +1 per success: doubles per second of successes
     pacer.after_attempt(rate_limited())
     assert pacer.slow_start is False
-    assert pacer.rate == pytest.approx(10)
-    pacer.after_attempt(None)
-    assert pacer.rate == pytest.approx(10.1)  # about +10 % of the rate per second of successes
+    assert pacer.rate == pytest.approx(9)  # 90 % of the 10 successes of the last second
+    for _ in range(9):
+        pacer.after_attempt(None)
+    assert pacer.rate == pytest.approx(9.45)  # +5 % of the rate per second of successes
 
 
 async def test_adaptive_cuts_once_per_burst_and_honours_retry_after() -> None:
@@ -54,7 +129,7 @@ async def test_adaptive_cuts_once_per_burst_and_honours_retry_after() -> None:
     pacer.after_attempt(rate_limited(retry_after=0.2))
     for _ in range(5):  # the rest of the burst that was already in flight
         pacer.after_attempt(rate_limited(retry_after=0.2))
-    assert pacer.rate == pytest.approx(20)
+    assert pacer.rate == pytest.approx(0.5)  # nothing succeeded yet: the minimum
     assert pacer.rate_limited == 6
     started = loop.time()
     await pacer.before_attempt()
