@@ -30,7 +30,9 @@ class FixedRate:
 
     A waiter sleeps until the next slot and then checks again, instead of reserving a slot far
     ahead: with many waiters, reservations made at an old rate would otherwise keep pacing
-    them long after the adaptive rate changed.
+    them long after the adaptive rate changed. Waiters take slots first come, first served
+    (``asyncio.Lock`` queues them in order): otherwise a retry could lose every race for a slot
+    to fresh requests until its deadline ran out.
     """
 
     def __init__(self, rate: float) -> None:
@@ -39,19 +41,21 @@ class FixedRate:
         self.rate = float(rate)
         self._last_grant = -1e9
         self._paused_until = 0.0
+        self._queue = asyncio.Lock()
 
     async def before_attempt(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            interval = 1.0 / self.rate
-            due = self._last_grant + interval
-            wait = max(due, self._paused_until) - now
-            if wait <= 0:
-                # Keep the average on schedule despite timer overshoot, but never bank a burst.
-                self._last_grant = due if now - due < interval else now
-                return
-            await asyncio.sleep(wait)
+        async with self._queue:
+            while True:
+                now = loop.time()
+                interval = 1.0 / self.rate
+                due = self._last_grant + interval
+                wait = max(due, self._paused_until) - now
+                if wait <= 0:
+                    # Keep the average on schedule despite timer overshoot; never bank a burst.
+                    self._last_grant = due if now - due < interval else now
+                    return
+                await asyncio.sleep(wait)
 
     def after_attempt(self, error: VerifyError | None) -> None:
         """A fixed rate learns nothing from outcomes."""
