@@ -1,12 +1,20 @@
-"""Client overhead against raw aiohttp, in one run, against an emulator in another process.
+"""Client CPU per request against raw aiohttp (and twilio-python), in one run.
 
-    python benchmarks/bench_client.py [--requests 2000] [--repeats 3] [--uvloop]
+    python benchmarks/bench_client.py [--requests 3000] [--concurrency 50] [--repeats 3]
 
-For each concurrency it sends N creates then N fetches through (a) raw aiohttp posting the same
-form with a precomputed Authorization header and decoding the JSON, and (b) this client
-(validation, retries machinery, parsing into AccessToken). It prints requests/s and the client
-process's CPU milliseconds per request for both, and the ratios (best of the repeats, the two
-alternating so that drift hits both). Then import time of `verify_access_tokens` vs `aiohttp`.
+N creates at a fixed concurrency against a stand-in server (the emulator) in its own process on
+127.0.0.1, through each contender in turn, the contenders interleaved ``--repeats`` times so that
+drift hits all of them. For each: the client process's CPU per request (``process_time`` /
+requests) and requests/s, the median of the repeats. Contenders:
+
+- raw aiohttp, ``data=dict``: what most hand-written code does (aiohttp builds a ``FormData``);
+- raw aiohttp, lean: the form pre-encoded to ``bytes`` with its ``Content-Type``, the URL and
+  headers built once: the least a client can do per request (the ratio base);
+- this client: validation, retries machinery, strict parsing into ``AccessToken``;
+- twilio-python's async client (``AsyncTwilioHttpClient``), if ``twilio`` is installed, with its
+  Verify domain pointed at the stand-in server.
+
+Then import time of ``verify_access_tokens`` vs ``aiohttp``: the minimum of 30 fresh interpreters.
 """
 
 from __future__ import annotations
@@ -15,24 +23,29 @@ import argparse
 import asyncio
 import base64
 import json
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
+import yarl
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _server import Server, emulator_process
 
 from verify_access_tokens import VerifyClient
 
+Measure = Callable[[Server, int, int], Awaitable[tuple[float, float]]]
+
 
 async def run_concurrently(
     n: int, concurrency: int, call: Callable[[int], Awaitable[object]]
-) -> list[object]:
-    results: list[object] = [None] * n
+) -> None:
     next_index = 0
 
     async def worker() -> None:
@@ -40,32 +53,59 @@ async def run_concurrently(
         while next_index < n:
             index = next_index
             next_index += 1
-            results[index] = await call(index)
+            await call(index)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
 
 
-async def raw_aiohttp(server: Server, n: int, concurrency: int) -> tuple[float, float]:
-    auth = base64.b64encode(f"{server.account_sid}:{server.auth_token}".encode()).decode()
-    headers = {"Authorization": f"Basic {auth}", "Accept": "application/json"}
-    create_url = f"{server.base_url}/v2/Services/{server.service_sid}/AccessTokens"
+async def timed(
+    n: int, concurrency: int, call: Callable[[int], Awaitable[object]]
+) -> tuple[float, float]:
+    """(wall seconds, client CPU seconds) for n calls."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    await run_concurrently(n, concurrency, call)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _basic(server: Server) -> str:
+    return base64.b64encode(f"{server.account_sid}:{server.auth_token}".encode()).decode()
+
+
+def _create_url(server: Server) -> str:
+    return f"{server.base_url}/v2/Services/{server.service_sid}/AccessTokens"
+
+
+def _form(i: int) -> dict[str, str]:
+    return {"Identity": f"bench-user-{i:08d}", "FactorType": "push", "Ttl": "300"}
+
+
+async def raw_dict(server: Server, n: int, concurrency: int) -> tuple[float, float]:
+    headers = {"Authorization": f"Basic {_basic(server)}", "Accept": "application/json"}
+    url = _create_url(server)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
 
         async def create(i: int) -> object:
-            form = {"Identity": f"bench-user-{i:08d}", "FactorType": "push", "Ttl": "300"}
-            async with session.post(create_url, data=form, headers=headers) as resp:
+            async with session.post(url, data=_form(i), headers=headers) as resp:
                 return json.loads(await resp.read())
 
-        async def fetch(i: int) -> object:
-            async with session.get(f"{create_url}/{sids[i]}", headers=headers) as resp:
+        return await timed(n, concurrency, create)
+
+
+async def raw_lean(server: Server, n: int, concurrency: int) -> tuple[float, float]:
+    headers = {
+        "Authorization": f"Basic {_basic(server)}",
+        "Accept": "application/json",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    url = yarl.URL(_create_url(server))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+
+        async def create(i: int) -> object:
+            body = urlencode(_form(i)).encode()
+            async with session.post(url, data=body, headers=headers) as resp:
                 return json.loads(await resp.read())
 
-        wall, cpu = time.perf_counter(), time.process_time()
-        created = await run_concurrently(n, concurrency, create)
-        sids = [c["sid"] for c in created]  # type: ignore[index]
-        await run_concurrently(n, concurrency, fetch)
-        return time.perf_counter() - wall, time.process_time() - cpu
+        return await timed(n, concurrency, create)
 
 
 async def this_client(server: Server, n: int, concurrency: int) -> tuple[float, float]:
@@ -77,14 +117,37 @@ async def this_client(server: Server, n: int, concurrency: int) -> tuple[float, 
         async def create(i: int) -> object:
             return await tokens.create(server.service_sid, identity=f"bench-user-{i:08d}", ttl=300)
 
-        async def fetch(i: int) -> object:
-            return await tokens.fetch(server.service_sid, sids[i])
+        return await timed(n, concurrency, create)
 
-        wall, cpu = time.perf_counter(), time.process_time()
-        created = await run_concurrently(n, concurrency, create)
-        sids = [c.sid for c in created]  # type: ignore[attr-defined]
-        await run_concurrently(n, concurrency, fetch)
-        return time.perf_counter() - wall, time.process_time() - cpu
+
+def twilio_version() -> str | None:
+    try:
+        import twilio  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    return str(twilio.__version__)
+
+
+async def twilio_python(server: Server, n: int, concurrency: int) -> tuple[float, float]:
+    from twilio.http.async_http_client import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        AsyncTwilioHttpClient,
+    )
+    from twilio.rest import Client  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    http_client = AsyncTwilioHttpClient()  # made in the loop: its aiohttp session needs one
+    client: Any = Client(server.account_sid, server.auth_token, http_client=http_client)
+    client.verify.base_url = server.base_url  # the Verify domain, pointed at the stand-in
+    tokens = client.verify.v2.services(server.service_sid).access_tokens
+    try:
+
+        async def create(i: int) -> object:
+            return await tokens.create_async(
+                identity=f"bench-user-{i:08d}", factor_type="push", ttl=300
+            )
+
+        return await timed(n, concurrency, create)
+    finally:
+        await http_client.close()
 
 
 def import_time(module: str, runs: int = 30) -> float:
@@ -93,7 +156,7 @@ def import_time(module: str, runs: int = 30) -> float:
     The minimum of many runs: start-up cost is deterministic, the noise only ever adds to it.
     """
 
-    def timed(code: str) -> float:
+    def best(code: str) -> float:
         samples = []
         for _ in range(runs):
             started = time.perf_counter()
@@ -101,55 +164,68 @@ def import_time(module: str, runs: int = 30) -> float:
             samples.append(time.perf_counter() - started)
         return min(samples)
 
-    return (timed(f"import {module}") - timed("pass")) * 1000
+    return (best(f"import {module}") - best("pass")) * 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32])
+    parser.add_argument("--import-runs", type=int, default=30)
     parser.add_argument("--uvloop", action="store_true", help="use uvloop if installed")
     args = parser.parse_args()
     if args.uvloop:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
 
         uvloop.install()
+    contenders: dict[str, Measure] = {
+        "raw aiohttp, data=dict": raw_dict,
+        "raw aiohttp, lean (pre-encoded bytes, prebuilt URL/headers)": raw_lean,
+        "this client": this_client,
+    }
+    version = twilio_version()
+    if version is None:
+        print("note: twilio not installed (pip install twilio): twilio-python row skipped")
+    else:
+        contenders[f"twilio-python {version} async"] = twilio_python
     n = args.requests
     print(
-        f"{n} creates + {n} fetches per run, best of {args.repeats}; "
-        f"Python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
-        f"loop {'uvloop' if args.uvloop else 'asyncio'}"
+        f"{n} creates at concurrency {args.concurrency}, median of {args.repeats} interleaved "
+        f"runs; Python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
+        f"loop {'uvloop' if args.uvloop else 'asyncio'}; stand-in server in its own process"
     )
-    print()
-    print(
-        f"{'conc':>4} | {'raw req/s':>9} {'client req/s':>12} {'ratio':>6} | "
-        f"{'raw CPU ms/req':>14} {'client CPU ms/req':>17} {'ratio':>6}"
-    )
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     with emulator_process() as server:
-        for concurrency in args.concurrency:
-            best = {"raw": (float("inf"), float("inf")), "client": (float("inf"), float("inf"))}
-            for _ in range(args.repeats):
-                for name, bench in (("raw", raw_aiohttp), ("client", this_client)):
-                    wall, cpu = asyncio.run(bench(server, n, concurrency))
-                    best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
-            requests = 2 * n
-            raw_rps, client_rps = requests / best["raw"][0], requests / best["client"][0]
-            raw_cpu, client_cpu = (
-                1000 * best["raw"][1] / requests,
-                1000 * best["client"][1] / requests,
-            )
-            print(
-                f"{concurrency:>4} | {raw_rps:>9.0f} {client_rps:>12.0f} "
-                f"{client_rps / raw_rps:>6.2f} | {raw_cpu:>14.3f} {client_cpu:>17.3f} "
-                f"{client_cpu / raw_cpu:>6.2f}"
-            )
-    aiohttp_ms = import_time("aiohttp")
-    ours_ms = import_time("verify_access_tokens")
+        for _ in range(args.repeats):
+            for name, measure in contenders.items():
+                samples[name].append(asyncio.run(measure(server, n, args.concurrency)))
+    cpu = {k: 1000 * statistics.median(c for _, c in v) / n for k, v in samples.items()}
+    rps = {k: n / statistics.median(w for w, _ in v) for k, v in samples.items()}
+    lean = cpu[next(k for k in contenders if "lean" in k)]
+    as_dict = cpu["raw aiohttp, data=dict"]
     print()
+    print("| contender | CPU ms/req | vs lean | vs data=dict | req/s |")
+    print("|---|---:|---:|---:|---:|")
+    for name in contenders:
+        print(
+            f"| {name} | {cpu[name]:.3f} | {cpu[name] / lean:.2f} | "
+            f"{cpu[name] / as_dict:.2f} | {rps[name]:.0f} |"
+        )
+    if version is not None:
+        twilio_name = f"twilio-python {version} async"
+        throughput = rps["this client"] / rps[twilio_name]
+        print(
+            f"\nthroughput, this client / twilio-python: {throughput:.2f}; "
+            f"CPU per request, twilio-python / this client: "
+            f"{cpu[twilio_name] / cpu['this client']:.2f}"
+        )
+    aiohttp_ms = import_time("aiohttp", args.import_runs)
+    ours_ms = import_time("verify_access_tokens", args.import_runs)
     print(
-        f"import time: aiohttp {aiohttp_ms:.0f} ms, verify_access_tokens {ours_ms:.0f} ms "
-        f"(ratio {ours_ms / aiohttp_ms:.2f}; includes aiohttp, attrs, cattrs)"
+        f"\nimport time (min of {args.import_runs}): aiohttp {aiohttp_ms:.0f} ms, "
+        f"verify_access_tokens {ours_ms:.0f} ms "
+        f"(ratio {ours_ms / aiohttp_ms:.2f}; includes aiohttp)"
     )
 
 

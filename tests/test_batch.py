@@ -257,6 +257,35 @@ async def test_adaptive_rate_converges_near_the_server_limit(
     assert verify_emulator.counters.rate_limited <= 0.5 * len(results)
 
 
+async def test_adaptive_rate_meets_the_limit_with_few_429s(verify_emulator: VerifyEmulator) -> None:
+    """The 429s are those of the unpaced start (about one per slot) and of rare probes."""
+    verify_emulator.set_faults(Faults(rate_limit=150.0))
+    async with verify_emulator.client(max_retries=4) as client:
+        batch = client.access_tokens.create_many(
+            verify_emulator.service_sid, ids(600), concurrency=8, rate_limit="adaptive"
+        )
+        results = await collect(batch)
+    assert all(r.ok for r in results)
+    counters = verify_emulator.counters
+    assert counters.tokens_created == 600
+    assert 0 < counters.rate_limited < 0.1 * counters.requests, counters  # benchmark: < 5 %
+
+
+async def test_adaptive_rate_without_a_server_limit_never_paces(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, ids(300), concurrency=8, rate_limit="adaptive"
+    )
+    results = await collect(batch)
+    assert all(r.ok for r in results)
+    pacer = batch.pacer
+    assert isinstance(pacer, AdaptiveRate)
+    assert pacer.slow_start is True  # never cut: as unpaced as rate_limit=None
+    assert pacer.rate == float("inf")
+    assert verify_emulator.counters.requests == 300
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -226,7 +226,13 @@ async def test_stop_ends_paced_waits_without_sending(always_429: tuple[str, list
         async with asyncio.timeout(60):  # a hang guard only: the pause is an hour
             async for result in batch:
                 results.append(result)
-                if isinstance(result.error, RateLimitError):
+                rate_limited = sum(isinstance(r.error, RateLimitError) for r in results)
+                if rate_limited == 4 and not batch.stopping:
+                    # The first 429 paused the pacer for an hour, so the 4 requests sent unpaced
+                    # at the start are the only ones; wait until an item read after them is
+                    # waiting in the rate limiter, then stop.
+                    while source.read <= len(seen):
+                        await asyncio.sleep(0.01)
                     sent_at_stop = len(seen)
                     batch.stop()
     assert len(seen) == sent_at_stop  # the waiting requests were not sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 
 import pytest
 
@@ -29,36 +30,125 @@ async def grant_times(pacer: FixedRate, n: int) -> list[float]:
     return sorted(times)
 
 
-async def test_fixed_rate_spaces_grants_evenly() -> None:
+class FakeClock:
+    """The running loop's clock, moved by hand: the pacer's arithmetic without waiting.
+
+    ``asyncio.sleep(d)`` yields once, then moves the clock to d after the call (as if timers
+    fired exactly on time), so spacing is exact and no test depends on the machine's load.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1000.0
+        monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: self.now)
+        real_sleep = asyncio.sleep
+
+        async def sleep(delay: float) -> None:
+            target = self.now + delay
+            await real_sleep(0)
+            self.now = max(self.now, target)
+
+        monkeypatch.setattr(asyncio, "sleep", sleep)
+
+
+async def test_fixed_rate_spaces_grants_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeClock(monkeypatch)
     times = await grant_times(FixedRate(50), 6)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(gap >= 0.02 * 0.9 for gap in gaps)  # never a burst
-    assert times[-1] - times[0] >= 5 * 0.02 * 0.9
+    assert gaps == pytest.approx([0.02] * 5)  # never a burst, never a gap
 
 
-async def test_adaptive_grows_in_slow_start_then_additively() -> None:
+async def test_adaptive_starts_unpaced_so_concurrency_bounds_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeClock(monkeypatch)  # time stands still: any wait would be a sleep
+
+    async def no_sleep(delay: float) -> None:
+        raise AssertionError(f"paced before the first 429 (slept {delay})")
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    pacer = AdaptiveRate()
+    for _ in range(1000):
+        await pacer.before_attempt()
+        pacer.after_attempt(None)
+    assert pacer.rate == math.inf
+    assert pacer.slow_start is True
+
+
+async def test_first_429_cuts_to_90_percent_of_the_successes_of_the_last_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(monkeypatch)
+    pacer = AdaptiveRate()
+    for _ in range(200):  # a burst the server let through in 0.2 s
+        clock.now += 0.001
+        pacer.after_attempt(None)
+    pacer.after_attempt(rate_limited(retry_after=1))
+    assert pacer.slow_start is False
+    assert pacer.rate == pytest.approx(180)  # the limit measured, not a share of infinity
+
+
+async def test_cut_counts_only_the_last_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(monkeypatch)
+    pacer = AdaptiveRate()
+    for _ in range(500):  # long ago
+        pacer.after_attempt(None)
+    clock.now += 10.0
+    for _ in range(100):  # second [t, t+1)
+        pacer.after_attempt(None)
+    clock.now += 2.5
+    for _ in range(50):  # in a window whose previous one saw nothing
+        pacer.after_attempt(None)
+    pacer.after_attempt(rate_limited(retry_after=0))
+    assert pacer.rate == pytest.approx(0.9 * 50)
+    clock.now += 2.0  # past the cut's pause: a second, separate signal
+    for _ in range(40):
+        pacer.after_attempt(None)
+    clock.now += 1.25  # that window overlaps the last second by three quarters
+    pacer.after_attempt(rate_limited(retry_after=0))
+    assert pacer.rate == pytest.approx(0.9 * (40 * 0.75))
+
+
+async def test_cut_never_raises_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeClock(monkeypatch)
+    pacer = AdaptiveRate(initial=10)
+    pacer.slow_start = False
+    pacer.rate = 5.0
+    for _ in range(100):  # more successes than the rate (say, another pacer's burst)
+        pacer.after_attempt(None)
+    pacer.after_attempt(rate_limited(retry_after=0))
+    assert pacer.rate == pytest.approx(0.9 * min(5.0 + 100 * 0.05, 100))
+
+
+async def test_adaptive_grows_in_slow_start_then_additively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeClock(monkeypatch)
     pacer = AdaptiveRate(initial=10)
     for _ in range(10):
         pacer.after_attempt(None)
     assert pacer.rate == pytest.approx(20)  # +1 per success: doubles per second of successes
     pacer.after_attempt(rate_limited())
     assert pacer.slow_start is False
-    assert pacer.rate == pytest.approx(10)
-    pacer.after_attempt(None)
-    assert pacer.rate == pytest.approx(10.1)  # about +10 % of the rate per second of successes
+    assert pacer.rate == pytest.approx(9)  # 90 % of the 10 successes of the last second
+    for _ in range(9):
+        pacer.after_attempt(None)
+    assert pacer.rate == pytest.approx(9.45)  # +5 % of the rate per second of successes
 
 
-async def test_adaptive_cuts_once_per_burst_and_honours_retry_after() -> None:
+async def test_adaptive_cuts_once_per_burst_and_honours_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeClock(monkeypatch)
     pacer = AdaptiveRate(initial=40)
     loop = asyncio.get_running_loop()
     pacer.after_attempt(rate_limited(retry_after=0.2))
     for _ in range(5):  # the rest of the burst that was already in flight
         pacer.after_attempt(rate_limited(retry_after=0.2))
-    assert pacer.rate == pytest.approx(20)
+    assert pacer.rate == pytest.approx(0.5)  # nothing succeeded yet: the minimum
     assert pacer.rate_limited == 6
     started = loop.time()
     await pacer.before_attempt()
-    assert loop.time() - started >= 0.2 * 0.9  # paused for the Retry-After
+    assert loop.time() - started == pytest.approx(0.2)  # paused for the Retry-After
 
 
 async def test_adaptive_never_drops_below_its_minimum() -> None:
@@ -73,3 +163,20 @@ async def test_other_errors_do_not_change_the_rate() -> None:
     pacer = AdaptiveRate(initial=10)
     pacer.after_attempt(ServerError(status=503, message="x", method="GET", url="u"))
     assert pacer.rate == 10
+
+
+async def test_waiters_take_slots_first_come_first_served() -> None:
+    """A retry queued behind fresh requests is not overtaken by later arrivals (nor starved)."""
+    pacer = FixedRate(200)
+    granted: list[int] = []
+
+    async def one(i: int) -> None:
+        await pacer.before_attempt()
+        granted.append(i)
+
+    tasks = []
+    for i in range(30):
+        tasks.append(asyncio.create_task(one(i)))
+        await asyncio.sleep(0)  # each arrives after the previous one started waiting
+    await asyncio.gather(*tasks)
+    assert granted == list(range(30))

@@ -9,15 +9,20 @@ the adaptive part: additive increase, multiplicative decrease on 429, honouring 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 from typing import Final
 
 from ._errors import BatchStoppedError, RateLimitError, VerifyError
 
-ADAPTIVE_INITIAL_RATE: Final = 10.0
+# Unpaced until the first 429: the batch's concurrency is what bounds the start.
+ADAPTIVE_INITIAL_RATE: Final = math.inf
 ADAPTIVE_MIN_RATE: Final = 0.5
-ADAPTIVE_MAX_RATE: Final = 10_000.0
-ADAPTIVE_DECREASE: Final = 0.5
+ADAPTIVE_MAX_RATE: Final = math.inf
+# On a 429 the rate becomes this share of what succeeded over the last second (the server's
+# limit, measured), rather than a share of the rate asked for, which may be far above it.
+ADAPTIVE_DECREASE: Final = 0.9
+# Then it grows by this share of itself per second of successes, to probe for more.
+ADAPTIVE_GROWTH: Final = 0.05
 
 
 class FixedRate:
@@ -25,8 +30,11 @@ class FixedRate:
 
     A waiter sleeps until the next slot and then checks again, instead of reserving a slot far
     ahead: with many waiters, reservations made at an old rate would otherwise keep pacing
-    them long after the adaptive rate changed. ``interrupt()`` (a batch's ``stop()``) ends
-    every wait at once with :class:`BatchStoppedError`, so nothing waits for a long pause.
+    them long after the adaptive rate changed. Waiters take slots first come, first served
+    (``asyncio.Lock`` queues them in order): otherwise a retry could lose every race for a slot
+    to fresh requests until its deadline ran out.
+    ``interrupt()`` (a batch's ``stop()``) ends every wait at once with
+    :class:`BatchStoppedError`, so nothing waits for a long pause.
     """
 
     def __init__(self, rate: float) -> None:
@@ -35,6 +43,7 @@ class FixedRate:
         self.rate = float(rate)
         self._last_grant = -1e9
         self._paused_until = 0.0
+        self._queue = asyncio.Lock()
         self._interrupted = asyncio.Event()
 
     def interrupt(self) -> None:
@@ -42,31 +51,41 @@ class FixedRate:
 
     async def before_attempt(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            interval = 1.0 / self.rate
-            due = self._last_grant + interval
-            wait = max(due, self._paused_until) - now
-            if wait <= 0:
-                # Keep the average on schedule despite timer overshoot, but never bank a burst.
-                self._last_grant = due if now - due < interval else now
-                return
-            if self._interrupted.is_set():
-                raise BatchStoppedError
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._interrupted.wait()
+        async with self._queue:
+            while True:
+                now = loop.time()
+                interval = 1.0 / self.rate
+                due = self._last_grant + interval
+                wait = max(due, self._paused_until) - now
+                if wait <= 0:
+                    # Keep the average on schedule despite timer overshoot; never bank a burst.
+                    self._last_grant = due if now - due < interval else now
+                    return
+                if self._interrupted.is_set():
+                    raise BatchStoppedError
+                await self._sleep_unless_interrupted(wait)
+
+    async def _sleep_unless_interrupted(self, delay: float) -> None:
+        """Only paced waits pay for this: an unpaced attempt returns above without waiting."""
+        sleeper = asyncio.ensure_future(asyncio.sleep(delay))
+        waker = asyncio.ensure_future(self._interrupted.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
 
     def after_attempt(self, error: VerifyError | None) -> None:
         """A fixed rate learns nothing from outcomes."""
 
 
 class AdaptiveRate(FixedRate):
-    """AIMD: grow while requests succeed, halve on 429 and pause for its ``Retry-After``.
+    """AIMD: grow while requests succeed, cut on 429 and pause for its ``Retry-After``.
 
-    Growth doubles the rate about once a second until the first 429 ("slow start"), then adds
-    about a tenth of the rate per second. Only one cut is made per pause, so a burst of 429s
-    from requests that were already in flight counts as one signal.
+    Unpaced until the first 429 ("slow start"; a finite ``initial`` doubles about once a second
+    instead), then cut to 90 % of the successes counted over the last second, and grow by 5 %
+    per second. Only one cut is made per pause, so a burst of 429s from requests that were
+    already in flight counts as one signal.
     """
 
     def __init__(
@@ -84,6 +103,23 @@ class AdaptiveRate(FixedRate):
         self.slow_start = True
         self.rate_limited = 0
         self._cut_until = 0.0
+        # Successes in the current one-second window and the one before it.
+        self._window_start = -math.inf
+        self._window_count = 0
+        self._previous_count = 0
+
+    def _delivered(self, now: float) -> float:
+        """Successes over the last second (the previous window weighted by its overlap)."""
+        self._roll_window(now)
+        overlap = max(0.0, 1.0 - (now - self._window_start))
+        return self._previous_count * overlap + self._window_count
+
+    def _roll_window(self, now: float) -> None:
+        elapsed = now - self._window_start
+        if elapsed >= 1.0:
+            self._previous_count = self._window_count if elapsed < 2.0 else 0
+            self._window_count = 0
+            self._window_start = now - elapsed % 1.0 if elapsed < 2.0 else now
 
     def after_attempt(self, error: VerifyError | None) -> None:
         now = asyncio.get_running_loop().time()
@@ -92,11 +128,18 @@ class AdaptiveRate(FixedRate):
             if now < self._cut_until:
                 return
             self.slow_start = False
-            self.rate = max(self.minimum, self.rate * ADAPTIVE_DECREASE)
+            delivered = self._delivered(now)
+            self.rate = max(self.minimum, min(self.rate, delivered) * ADAPTIVE_DECREASE)
             pause = error.retry_after if error.retry_after is not None else 1.0 / self.rate
             pause = min(max(pause, 0.0), self.pause_max)
             self._paused_until = max(self._paused_until, now + pause)
             self._cut_until = now + max(pause, 1.0)
         elif error is None:
-            step = 1.0 if self.slow_start else max(0.1, 0.1 * self.rate) / self.rate
+            self._roll_window(now)
+            self._window_count += 1
+            step = (
+                1.0
+                if self.slow_start
+                else max(ADAPTIVE_GROWTH, ADAPTIVE_GROWTH * self.rate) / self.rate
+            )
             self.rate = min(self.maximum, self.rate + step)
