@@ -19,7 +19,7 @@ async def enroll_user(client: VerifyClient, service_sid: str, user_id: str) -> s
     return token.token
 
 
-@pytest.mark.asyncio  # with anyio's pytest plugin instead: @pytest.mark.anyio
+@pytest.mark.asyncio  # with anyio's plugin: @pytest.mark.anyio + an "asyncio" anyio_backend
 @pytest.mark.verify_emulator(faults=Faults(rate_limit=5), seed=1)
 async def test_enrollment_survives_rate_limits(
     verify_client: VerifyClient, verify_emulator: VerifyEmulator

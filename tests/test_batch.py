@@ -18,7 +18,7 @@ from verify_access_tokens import (
     RequestValidationError,
     VerifyClient,
 )
-from verify_access_tokens._pacing import AdaptiveRate, FixedRate
+from verify_access_tokens._batch._pacer import AdaptiveRate, FixedRate
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets

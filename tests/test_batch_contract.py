@@ -24,7 +24,7 @@ from verify_access_tokens import (
     RequestValidationError,
     VerifyClient,
 )
-from verify_access_tokens._pacing import AdaptiveRate
+from verify_access_tokens._batch._pacer import AdaptiveRate
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from verify_access_tokens import EnrollmentResult, __version__
-from verify_access_tokens.cli import MASK, main
+from verify_access_tokens.cli._main import MASK, main
 from verify_access_tokens.emulator import VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -361,7 +361,7 @@ def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from verify_access_tokens import _enroll
+    from verify_access_tokens.cli import _enroll
 
     identities = [f"user-{i:06d}" for i in range(300)]
     source = tmp_path / "ids.txt"
@@ -396,7 +396,7 @@ def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
 
 
 def test_second_signal_aborts(emulator: VerifyEmulator) -> None:
-    from verify_access_tokens import _enroll
+    from verify_access_tokens.cli import _enroll
 
     class FakeBatch:
         stopping = True
@@ -480,7 +480,7 @@ def test_emulator_listening_everywhere_is_advertised_on_loopback() -> None:
     """The client refuses plain http off loopback, so the pasted base URL must be loopback."""
     from types import SimpleNamespace
 
-    from verify_access_tokens.cli import _emulator_printout
+    from verify_access_tokens.cli._main import _emulator_printout
 
     listening = "http://0.0.0.0:8099"
     fake = SimpleNamespace(base_url=listening, account_sid="AC1", auth_token="t", service_sid="VA1")

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from verify_access_tokens import AccessToken
-from verify_access_tokens.cli import build_parser
+from verify_access_tokens.cli._main import build_parser
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -198,7 +198,7 @@ def test_results_file_mode_is_set_at_creation(emulator: VerifyEmulator, tmp_path
     source.write_text("user-000001\n")
     out = tmp_path / "r.jsonl"
     argv = [sys.executable, "-c",
-            "import os, sys; os.umask(0); from verify_access_tokens.cli import main; "
+            "import os, sys; os.umask(0); from verify_access_tokens.cli._main import main; "
             "sys.exit(main(sys.argv[1:]))", *enroll_argv(emulator, source, out)]  # fmt: skip
     done = subprocess.run(argv, env=cli_env(emulator), capture_output=True, check=False)
     assert done.returncode == 0
@@ -329,8 +329,8 @@ def test_progress_lines_without_tqdm(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from verify_access_tokens import _enroll
-    from verify_access_tokens.cli import main
+    from verify_access_tokens.cli import _enroll
+    from verify_access_tokens.cli._main import main
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as without the cli extra
     monkeypatch.setattr(_enroll, "PROGRESS_EVERY", 0.0)

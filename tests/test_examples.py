@@ -168,7 +168,7 @@ def readme_cli_lines() -> list[str]:
 @pytest.mark.parametrize("line", readme_cli_lines())
 def test_readme_cli_lines_parse(line: str) -> None:
     """The shell examples in README are valid invocations of the current CLI."""
-    from verify_access_tokens.cli import build_parser
+    from verify_access_tokens.cli._main import build_parser
 
     args = build_parser().parse_args(shlex.split(line)[1:])
     assert callable(args.handler)

@@ -43,9 +43,9 @@ from verify_access_tokens import (
     ServerError,
     VerifyClient,
 )
-from verify_access_tokens._errors import Scrubber
-from verify_access_tokens._transport import _connection_error, _read_body
-from verify_access_tokens.cli import main
+from verify_access_tokens._core._errors import Scrubber
+from verify_access_tokens._http._transport import _connection_error, _read_body
+from verify_access_tokens.cli._main import main
 
 pytestmark = pytest.mark.sockets
 SERVICE_SID = "VA" + "c" * 32

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from verify_access_tokens import RateLimitError, ServerError
-from verify_access_tokens._pacing import AdaptiveRate, FixedRate
+from verify_access_tokens._batch._pacer import AdaptiveRate, FixedRate
 
 
 def rate_limited(retry_after: float | None = None) -> RateLimitError:

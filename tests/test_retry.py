@@ -22,8 +22,8 @@ from verify_access_tokens import (
     ServerError,
     VerifyClient,
 )
-from verify_access_tokens._errors import APIStatusError
-from verify_access_tokens._retry import (
+from verify_access_tokens._core._errors import APIStatusError
+from verify_access_tokens._http._retry import (
     RetryPolicy,
     backoff_delay,
     is_ambiguous,

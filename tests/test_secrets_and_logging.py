@@ -9,7 +9,7 @@ import traceback
 import pytest
 
 from verify_access_tokens import OutcomeUnknownError, VerifyClient, VerifyError
-from verify_access_tokens._log import configure_from_env, logger
+from verify_access_tokens._core._log import configure_from_env, logger
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets

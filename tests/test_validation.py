@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from verify_access_tokens import FactorType, RequestValidationError
-from verify_access_tokens import _validation as v
+from verify_access_tokens._core import _validation as v
 
 HEX = "0123456789abcdefABCDEF"
 IDENTITY_RE = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")

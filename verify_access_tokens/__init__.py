@@ -3,8 +3,8 @@
 >>> from verify_access_tokens import VerifyClient, FactorType
 """
 
-from ._batch import BatchSummary, EnrollmentBatch
-from ._errors import (
+from ._batch._engine import BatchSummary, EnrollmentBatch
+from ._core._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -22,7 +22,7 @@ from ._errors import (
     ServerError,
     VerifyError,
 )
-from ._log import configure_from_env as _configure_logging_from_env
+from ._core._log import configure_from_env as _configure_logging_from_env
 from ._version import __version__
 from .client import VerifyClient
 from .models import AccessToken, APIResponse, EnrollmentRequest, EnrollmentResult, FactorType

@@ -9,10 +9,10 @@ from typing import Final, Self
 import aiohttp
 import attrs
 
-from . import _config
-from ._errors import ConfigurationError
-from ._retry import RetryPolicy
-from ._transport import AttemptObserver, RequestOptions, Transport
+from ._core import _config
+from ._core._errors import ConfigurationError
+from ._http._retry import RetryPolicy
+from ._http._transport import AttemptObserver, RequestOptions, Transport
 from .resources import AccessTokens
 
 __all__ = ["VerifyClient"]

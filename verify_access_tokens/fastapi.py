@@ -45,7 +45,7 @@ from verify_access_tokens import (
 
 # The one private import: the package's request rules, so a bad setting fails at construction
 # with the same rule the client would apply on every request.
-from . import _validation
+from ._core import _validation
 
 __all__ = ["EndpointError", "access_token_router", "identity_hash", "requested_identity"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import attrs
 
 if TYPE_CHECKING:
-    from ._errors import VerifyError
+    from ._core._errors import VerifyError
 
 __all__ = ["APIResponse", "AccessToken", "EnrollmentRequest", "EnrollmentResult", "FactorType"]
 

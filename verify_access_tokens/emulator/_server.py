@@ -19,9 +19,9 @@ from typing import Any, NoReturn, Self
 import attrs
 from aiohttp import web
 
-from .. import _validation as v
-from .._errors import RequestValidationError
-from .._serde import unstructure
+from .._core import _validation as v
+from .._core._errors import RequestValidationError
+from .._core._serde import unstructure
 from ..client import VerifyClient
 from ..models import AccessToken
 from . import _jwt

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from .. import _validation as v
-from .._batch import BatchInput, EnrollmentBatch, RateLimit
-from .._errors import ResponseValidationError
-from .._serde import parse_json_object, structure_access_token
-from .._transport import RawResponse, outcome_unknown
+from .._batch._engine import BatchInput, EnrollmentBatch, RateLimit
+from .._core import _validation as v
+from .._core._errors import ResponseValidationError
+from .._core._serde import parse_json_object, structure_access_token
+from .._http._transport import RawResponse, outcome_unknown
 from ..models import AccessToken, APIResponse, FactorType
 
 if TYPE_CHECKING:

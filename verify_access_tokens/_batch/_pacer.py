@@ -12,7 +12,7 @@ import asyncio
 import math
 from typing import Final
 
-from ._errors import BatchStoppedError, RateLimitError, VerifyError
+from .._core._errors import BatchStoppedError, RateLimitError, VerifyError
 
 # Unpaced until the first 429: the batch's concurrency is what bounds the start.
 ADAPTIVE_INITIAL_RATE: Final = math.inf

@@ -17,8 +17,8 @@ import json
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..models import AccessToken, FactorType
 from ._errors import ResponseValidationError
-from .models import AccessToken, FactorType
 
 if TYPE_CHECKING:
     import cattrs

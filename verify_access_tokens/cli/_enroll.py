@@ -29,11 +29,11 @@ from typing import IO, Any
 
 import attrs
 
-from ._batch import EnrollmentBatch, RateLimit
-from ._errors import ConfigurationError, OutcomeUnknownError
-from ._serde import unstructure
-from .client import VerifyClient
-from .models import EnrollmentRequest, EnrollmentResult
+from .._batch._engine import EnrollmentBatch, RateLimit
+from .._core._errors import ConfigurationError, OutcomeUnknownError
+from .._core._serde import unstructure
+from ..client import VerifyClient
+from ..models import EnrollmentRequest, EnrollmentResult
 
 FORMATS = ("auto", "lines", "csv", "jsonl")
 PROGRESS_EVERY = 10.0  # seconds between progress lines when there is no progress bar

@@ -21,8 +21,8 @@ import attrs
 import yarl
 from multidict import CIMultiDictProxy
 
-from ._config import DEFAULT_MAX_RESPONSE_BYTES
-from ._errors import (
+from .._core._config import DEFAULT_MAX_RESPONSE_BYTES
+from .._core._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -39,9 +39,9 @@ from ._errors import (
     ServerError,
     VerifyError,
 )
-from ._log import logger
+from .._core._log import logger
+from .._version import __version__
 from ._retry import RetryPolicy, backoff_delay, is_ambiguous, is_retryable, parse_retry_after
-from ._version import __version__
 
 USER_AGENT: Final = (
     f"verify-access-tokens/{__version__} aiohttp/{aiohttp.__version__} "

@@ -16,7 +16,7 @@ from typing import Final
 
 import attrs
 
-from ._errors import APIConnectionError, APIStatusError, ResponseValidationError, VerifyError
+from .._core._errors import APIConnectionError, APIStatusError, ResponseValidationError, VerifyError
 
 BACKOFF_BASE: Final = 0.5
 BACKOFF_MAX: Final = 8.0

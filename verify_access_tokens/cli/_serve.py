@@ -13,10 +13,10 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from ._config import _is_loopback
-from ._errors import ConfigurationError
-from .client import VerifyClient
-from .emulator import Faults, VerifyEmulator
+from .._core._config import _is_loopback
+from .._core._errors import ConfigurationError
+from ..client import VerifyClient
+from ..emulator import Faults, VerifyEmulator
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -76,7 +76,7 @@ def add_serve_command(commands: Any) -> None:
         action="store_true",
         help=f"allow a non-loopback host against real Twilio without {ENV_BEARER}",
     )
-    from .cli import _add_fault_flags  # the emulator's fault options, as `demo` has them
+    from ._main import _add_fault_flags  # the emulator's fault options, as `demo` has them
 
     group = serve.add_argument_group("emulator faults (with --emulator)")
     _add_fault_flags(group)
@@ -87,7 +87,7 @@ def _bearer_hook(expected: str) -> Callable[..., Any]:
     """An ``authorize`` dependency: a caller with the shared bearer token may ask for anyone."""
     from fastapi import Depends, Request
 
-    from .fastapi import EndpointError, requested_identity
+    from ..fastapi import EndpointError, requested_identity
 
     secret = expected.encode()
 
@@ -123,7 +123,7 @@ def build_app(
     """The app ``serve`` runs: the router, with ``client`` closed by the app's lifespan."""
     from fastapi import FastAPI
 
-    from .fastapi import access_token_router
+    from ..fastapi import access_token_router
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,7 +171,7 @@ async def serve_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
-    from .cli import _faults
+    from ._main import _faults
 
     faults = _faults(args)
     options = {} if args.timeout is None else {"timeout": args.timeout}

@@ -18,12 +18,12 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TextIO
 
-from . import __version__
-from ._errors import APIStatusError, ConfigurationError, RequestValidationError, VerifyError
-from ._serde import unstructure
-from .client import VerifyClient
-from .emulator import Faults, VerifyEmulator
-from .models import AccessToken
+from .. import __version__
+from .._core._errors import APIStatusError, ConfigurationError, RequestValidationError, VerifyError
+from .._core._serde import unstructure
+from ..client import VerifyClient
+from ..emulator import Faults, VerifyEmulator
+from ..models import AccessToken
 
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
 MASK = "<masked: use --show-token>"

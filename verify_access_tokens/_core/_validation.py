@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from ..models import FactorType
 from ._errors import RequestValidationError
-from .models import FactorType
 
 TTL_MIN: Final = 60
 TTL_MAX: Final = 300

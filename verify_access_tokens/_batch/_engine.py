@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Literal, Self, cast
 
 import attrs
 
-from ._errors import RequestValidationError, VerifyError
-from ._pacing import AdaptiveRate, FixedRate
-from .models import EnrollmentRequest, EnrollmentResult, FactorType
+from .._core._errors import RequestValidationError, VerifyError
+from ..models import EnrollmentRequest, EnrollmentResult, FactorType
+from ._pacer import AdaptiveRate, FixedRate
 
 if TYPE_CHECKING:
-    from .client import VerifyClient
+    from ..client import VerifyClient
 
 BatchInput = str | EnrollmentRequest
 RateLimit = float | Literal["adaptive"] | None
