@@ -161,6 +161,7 @@ async def test_fastapi_example_starts_its_own_emulator_by_default() -> None:
 #   `bash .ci/run` exists; other tools are run by .ci/run as written. A block of only `export`s
 #   and `create`/`fetch` commands (the emulator's printout) is run in bash against an emulator,
 #   each exported value replaced by the emulator's own.
+# - text: not code (a diagram, a file tree, sample output); there is nothing to run.
 # Another language, or a command no rule knows, fails: add a rule here rather than skip a block.
 
 TESTED_EXAMPLES = {
@@ -343,7 +344,7 @@ async def test_readme_block_runs_as_pasted_or_is_a_tested_fragment(
             await run_emulator_session(block, verify_emulator, tmp_path)
         else:
             assert all(argv[0] != "export" for argv in commands), "exports, but nothing runs"
-    else:
+    elif block.lang != "text":
         pytest.fail(f"no rule for ```{block.lang} blocks")
 
 
