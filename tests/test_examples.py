@@ -1,16 +1,21 @@
-"""Every example runs in the test suite, and every README code block is copied from one."""
+"""Every example runs in the test suite, and every README code block runs as pasted or is a
+marked, verbatim copy of a tested example."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
+import os
 import re
 import shlex
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -63,23 +68,6 @@ def test_plugin_example_runs_under_pytest() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
-
-
-def readme_python_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
-
-
-@pytest.mark.parametrize("block", readme_python_blocks())
-def test_readme_python_blocks_are_copied_from_examples(block: str) -> None:
-    """Verbatim, give or take the indentation of the function the lines come from."""
-    sources = [path.read_text() for path in EXAMPLES.glob("*.py")]
-    candidates = [textwrap.indent(block, " " * width) for width in range(0, 17, 4)]
-    assert any(c in source for c in candidates for source in sources), f"not copied:\n{block}"
-
-
-def test_readme_has_the_python_blocks_we_expect() -> None:
-    assert len(readme_python_blocks()) >= 5
 
 
 def test_readme_commands_are_what_ci_runs() -> None:
@@ -154,25 +142,238 @@ async def test_fastapi_example_starts_its_own_emulator_by_default() -> None:
     assert android_accepts(created.json())
 
 
-def readme_cli_lines() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    lines = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            command = line.split("  #", 1)[0].strip()
-            if command.startswith("verify-access-tokens "):
-                lines.append(command)
-    return lines
+# --- README code blocks run as pasted -----------------------------------------------------------
+# Every fenced block of README.md is one of two kinds, told apart by the line before it.
+#
+# A fragment: the last non-blank line before the opening fence is exactly
+#     From [`examples/NAME`](examples/NAME), which the test suite runs:
+# Its text must be a verbatim run of whole lines of examples/NAME (give or take the indentation of
+# the function the lines come from), and examples/NAME must be in TESTED_EXAMPLES: one of the
+# tests above runs it.
+#
+# Anything else is complete, and a reader can paste it as it is:
+# - python: a program, run in a fresh interpreter (60 s at most) whose only settings are the
+#   `export` lines `verify-access-tokens emulator` prints, for an emulator of this test: no
+#   credentials, no network. It must exit 0, reach the emulator and print no secret.
+# - bash: each command (`&&`-separated, comments dropped) must pass a rule: CLI invocations
+#   (`verify-access-tokens ...`, `python3 -m verify_access_tokens ...`) parse with the CLI's own
+#   parser; `python3 -m pip install [-e] .[EXTRAS]` names extras pyproject.toml defines;
+#   `bash .ci/run` exists; other tools are run by .ci/run as written. A block of only `export`s
+#   and `create`/`fetch` commands (the emulator's printout) is run in bash against an emulator,
+#   each exported value replaced by the emulator's own.
+# - text: not code (a diagram, a file tree, sample output); there is nothing to run.
+# Another language, or a command no rule knows, fails: add a rule here rather than skip a block.
+
+TESTED_EXAMPLES = {
+    "examples/quickstart.py": "test_quickstart_example",
+    "examples/batch_enroll.py": "test_batch_enroll_example",
+    "examples/fastapi_app.py": "test_fastapi_example_against_an_emulator",
+    "examples/test_my_app.py": "test_plugin_example_runs_under_pytest",
+}
+FRAGMENT_MARKER = re.compile(r"From \[`(examples/[^`]+)`\]\(\1\), which the test suite runs:")
+RUN_TIMEOUT = 60
 
 
-@pytest.mark.parametrize("line", readme_cli_lines())
-def test_readme_cli_lines_parse(line: str) -> None:
-    """The shell examples in README are valid invocations of the current CLI."""
+class Block(NamedTuple):
+    line: int  # of the opening fence, 1-based
+    lang: str
+    text: str
+    fragment_of: str | None  # the file named by the marker
+
+
+def readme_blocks() -> list[Block]:
+    lines = (ROOT / "README.md").read_text().splitlines(keepends=True)
+    blocks, prose = [], ""
+    index = 0
+    while index < len(lines):
+        fence = re.fullmatch(r"```(\S*)\s*", lines[index])
+        if fence is None:
+            prose = lines[index].strip() or prose
+            index += 1
+            continue
+        end = next(i for i in range(index + 1, len(lines)) if lines[i].rstrip() == "```")
+        marker = FRAGMENT_MARKER.fullmatch(prose)
+        text = "".join(lines[index + 1 : end])
+        blocks.append(Block(index + 1, fence[1], text, marker[1] if marker else None))
+        prose = ""
+        index = end + 1
+    return blocks
+
+
+def block_id(block: Block) -> str:
+    return f"README.md:{block.line}:{block.lang or 'plain'}"
+
+
+def emulator_exports(emulator: VerifyEmulator) -> dict[str, str]:
+    """What `verify-access-tokens emulator` tells a user to paste, for this emulator."""
+    from verify_access_tokens.cli._main import _emulator_printout
+
+    exports = {}
+    for line in _emulator_printout(emulator).splitlines():
+        if line.startswith("export "):
+            name, _, value = shlex.split(line)[1].partition("=")
+            exports[name] = value
+    return exports
+
+
+async def run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """In a child process, while this test's event loop keeps serving the emulator."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+def assert_no_secret(out: str, emulator: VerifyEmulator) -> None:
+    assert emulator.auth_token not in out
+    assert all(token.token not in out for token in emulator.tokens.values())
+
+
+def check_fragment(block: Block) -> None:
+    assert block.fragment_of in TESTED_EXAMPLES, f"{block.fragment_of} is not run by a test"
+    source = "\n" + (ROOT / block.fragment_of).read_text()
+    copies = ("\n" + textwrap.indent(block.text, " " * width) for width in range(0, 17, 4))
+    assert any(copy in source for copy in copies), f"not in {block.fragment_of}:\n{block.text}"
+
+
+async def run_python(block: Block, emulator: VerifyEmulator, tmp_path: Path) -> None:
+    program = tmp_path / "pasted.py"
+    program.write_text(block.text)
+    env = {**os.environ, **emulator_exports(emulator)}
+    code, out = await run([sys.executable, str(program)], env, tmp_path)
+    assert code == 0, out
+    assert emulator.counters.requests > 0, "the program never reached the emulator"
+    assert_no_secret(out, emulator)
+
+
+def bash_commands(text: str) -> list[list[str]]:
+    commands = []
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        while words:
+            cut = words.index("&&") if "&&" in words else len(words)
+            commands.append(words[:cut])
+            words = words[cut + 1 :]
+    return commands
+
+
+def cli_args(argv: list[str]) -> list[str] | None:
+    """The arguments of a CLI invocation, or None when `argv` is not one."""
+    if argv[0] == "verify-access-tokens":
+        return argv[1:]
+    if argv[:3] == ["python3", "-m", "verify_access_tokens"]:
+        return argv[3:]
+    return None
+
+
+def check_command(argv: list[str]) -> None:
     from verify_access_tokens.cli._main import build_parser
 
-    args = build_parser().parse_args(shlex.split(line)[1:])
-    assert callable(args.handler)
+    line = shlex.join(argv)
+    if (args := cli_args(argv)) is not None:
+        try:
+            parsed = build_parser().parse_args(args)
+        except SystemExit:
+            pytest.fail(f"the CLI refuses: {line}")
+        assert callable(parsed.handler)
+    elif argv[:4] == ["python3", "-m", "pip", "install"]:
+        options, spec = argv[4:-1], argv[-1]
+        assert options in ([], ["-e"]), line
+        wanted = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", spec)
+        assert wanted is not None, line
+        pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+        defined = pyproject["project"]["optional-dependencies"]
+        assert set((wanted[1] or "").split(",")) - {""} <= set(defined), line
+    elif argv == ["bash", ".ci/run"]:
+        assert (ROOT / ".ci" / "run").is_file()
+    else:
+        assert line in (ROOT / ".ci" / "run").read_text(), f"no rule for `{line}`"
 
 
-def test_readme_has_cli_lines() -> None:
-    assert len(readme_cli_lines()) >= 2
+def is_emulator_session(commands: list[list[str]]) -> bool:
+    """Only `export`s and `create`/`fetch` commands: what the emulator's printout suggests."""
+    return any(argv[0] == "export" for argv in commands) and all(
+        argv[0] == "export" or (cli_args(argv) or [""])[0] in ("create", "fetch")
+        for argv in commands
+    )
+
+
+async def run_emulator_session(block: Block, emulator: VerifyEmulator, tmp_path: Path) -> None:
+    exports = emulator_exports(emulator)
+    lines, shown = [], set()
+    for line in block.text.splitlines():
+        if exported := re.match(r"export (\w+)=", line):
+            name = exported[1]
+            assert name in exports, f"the emulator does not print {name}"
+            shown.add(name)
+            line = f"export {name}={shlex.quote(exports[name])}"
+        lines.append(line)
+    assert shown == set(exports)
+    cli = Path(sys.executable).parent / "verify-access-tokens"
+    assert cli.is_file(), "install the project (pip install -e .) for its console script"
+    env = {**os.environ, "PATH": f"{cli.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    script = "set -euo pipefail\n" + "\n".join(lines)
+    code, out = await run(["bash", "-c", script], env, tmp_path)
+    assert code == 0, out
+    assert emulator.counters.requests > 0, "no command reached the emulator"
+    assert_no_secret(out, emulator)
+
+
+@pytest.mark.parametrize("block", readme_blocks(), ids=block_id)
+async def test_readme_block_runs_as_pasted_or_is_a_tested_fragment(
+    block: Block, verify_emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    if block.fragment_of is not None:
+        check_fragment(block)
+    elif block.lang == "python":
+        await run_python(block, verify_emulator, tmp_path)
+    elif block.lang == "bash":
+        commands = bash_commands(block.text)
+        assert commands, "a shell block without a command"
+        for argv in commands:
+            if argv[0] != "export":
+                check_command(argv)
+        if is_emulator_session(commands):
+            await run_emulator_session(block, verify_emulator, tmp_path)
+        else:
+            assert all(argv[0] != "export" for argv in commands), "exports, but nothing runs"
+    elif block.lang != "text":
+        pytest.fail(f"no rule for ```{block.lang} blocks")
+
+
+def test_readme_blocks_include_every_kind() -> None:
+    """So the walker above cannot pass by finding nothing to check."""
+    blocks = readme_blocks()
+    fragments = {b.fragment_of for b in blocks if b.fragment_of}
+    programs = [b for b in blocks if b.lang == "python" and b.fragment_of is None]
+    shell = [bash_commands(b.text) for b in blocks if b.lang == "bash"]
+    sessions = [commands for commands in shell if is_emulator_session(commands)]
+    parsed = [argv for commands in shell for argv in commands]
+    assert len(fragments) >= 3
+    assert programs
+    assert sessions
+    assert sum(cli_args(argv) is not None for argv in parsed) >= 5
+
+
+def test_every_example_has_a_test() -> None:
+    on_disk = {f"examples/{path.name}" for path in EXAMPLES.glob("*.py")}
+    assert on_disk == set(TESTED_EXAMPLES)
+    for test_name in TESTED_EXAMPLES.values():
+        assert callable(globals()[test_name])
+
+
+def test_a_fragment_marker_is_checked() -> None:
+    """A changed copy, or a file no test runs, is caught."""
+    copied = Block(1, "python", "    await enroll(client, emulator.service_sid)\n", None)
+    check_fragment(copied._replace(fragment_of="examples/quickstart.py"))
+    with pytest.raises(AssertionError, match=r"not in examples/quickstart\.py"):
+        check_fragment(copied._replace(fragment_of="examples/quickstart.py", text="enrol()\n"))
+    with pytest.raises(AssertionError, match="not run by a test"):
+        check_fragment(copied._replace(fragment_of="examples/untested.py"))
