@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..models import AccessToken, FactorType
 from ._errors import ResponseValidationError
+from ._validation import FACTOR_TYPES
 
 if TYPE_CHECKING:
     import cattrs
@@ -28,7 +29,6 @@ __all__ = ["parse_json_object", "structure", "unstructure"]
 T = TypeVar("T")
 
 _INVALID: Any = object()
-_FACTOR_TYPES = {member.value: member for member in FactorType}
 
 
 def _structure_str(value: Any, _: type) -> str:
@@ -45,7 +45,7 @@ def _structure_int(value: Any, _: type) -> int:
 
 def _structure_factor_type(value: Any, _: type) -> FactorType | str:
     text = _structure_str(value, str)
-    return _FACTOR_TYPES.get(text, text)
+    return FACTOR_TYPES.get(text, text)
 
 
 def _structure_datetime(value: Any, _: type) -> _dt.datetime:
@@ -100,20 +100,25 @@ def _diagnose(data: dict[str, Any], cls: type) -> tuple[str, str]:
     return "$", "could not be structured"  # pragma: no cover - both converters share hooks
 
 
-def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
+def structure(data: Any, cls: type[T], *, status: int | None = None, attempts: int = 0) -> T:
     """Build ``cls`` from decoded JSON, or raise :class:`ResponseValidationError`."""
     if not isinstance(data, dict):
         raise ResponseValidationError(
-            "$", f"expected a JSON object, got {type(data).__name__}", status=status
+            "$",
+            f"expected a JSON object, got {type(data).__name__}",
+            status=status,
+            attempts=attempts,
         )
     try:
         return _converter().structure(data, cls)
     except Exception:  # the fast path has no paths: re-diagnose
         field, problem = _diagnose(data, cls)
-    raise ResponseValidationError(field, problem, status=status)
+    raise ResponseValidationError(field, problem, status=status, attempts=attempts)
 
 
-def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, Any]:
+def parse_json_object(
+    body: bytes, *, status: int | None = None, attempts: int = 0
+) -> dict[str, Any]:
     """Decode a JSON object body, or raise :class:`ResponseValidationError` saying why not."""
     try:
         data = json.loads(body)
@@ -122,10 +127,15 @@ def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, An
     if data is _INVALID:
         # Raised outside the handler: the JSON error holds the whole body (``.doc``), a JWT
         # perhaps, and would otherwise stay reachable as ``__context__``.
-        raise ResponseValidationError("$", f"not valid JSON ({len(body)} bytes)", status=status)
+        raise ResponseValidationError(
+            "$", f"not valid JSON ({len(body)} bytes)", status=status, attempts=attempts
+        )
     if not isinstance(data, dict):
         raise ResponseValidationError(
-            "$", f"expected a JSON object, got {type(data).__name__}", status=status
+            "$",
+            f"expected a JSON object, got {type(data).__name__}",
+            status=status,
+            attempts=attempts,
         )
     return data
 
@@ -135,5 +145,7 @@ def unstructure(value: object) -> Any:
     return _converter().unstructure(value)
 
 
-def structure_access_token(data: dict[str, Any], *, status: int | None = None) -> AccessToken:
-    return structure(data, AccessToken, status=status)
+def structure_access_token(
+    data: dict[str, Any], *, status: int | None = None, attempts: int = 0
+) -> AccessToken:
+    return structure(data, AccessToken, status=status, attempts=attempts)
