@@ -100,25 +100,22 @@ def _diagnose(data: dict[str, Any], cls: type) -> tuple[str, str]:
     return "$", "could not be structured"  # pragma: no cover - both converters share hooks
 
 
-def structure(data: Any, cls: type[T], *, status: int | None = None, attempts: int = 0) -> T:
+def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
     """Build ``cls`` from decoded JSON, or raise :class:`ResponseValidationError`."""
     if not isinstance(data, dict):
         raise ResponseValidationError(
             "$",
             f"expected a JSON object, got {type(data).__name__}",
             status=status,
-            attempts=attempts,
         )
     try:
         return _converter().structure(data, cls)
     except Exception:  # the fast path has no paths: re-diagnose
         field, problem = _diagnose(data, cls)
-    raise ResponseValidationError(field, problem, status=status, attempts=attempts)
+    raise ResponseValidationError(field, problem, status=status)
 
 
-def parse_json_object(
-    body: bytes, *, status: int | None = None, attempts: int = 0
-) -> dict[str, Any]:
+def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, Any]:
     """Decode a JSON object body, or raise :class:`ResponseValidationError` saying why not."""
     try:
         data = json.loads(body)
@@ -127,15 +124,12 @@ def parse_json_object(
     if data is _INVALID:
         # Raised outside the handler: the JSON error holds the whole body (``.doc``), a JWT
         # perhaps, and would otherwise stay reachable as ``__context__``.
-        raise ResponseValidationError(
-            "$", f"not valid JSON ({len(body)} bytes)", status=status, attempts=attempts
-        )
+        raise ResponseValidationError("$", f"not valid JSON ({len(body)} bytes)", status=status)
     if not isinstance(data, dict):
         raise ResponseValidationError(
             "$",
             f"expected a JSON object, got {type(data).__name__}",
             status=status,
-            attempts=attempts,
         )
     return data
 
@@ -145,7 +139,5 @@ def unstructure(value: object) -> Any:
     return _converter().unstructure(value)
 
 
-def structure_access_token(
-    data: dict[str, Any], *, status: int | None = None, attempts: int = 0
-) -> AccessToken:
-    return structure(data, AccessToken, status=status, attempts=attempts)
+def structure_access_token(data: dict[str, Any], *, status: int | None = None) -> AccessToken:
+    return structure(data, AccessToken, status=status)

@@ -62,3 +62,5 @@ class RawResponse:
     headers: CIMultiDictProxy[str] = attrs.field(repr=False)
     body: bytes = attrs.field(repr=False)
     attempts: int
+    method: str
+    url: str

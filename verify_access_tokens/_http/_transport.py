@@ -226,7 +226,7 @@ class Transport:
                                 self.scrub(resp.headers.get("Twilio-Request-Id", ""), 64),
                                 attempt,
                             )
-                        return RawResponse(resp.status, resp.headers, body, attempt)
+                        return RawResponse(resp.status, resp.headers, body, attempt, method, url)
                     error = ResponseValidationError(
                         "$",
                         f"body larger than max_response_bytes ({options.max_response_bytes}); "

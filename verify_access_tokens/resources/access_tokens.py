@@ -29,13 +29,21 @@ def _token(raw: RawResponse, *, created: bool = False) -> AccessToken:
     """Parse a 2xx answer. A create's 2xx that is not a token may still have made one, so its
     failure is an :class:`OutcomeUnknownError` (the :class:`ResponseValidationError` as cause)."""
     try:
-        return structure_access_token(
-            parse_json_object(raw.body, status=raw.status, attempts=raw.attempts),
-            status=raw.status,
-            attempts=raw.attempts,
-        )
+        return structure_access_token(parse_json_object(raw.body), status=raw.status)
     except ResponseValidationError as exc:
-        error = exc
+        problem = exc
+    # Rebuilt with what only the response knows. The request id is kept only when it has
+    # Twilio's shape (``RQ`` + 32 hex): anything else could be a server echoing a secret.
+    request_id = raw.headers.get("Twilio-Request-Id")
+    error = ResponseValidationError(
+        problem.field,
+        problem.problem,
+        status=raw.status,
+        method=raw.method,
+        url=raw.url,
+        request_id=request_id if request_id and v.sid_rule(request_id, "RQ") is None else None,
+        attempts=raw.attempts,
+    )
     raise OutcomeUnknownError(error) if created else error
 
 
