@@ -40,27 +40,6 @@ from typing import Final
 
 import aiohttp
 
-__all__ = [
-    "APIConnectionError",
-    "APIError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AuthenticationError",
-    "BadRequestError",
-    "BatchStoppedError",
-    "ClientStateError",
-    "ConfigurationError",
-    "NotFoundError",
-    "OutcomeUnknownError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "RequestValidationError",
-    "ResponseValidationError",
-    "ServerError",
-    "VerifyError",
-]
-
-
 SERVER_TEXT_MAX: Final = 500
 REDACTED: Final = "<redacted>"
 
