@@ -35,7 +35,8 @@ class VerifyClient:
     Build it anywhere (no event loop needed); its aiohttp session is created inside the running
     loop on first use and pooled across calls. Use it as ``async with VerifyClient() as c`` or
     call ``await c.aclose()``. Credentials come from the arguments or the ``TWILIO_*``
-    environment variables.
+    environment variables. A lent ``session`` is used as it is, never modified nor closed, and
+    cannot be combined with the settings of the client's own session.
     """
 
     access_tokens: AccessTokens

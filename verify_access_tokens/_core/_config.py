@@ -1,8 +1,8 @@
-"""Client configuration: credentials, environment variables, base URL, defaults.
+"""Client configuration: credentials, environment variables, base URL, checked settings.
 
 Resolved once, when a client is built, so that a misconfiguration fails at start-up (with the
 name of the argument or variable at fault, never its value) instead of on the first request.
-``with_options`` goes through the same checks.
+``with_options`` goes through the same checks. The defaults live in ``_constants``.
 """
 
 from __future__ import annotations
