@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from leaks import acquired_connections
 
 from verify_access_tokens import (
     EnrollmentRequest,
@@ -48,7 +49,7 @@ async def test_faulty_server_every_identity_exactly_one_result(
             verify_emulator.service_sid, identities, concurrency=48
         )
         results = await collect(batch)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert sorted(r.identity for r in results) == identities
     succeeded = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
@@ -134,7 +135,7 @@ async def test_infinite_input_with_break_stops_everything(
     for _ in range(5):  # the abandoned generator is closed on the next loop iterations
         await asyncio.sleep(0)
     assert other_tasks() == set()
-    assert verify_client._transport.acquired_connections() == 0
+    assert acquired_connections(verify_client) == 0
     assert pulled <= 100 + 8 * 3  # lazily pulled: never more than the bounded pipeline holds
 
 
@@ -186,7 +187,7 @@ async def test_cancelling_the_consumer_reports_unfinished(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert other_tasks() == set()
-    assert verify_client._transport.acquired_connections() == 0
+    assert acquired_connections(verify_client) == 0
     assert 0 < len(batch.unfinished) <= 10
     assert not {r.identity for r in got} & set(batch.unfinished)
 
@@ -326,7 +327,7 @@ async def test_async_with_cleans_up_at_once_on_break(
         async for _ in batch:
             break
     assert other_tasks() == set()  # no loop iteration needed: __aexit__ closed it
-    assert verify_client._transport.acquired_connections() == 0
+    assert acquired_connections(verify_client) == 0
     assert len(batch.unfinished) <= 8
 
 

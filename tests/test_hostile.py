@@ -29,6 +29,7 @@ from hostile import (
     nested,
     raw_body,
 )
+from leaks import acquired_connections
 
 from verify_access_tokens import (
     APIStatusError,
@@ -43,8 +44,8 @@ from verify_access_tokens import (
     ServerError,
     VerifyClient,
 )
-from verify_access_tokens._core._errors import Scrubber
-from verify_access_tokens._http._transport import _connection_error, _read_body
+from verify_access_tokens._core._errors import Scrubber, connection_error
+from verify_access_tokens._http._body import read_body
 from verify_access_tokens.cli._main import main
 
 pytestmark = pytest.mark.sockets
@@ -151,7 +152,7 @@ async def test_oversized_2xx_on_fetch_is_a_response_error_and_its_connection_is_
         assert info.value.attempts == 1
         assert info.value.status == 200
         assert "max_response_bytes (4096)" in str(info.value)
-        assert c._transport.acquired_connections() == 0
+        assert acquired_connections(c) == 0
         hostile.behaviour = json_body(token_body())
         await c.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
         await c.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
@@ -186,7 +187,7 @@ async def test_a_body_announced_over_the_cap_is_not_read() -> None:
             self.closed = True
 
     resp = Announced()
-    assert await _read_body(resp, MIB) is None  # type: ignore[arg-type]
+    assert await read_body(resp, MIB) is None  # type: ignore[arg-type]
     assert resp.closed
 
 
@@ -476,7 +477,7 @@ async def test_an_undecodable_2xx_body_is_not_kept_in_the_exception_chain(
 def test_connection_error_text_is_scrubbed() -> None:
     scrub = Scrubber("Basic " + BASIC)
     exc = ValueError(f"Invalid status line 'HTTP/1.1 {BASIC} {AUTH_TOKEN}'")
-    error = _connection_error(exc, "GET", "https://x.example/", scrub)  # type: ignore[arg-type]
+    error = connection_error(exc, "GET", "https://x.example/", scrub, 1)  # type: ignore[arg-type]
     assert BASIC not in str(error)
     assert AUTH_TOKEN not in str(error)
     assert "<redacted>" in str(error)

@@ -12,6 +12,7 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from leaks import acquired_connections
 
 from verify_access_tokens import (
     APIConnectionError,
@@ -22,14 +23,8 @@ from verify_access_tokens import (
     ServerError,
     VerifyClient,
 )
-from verify_access_tokens._core._errors import APIStatusError
-from verify_access_tokens._http._retry import (
-    RetryPolicy,
-    backoff_delay,
-    is_ambiguous,
-    is_retryable,
-    parse_retry_after,
-)
+from verify_access_tokens._core._errors import APIStatusError, parse_retry_after
+from verify_access_tokens._http._retry import RetryPolicy
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 IDENTITY = "abcdef0123456789"
@@ -80,14 +75,14 @@ def test_retry_after_naive_date_is_taken_as_utc() -> None:
 
 @given(st.integers(1, 50), st.integers(0, 2**32))
 def test_backoff_is_jittered_exponential_and_capped(retry: int, seed: int) -> None:
-    delay = backoff_delay(retry, policy=POLICY, rng=random.Random(seed))
+    delay = POLICY.backoff_delay(retry, rng=random.Random(seed))
     cap = min(0.5 * 2 ** (retry - 1), 8.0)
     assert cap / 2 <= delay <= cap <= 8.0
 
 
 @given(st.floats(0, 10**6, allow_nan=False))
 def test_retry_after_wins_but_is_capped(retry_after: float) -> None:
-    assert backoff_delay(1, policy=POLICY, retry_after=retry_after) == min(retry_after, 60.0)
+    assert POLICY.backoff_delay(1, retry_after=retry_after) == min(retry_after, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -111,17 +106,19 @@ def test_what_is_retryable(
     error: Exception, idempotent: bool, opt_in: bool, expected: bool
 ) -> None:
     policy = attrs.evolve(POLICY, retry_ambiguous_creates=opt_in)
-    assert is_retryable(error, idempotent=idempotent, policy=policy) is expected  # type: ignore[arg-type]
+    assert policy.is_retryable(error, idempotent=idempotent) is expected  # type: ignore[arg-type]
 
 
 def test_what_is_ambiguous() -> None:
-    assert is_ambiguous(status(500))
-    assert is_ambiguous(status(408))
-    assert not is_ambiguous(status(429))
-    assert not is_ambiguous(status(400))
-    assert not is_ambiguous(APIConnectionError("x", method="P", url="u", request_sent=False))
-    assert is_ambiguous(APITimeoutError("x", method="P", url="u"))
-    assert not is_ambiguous(ValueError())  # type: ignore[arg-type]
+    assert RetryPolicy.is_ambiguous(status(500))
+    assert RetryPolicy.is_ambiguous(status(408))
+    assert not RetryPolicy.is_ambiguous(status(429))
+    assert not RetryPolicy.is_ambiguous(status(400))
+    assert not RetryPolicy.is_ambiguous(
+        APIConnectionError("x", method="P", url="u", request_sent=False)
+    )
+    assert RetryPolicy.is_ambiguous(APITimeoutError("x", method="P", url="u"))
+    assert not RetryPolicy.is_ambiguous(ValueError())  # type: ignore[arg-type]
 
 
 # --- over real sockets against the emulator's faults ---------------------------------------
@@ -137,7 +134,7 @@ async def test_429_with_retry_after_is_retried_until_success(
             await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
             for _ in range(3)
         ]
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert len({t.sid for t in results}) == 3
     assert verify_emulator.counters.rate_limited >= 1
     assert verify_emulator.counters.tokens_created == 3
@@ -149,7 +146,7 @@ async def test_429_without_retry_after_uses_backoff(verify_emulator: VerifyEmula
         await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
         with pytest.raises(RateLimitError) as info:
             await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert info.value.retry_after is None
     assert info.value.attempts == 3
     assert verify_emulator.counters.requests == 4
@@ -161,7 +158,7 @@ async def test_fetch_retries_503_then_raises_server_error(verify_emulator: Verif
     async with fast(verify_emulator.client(max_retries=2)) as client:
         with pytest.raises(ServerError) as info:
             await client.access_tokens.fetch(verify_emulator.service_sid, NOWHERE)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert info.value.attempts == 3
     assert verify_emulator.counters.requests == 3
 
@@ -171,7 +168,7 @@ async def test_fetch_retries_dropped_connections(verify_emulator: VerifyEmulator
     async with fast(verify_emulator.client(max_retries=2)) as client:
         with pytest.raises(APIConnectionError) as info:
             await client.access_tokens.fetch(verify_emulator.service_sid, NOWHERE)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert info.value.request_sent is True
     assert verify_emulator.counters.requests == 3
     assert verify_emulator.counters.dropped == 3
@@ -184,7 +181,7 @@ async def test_fetch_recovers_after_transient_faults(verify_emulator: VerifyEmul
         verify_emulator._rng.seed(11)
         for _ in range(5):
             assert await client.access_tokens.fetch(token.service_sid, token.sid) == token
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert verify_emulator.counters.faults_injected > 0
 
 
@@ -196,7 +193,7 @@ async def test_ambiguous_create_is_not_resent_by_default(
     async with fast(verify_emulator.client(max_retries=5)) as client:
         with pytest.raises(OutcomeUnknownError) as info:
             await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert info.value.attempts == 1
     assert verify_emulator.counters.requests == 1
 
@@ -230,7 +227,7 @@ async def test_deadline_bounds_the_whole_call(verify_emulator: VerifyEmulator) -
         with pytest.raises(APITimeoutError):
             await client.access_tokens.fetch(verify_emulator.service_sid, NOWHERE)
         elapsed = time.monotonic() - started
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert elapsed < 2.5 + 1.5  # generous tolerance: the point is "bounded", not "fast"
     assert verify_emulator.counters.requests <= 3
 
@@ -263,7 +260,7 @@ async def test_cancellation_mid_request_propagates_and_releases(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
 
 
 async def test_cancellation_mid_backoff_propagates(verify_emulator: VerifyEmulator) -> None:
@@ -276,7 +273,7 @@ async def test_cancellation_mid_backoff_propagates(verify_emulator: VerifyEmulat
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert verify_emulator.counters.requests == 1
 
 
@@ -292,7 +289,7 @@ async def test_mixed_outcomes_leave_no_connection_acquired(verify_emulator: Veri
         for t in tasks[::7]:
             t.cancel()
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     kinds = {type(o).__name__ for o in outcomes}
     assert "AccessToken" in kinds
     assert kinds <= {"AccessToken", "OutcomeUnknownError", "CancelledError"}
@@ -310,6 +307,6 @@ async def test_lost_response_shows_why_creates_are_not_resent(
         brave = client.with_options(retry_ambiguous_creates=True)
         with pytest.raises(OutcomeUnknownError):
             await brave.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert verify_emulator.counters.tokens_created == 1 + 3  # the opt-in minted three more
     assert verify_emulator.counters.responses_lost == 4

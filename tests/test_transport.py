@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID, token_body
+from leaks import acquired_connections
 
 from verify_access_tokens import (
     APIConnectionError,
@@ -60,7 +61,7 @@ async def test_sequential_calls_reuse_one_pooled_connection(emulator: VerifyEmul
         token = await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
         for _ in range(9):
             await client.access_tokens.fetch(token.service_sid, token.sid)
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
     assert counts == {"created": 1, "reused": 9}
 
 
@@ -93,7 +94,7 @@ async def test_read_timeout_on_fetch_is_api_timeout_error(emulator: VerifyEmulat
         with pytest.raises(APITimeoutError) as info:
             await client.access_tokens.fetch(emulator.service_sid, TOKEN_SID, timeout=0.2)
         assert info.value.request_sent is True
-        assert client._transport.acquired_connections() == 0
+        assert acquired_connections(client) == 0
 
 
 async def test_read_timeout_on_create_is_outcome_unknown(emulator: VerifyEmulator) -> None:
@@ -247,7 +248,7 @@ async def test_deadline_spent_waiting_for_the_pacer_sends_nothing(
     emulator: VerifyEmulator,
 ) -> None:
     async with emulator.client(deadline=0.1) as client:
-        paced = client._with_observer(_SlowPacer())
+        paced = client._with_pacer(_SlowPacer())
         with pytest.raises(APITimeoutError, match="before the request was sent") as info:
             await paced.access_tokens.create(emulator.service_sid, identity=IDENTITY)
     assert not isinstance(info.value, OutcomeUnknownError)  # provably nothing was created

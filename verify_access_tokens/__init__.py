@@ -3,9 +3,14 @@
 >>> from verify_access_tokens import VerifyClient, FactorType
 """
 
+import sys as _sys
+
+import attrs as _attrs
+
 from ._batch._engine import BatchSummary, EnrollmentBatch
 from ._core._errors import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -30,6 +35,7 @@ from .resources import AccessTokens
 
 __all__ = [
     "APIConnectionError",
+    "APIError",
     "APIResponse",
     "APIStatusError",
     "APITimeoutError",
@@ -56,5 +62,17 @@ __all__ = [
     "VerifyError",
     "__version__",
 ]
+
+# Public classes show as ``verify_access_tokens.X`` in tracebacks, reprs and mypy messages, not
+# as the private module that happens to define them (openai-python does the same). The string
+# annotations of attrs classes are resolved first, while their own module is known: cattrs would
+# otherwise look them up in this package's namespace.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "."):
+        if _attrs.has(_obj):
+            _attrs.resolve_types(_obj, {**globals(), **vars(_sys.modules[_obj.__module__])})
+        _obj.__module__ = __name__
+del _name, _obj
 
 _configure_logging_from_env()

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import os
+from collections.abc import Coroutine, Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Self
 
 import aiohttp
 import attrs
 
 from ._core import _config
+from ._core._constants import (
+    DEFAULT_DEADLINE,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_LIMIT,
+    DEFAULT_RETRY_AFTER_MAX,
+)
 from ._core._errors import ConfigurationError
+from ._core._types import NOT_GIVEN, NotGiven, Pacer, RawResponse, RequestOptions
 from ._http._retry import RetryPolicy
-from ._http._transport import AttemptObserver, RequestOptions, Transport
+from ._http._transport import Transport
 from .resources import AccessTokens
 
 __all__ = ["VerifyClient"]
-
-
-class _NotGiven:
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-_NOT_GIVEN: Final = _NotGiven()
 
 
 class VerifyClient:
@@ -32,7 +35,8 @@ class VerifyClient:
     Build it anywhere (no event loop needed); its aiohttp session is created inside the running
     loop on first use and pooled across calls. Use it as ``async with VerifyClient() as c`` or
     call ``await c.aclose()``. Credentials come from the arguments or the ``TWILIO_*``
-    environment variables.
+    environment variables. A lent ``session`` is used as it is, never modified nor closed, and
+    cannot be combined with the settings of the client's own session.
     """
 
     access_tokens: AccessTokens
@@ -48,21 +52,21 @@ class VerifyClient:
         region: str | None = None,
         edge: str | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
-        max_retries: int = _config.DEFAULT_MAX_RETRIES,
-        deadline: float | None = _config.DEFAULT_DEADLINE,
-        retry_after_max: float = _config.DEFAULT_RETRY_AFTER_MAX,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        deadline: float | None = DEFAULT_DEADLINE,
+        retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
         retry_ambiguous_creates: bool = False,
-        pool_limit: int = _config.DEFAULT_POOL_LIMIT,
-        keepalive_timeout: float = _config.DEFAULT_KEEPALIVE_TIMEOUT,
+        pool_limit: int | None = None,
+        keepalive_timeout: float | None = None,
         extra_headers: Mapping[str, str] | None = None,
-        max_response_bytes: int = _config.DEFAULT_MAX_RESPONSE_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         session: aiohttp.ClientSession | None = None,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         proxy: str | None = None,
         proxy_auth: tuple[str, str] | None = None,
         trust_env: bool = False,
     ) -> None:
-        env = _config.environment()
+        env = os.environ
         credentials = _config.resolve_credentials(
             account_sid=account_sid,
             auth_token=auth_token,
@@ -73,12 +77,24 @@ class VerifyClient:
         self._account_sid = credentials.account_sid
         self._username = credentials.username
         origin = _config.resolve_base_url(base_url=base_url, region=region, edge=edge, env=env)
-        if session is not None and (proxy is not None or proxy_auth is not None or trust_env):
-            raise ConfigurationError(
-                "session",
-                "proxy, proxy_auth and trust_env apply to the client's own session; "
-                "configure the session you pass instead",
-            )
+        if session is not None:
+            # Settings of the client's own session: they would be silently dropped.
+            given = {
+                "pool_limit": pool_limit,
+                "keepalive_timeout": keepalive_timeout,
+                "trace_configs": trace_configs,
+                "proxy": proxy,
+                "proxy_auth": proxy_auth,
+            }
+            clashes = [name for name, value in given.items() if value is not None]
+            if trust_env:
+                clashes.append("trust_env")
+            if clashes:
+                raise ConfigurationError(
+                    "session",
+                    f"{', '.join(clashes)} apply to the client's own session; "
+                    "configure the session you pass instead",
+                )
         self._transport = Transport(
             base_url=origin,
             authorization=credentials.authorization,
@@ -86,8 +102,11 @@ class VerifyClient:
                 proxy=proxy, proxy_auth=proxy_auth, trust_env=trust_env, base_url=origin, env=env
             ),
             session=session,
-            pool_limit=_config.pool_limit(pool_limit),
-            keepalive_timeout=_config.seconds("keepalive_timeout", keepalive_timeout),
+            pool_limit=_config.pool_limit(DEFAULT_POOL_LIMIT if pool_limit is None else pool_limit),
+            keepalive_timeout=_config.seconds(
+                "keepalive_timeout",
+                DEFAULT_KEEPALIVE_TIMEOUT if keepalive_timeout is None else keepalive_timeout,
+            ),
             trace_configs=trace_configs,
         )
         self._owns_transport = True
@@ -108,12 +127,13 @@ class VerifyClient:
     def with_options(
         self,
         *,
-        timeout: float | aiohttp.ClientTimeout | _NotGiven = _NOT_GIVEN,
-        max_retries: int | _NotGiven = _NOT_GIVEN,
-        deadline: float | _NotGiven | None = _NOT_GIVEN,
-        retry_ambiguous_creates: bool | _NotGiven = _NOT_GIVEN,
-        extra_headers: Mapping[str, str] | _NotGiven = _NOT_GIVEN,
-        max_response_bytes: int | _NotGiven = _NOT_GIVEN,
+        timeout: float | aiohttp.ClientTimeout | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        deadline: float | NotGiven | None = NOT_GIVEN,
+        retry_after_max: float | NotGiven = NOT_GIVEN,
+        retry_ambiguous_creates: bool | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+        max_response_bytes: int | NotGiven = NOT_GIVEN,
     ) -> VerifyClient:
         """A sibling client with other per-call settings, sharing this client's session.
 
@@ -121,40 +141,55 @@ class VerifyClient:
         """
         options = self._options
         retry = options.retry
-        if not isinstance(timeout, _NotGiven):
+        if not isinstance(timeout, NotGiven):
             options = attrs.evolve(options, timeout=_config.attempt_timeout(timeout))
-        if not isinstance(deadline, _NotGiven):
+        if not isinstance(deadline, NotGiven):
             options = attrs.evolve(options, deadline=_config.optional_seconds("deadline", deadline))
-        if not isinstance(max_retries, _NotGiven):
+        if not isinstance(max_retries, NotGiven):
             retry = attrs.evolve(retry, max_retries=_config.retries(max_retries))
-        if not isinstance(retry_ambiguous_creates, _NotGiven):
+        if not isinstance(retry_after_max, NotGiven):
+            retry = attrs.evolve(
+                retry, retry_after_max=_config.seconds("retry_after_max", retry_after_max)
+            )
+        if not isinstance(retry_ambiguous_creates, NotGiven):
             retry = attrs.evolve(retry, retry_ambiguous_creates=bool(retry_ambiguous_creates))
-        if not isinstance(extra_headers, _NotGiven):
+        if not isinstance(extra_headers, NotGiven):
             options = attrs.evolve(options, extra_headers=_config.extra_headers(extra_headers))
-        if not isinstance(max_response_bytes, _NotGiven):
+        if not isinstance(max_response_bytes, NotGiven):
             options = attrs.evolve(
                 options, max_response_bytes=_config.max_response_bytes(max_response_bytes)
             )
         return self._sibling(attrs.evolve(options, retry=retry))
 
-    def _with_observer(self, observer: AttemptObserver | None) -> VerifyClient:
-        """A sibling whose every attempt is paced and reported to ``observer`` (batches)."""
-        return self._sibling(attrs.evolve(self._options, observer=observer))
+    def _with_pacer(self, pacer: Pacer | None) -> VerifyClient:
+        """A sibling whose every attempt is paced by, and reported to, ``pacer`` (batches)."""
+        return self._sibling(attrs.evolve(self._options, pacer=pacer))
 
     def _sibling(self, options: RequestOptions) -> VerifyClient:
-        sibling = object.__new__(VerifyClient)
-        sibling._account_sid = self._account_sid
-        sibling._username = self._username
-        sibling._transport = self._transport
+        """The one copy path: every attribute is carried over, then options and resources
+        replaced, so that a setting added to ``__init__`` cannot be forgotten here."""
+        sibling = copy.copy(self)
         sibling._owns_transport = False
         sibling._options = options
         sibling.access_tokens = AccessTokens(sibling)
         return sibling
 
-    def _options_for_call(self, timeout: float | aiohttp.ClientTimeout | None) -> RequestOptions:
-        if timeout is None:
-            return self._options
-        return attrs.evolve(self._options, timeout=_config.attempt_timeout(timeout))
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        form: Mapping[str, str] | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> Coroutine[Any, Any, RawResponse]:
+        """The resources' one way to send: this client's options (``timeout`` for this call)."""
+        options = self._options
+        if timeout is not None:
+            options = attrs.evolve(options, timeout=_config.attempt_timeout(timeout))
+        return self._transport.request(
+            method, path, options=options, idempotent=idempotent, form=form
+        )
 
     # -- introspection ---------------------------------------------------------------------
     @property
@@ -173,6 +208,11 @@ class VerifyClient:
     @property
     def max_retries(self) -> int:
         return self._options.retry.max_retries
+
+    @property
+    def retry_after_max(self) -> float:
+        """Longest ``Retry-After`` wait honoured, in seconds (a longer one is cut to this)."""
+        return self._options.retry.retry_after_max
 
     @property
     def deadline(self) -> float | None:

@@ -19,18 +19,26 @@ import collections
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
 import attrs
 
 from .._core._errors import RequestValidationError, VerifyError
+from .._core._validation import is_int
 from ..models import EnrollmentRequest, EnrollmentResult, FactorType
 from ._pacer import AdaptiveRate, FixedRate
 
 if TYPE_CHECKING:
-    from ..client import VerifyClient
+    from ..models import AccessToken, APIResponse
 
 BatchInput = str | EnrollmentRequest
 RateLimit = float | Literal["adaptive"] | None
@@ -98,21 +106,21 @@ class EnrollmentBatch:
 
     def __init__(
         self,
-        client: VerifyClient,
+        create: Callable[..., Awaitable[APIResponse[AccessToken]]],
+        pacer: FixedRate | None,
         service_sid: str,
         identities: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
         concurrency: int,
-        rate_limit: RateLimit,
         factor_type: FactorType | str,
         factor_friendly_name: str | None,
         ttl: int | None,
         ordered: bool,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        if not is_int(concurrency) or concurrency < 1:
             raise RequestValidationError("concurrency", "must be an int >= 1")
-        self.pacer = make_pacer(rate_limit, client._options.retry.retry_after_max)
-        self._client = client._with_observer(self.pacer) if self.pacer else client
+        self.pacer = pacer
+        self._create = create  # create_with_http_info of a resource whose client has the pacer
         self._service_sid = service_sid
         self._input = identities
         self._concurrency = concurrency
@@ -258,7 +266,7 @@ class EnrollmentBatch:
         try:
             # Every value goes through create()'s validation: a bad one (of any type) is a
             # RequestValidationError, which becomes this item's result like any API error.
-            response = await self._client.access_tokens.create_with_http_info(
+            response = await self._create(
                 self._service_sid,
                 identity=cast(str, item),
                 factor_type=self._factor_type,

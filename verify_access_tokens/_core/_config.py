@@ -1,15 +1,14 @@
-"""Client configuration: credentials, environment variables, base URL, defaults.
+"""Client configuration: credentials, environment variables, base URL, checked settings.
 
 Resolved once, when a client is built, so that a misconfiguration fails at start-up (with the
 name of the argument or variable at fault, never its value) instead of on the first request.
-``with_options`` goes through the same checks.
+``with_options`` goes through the same checks. The defaults live in ``_constants``.
 """
 
 from __future__ import annotations
 
 import base64
 import ipaddress
-import os
 import re
 import urllib.request
 from collections.abc import Mapping
@@ -19,29 +18,21 @@ import aiohttp
 import attrs
 import yarl
 
+from ._constants import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    ENV_ACCOUNT_SID,
+    ENV_API_KEY,
+    ENV_API_SECRET,
+    ENV_AUTH_TOKEN,
+    ENV_BASE_URL,
+    ENV_EDGE,
+    ENV_REGION,
+)
 from ._errors import ConfigurationError
+from ._validation import is_int, is_number, sid_rule
 
-DEFAULT_BASE_URL: Final = "https://verify.twilio.com"
-DEFAULT_CONNECT_TIMEOUT: Final = 5.0
-DEFAULT_READ_TIMEOUT: Final = 30.0
-DEFAULT_ATTEMPT_TIMEOUT: Final = DEFAULT_CONNECT_TIMEOUT + DEFAULT_READ_TIMEOUT
-DEFAULT_MAX_RETRIES: Final = 2
-DEFAULT_DEADLINE: Final = 60.0
-DEFAULT_RETRY_AFTER_MAX: Final = 60.0
-DEFAULT_POOL_LIMIT: Final = 100
-DEFAULT_KEEPALIVE_TIMEOUT: Final = 30.0
-DEFAULT_MAX_RESPONSE_BYTES: Final = 1024 * 1024  # Twilio's access-token bodies are under 2 KB
-
-ENV_ACCOUNT_SID: Final = "TWILIO_ACCOUNT_SID"
-ENV_AUTH_TOKEN: Final = "TWILIO_AUTH_TOKEN"
-ENV_API_KEY: Final = "TWILIO_API_KEY"
-ENV_API_SECRET: Final = "TWILIO_API_SECRET"
-ENV_REGION: Final = "TWILIO_REGION"
-ENV_EDGE: Final = "TWILIO_EDGE"
-ENV_BASE_URL: Final = "VERIFY_ACCESS_TOKENS_BASE_URL"
-
-_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
-_API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
 _HOST_LABEL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls; tab is allowed
@@ -66,7 +57,7 @@ class Credentials:
 
 
 def _setting(
-    explicit: object, env: Mapping[str, str], arg: str, var: str, rule: re.Pattern[str] | None
+    explicit: object, env: Mapping[str, str], arg: str, var: str, sid_prefix: str | None
 ) -> str:
     """The explicit argument if given, else the environment variable, checked and non-empty.
 
@@ -78,9 +69,8 @@ def _setting(
         raise ConfigurationError(source, f"missing: pass {arg}= or set {var}")
     if not isinstance(value, str):
         raise ConfigurationError(source, f"must be a str, not {type(value).__name__}")
-    if rule is not None and rule.fullmatch(value) is None:
-        prefix = rule.pattern[:2]
-        raise ConfigurationError(source, f"must be '{prefix}' followed by 32 hex digits")
+    if sid_prefix is not None and (rule := sid_rule(value, sid_prefix)) is not None:
+        raise ConfigurationError(source, rule)
     return value
 
 
@@ -97,9 +87,9 @@ def resolve_credentials(
     An explicit argument beats the environment; an API key is used when one is passed, or
     when no auth token is passed and ``TWILIO_API_KEY`` is set.
     """
-    sid = _setting(account_sid, env, "account_sid", ENV_ACCOUNT_SID, _ACCOUNT_SID)
+    sid = _setting(account_sid, env, "account_sid", ENV_ACCOUNT_SID, "AC")
     if api_key is not None or (auth_token is None and env.get(ENV_API_KEY)):
-        key = _setting(api_key, env, "api_key", ENV_API_KEY, _API_KEY_SID)
+        key = _setting(api_key, env, "api_key", ENV_API_KEY, "SK")
         secret = _setting(api_secret, env, "api_secret", ENV_API_SECRET, None)
         return Credentials.basic(key, secret, sid)
     token = _setting(auth_token, env, "auth_token", ENV_AUTH_TOKEN, None)
@@ -222,7 +212,7 @@ def resolve_proxy(
 
 
 def seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if not is_number(value) or not value > 0:
         raise ConfigurationError(name, "must be a positive number of seconds")
     return float(value)
 
@@ -246,19 +236,19 @@ def attempt_timeout(value: float | aiohttp.ClientTimeout | None) -> aiohttp.Clie
 
 
 def retries(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         raise ConfigurationError("max_retries", "must be an int >= 0")
     return value
 
 
 def pool_limit(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigurationError("pool_limit", "must be an int >= 1")
     return value
 
 
 def max_response_bytes(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigurationError("max_response_bytes", "must be an int >= 1 (bytes)")
     return value
 
@@ -299,8 +289,3 @@ def extra_headers(value: object) -> dict[str, str]:
             )
         headers[name] = header_value
     return headers
-
-
-def environment() -> Mapping[str, str]:
-    """The process environment (a seam for tests)."""
-    return os.environ

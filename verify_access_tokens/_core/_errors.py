@@ -1,8 +1,28 @@
-"""The one exception hierarchy of the package.
+"""The one exception hierarchy of the package, and the mapping of failures onto it.
 
 Every failure a caller can meet is a :class:`VerifyError`, so ``except VerifyError`` is always
-enough. Messages are built only from things that are safe to show: status codes, Twilio error
-codes, method and path, field names, and server text (Twilio's message, a status line) after a
+enough::
+
+    VerifyError                         attempts (0 when nothing was sent)
+    ├── ConfigurationError (ValueError)      a client setting; raised at construction
+    ├── RequestValidationError (ValueError)  a request parameter; raised before sending
+    ├── ClientStateError (RuntimeError)      closed client, or used from another event loop
+    ├── BatchStoppedError                    a batch item stopped before it was sent
+    ├── OutcomeUnknownError                  a create that may have made a token (``cause``)
+    └── APIError                             method, url, request_id, attempts
+        ├── ResponseValidationError          a 2xx whose body is not a usable token
+        ├── APIConnectionError               network failure (``request_sent``)
+        │   └── APITimeoutError
+        └── APIStatusError                   a non-2xx answer (3xx, 409, 422 ... as such)
+            ├── BadRequestError              400
+            ├── AuthenticationError          401
+            ├── PermissionDeniedError        403
+            ├── NotFoundError                404
+            ├── RateLimitError               429
+            └── ServerError                  5xx
+
+Messages are built only from things that are safe to show: status codes, Twilio error codes,
+method and path, field names, and server text (Twilio's message, a status line) after a
 :class:`Scrubber` removed the client's credentials from it and capped its length. Credentials and
 the JWT ``token`` are never passed into an exception, so they cannot reach ``str``, ``repr`` or a
 traceback.
@@ -12,27 +32,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as _dt
+import json
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Final
 
-__all__ = [
-    "APIConnectionError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AuthenticationError",
-    "BadRequestError",
-    "BatchStoppedError",
-    "ClientStateError",
-    "ConfigurationError",
-    "NotFoundError",
-    "OutcomeUnknownError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "RequestValidationError",
-    "ResponseValidationError",
-    "ServerError",
-    "VerifyError",
-]
-
+import aiohttp
 
 SERVER_TEXT_MAX: Final = 500
 REDACTED: Final = "<redacted>"
@@ -84,6 +90,28 @@ class VerifyError(Exception):
     attempts: int = 0
 
 
+class APIError(VerifyError):
+    """A request was attempted: which one, Twilio's request id when known, and how many tries.
+
+    ``method`` and ``url`` are ``None`` only for a body checked outside a request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        request_id: str | None = None,
+        attempts: int = 0,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.request_id = request_id
+        self.attempts = attempts
+        super().__init__(message)
+
+
 class ConfigurationError(VerifyError, ValueError):
     """Credentials, base URL or another client setting is missing or malformed.
 
@@ -105,46 +133,74 @@ class RequestValidationError(VerifyError, ValueError):
         super().__init__(f"{field}: {rule}")
 
 
-class ResponseValidationError(VerifyError):
+class ResponseValidationError(APIError):
     """The server answered 2xx but the body is not a valid access token resource.
 
     ``field`` is the JSON path of the offending field (``"$"`` for the whole body).
     """
 
-    def __init__(self, field: str, problem: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        problem: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        request_id: str | None = None,
+        attempts: int = 0,
+    ) -> None:
         self.field = field
         self.problem = problem
         self.status = status
-        super().__init__(f"invalid response body at {field}: {problem}")
+        super().__init__(
+            f"invalid response body at {field}: {problem}",
+            method=method,
+            url=url,
+            request_id=request_id,
+            attempts=attempts,
+        )
 
 
 class ClientStateError(VerifyError, RuntimeError):
     """The client was used in a way its lifecycle forbids (closed, or from another event loop)."""
 
 
-class APIConnectionError(VerifyError):
+class APIConnectionError(APIError):
     """The request could not be completed at the network level.
 
     ``request_sent`` is ``False`` when the failure provably happened before the request reached
     the server (for example a refused connection): only then is a ``create`` safe to retry.
     """
 
-    def __init__(self, message: str, *, method: str, url: str, request_sent: bool = True) -> None:
-        self.method = method
-        self.url = url
+    method: str
+    url: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        request_sent: bool = True,
+        attempts: int = 0,
+    ) -> None:
         self.request_sent = request_sent
-        super().__init__(f"{message} ({method} {url})")
+        super().__init__(f"{message} ({method} {url})", method=method, url=url, attempts=attempts)
 
 
 class APITimeoutError(APIConnectionError):
     """The request timed out (connect, read, or the per-call deadline)."""
 
 
-class APIStatusError(VerifyError):
-    """The server answered with a non-success HTTP status.
+class APIStatusError(APIError):
+    """The server answered with a non-success HTTP status (one without a subclass as such).
 
     ``retry_after`` is the server's ``Retry-After`` in seconds when it sent one (429, 503).
     """
+
+    method: str
+    url: str
 
     def __init__(
         self,
@@ -157,17 +213,21 @@ class APIStatusError(VerifyError):
         more_info: str | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        attempts: int = 0,
     ) -> None:
         self.status = status
         self.retry_after = retry_after
         self.code = code
         self.message = message
         self.more_info = more_info
-        self.request_id = request_id
-        self.method = method
-        self.url = url
         code_part = f" (Twilio code {code})" if code is not None else ""
-        super().__init__(f"HTTP {status}{code_part}: {message} [{method} {url}]")
+        super().__init__(
+            f"HTTP {status}{code_part}: {message} [{method} {url}]",
+            method=method,
+            url=url,
+            request_id=request_id,
+            attempts=attempts,
+        )
 
 
 class BadRequestError(APIStatusError):
@@ -191,7 +251,8 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx (or another unexpected status): trouble at Twilio or a proxy in between."""
+    """5xx: trouble at Twilio or a proxy in between (3xx, 409, 422 ... are plain
+    :class:`APIStatusError`)."""
 
 
 class OutcomeUnknownError(VerifyError):
@@ -205,6 +266,8 @@ class OutcomeUnknownError(VerifyError):
 
     def __init__(self, cause: VerifyError) -> None:
         self.cause = cause
+        self.attempts = cause.attempts
+        self.__cause__ = cause
         super().__init__(
             f"outcome unknown: the create request may have created an access token; "
             f"it was not re-sent, because a retry could mint a second token. Cause: {cause}"
@@ -216,3 +279,130 @@ class BatchStoppedError(VerifyError):
 
     def __init__(self) -> None:
         super().__init__("the batch was stopped before this request was sent")
+
+
+# -- mapping failures to the hierarchy ---------------------------------------------------
+_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def parse_retry_after(value: str | None, *, now: _dt.datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isascii() and text.replace(".", "", 1).isdigit():
+        seconds = float(text)
+        return seconds if seconds < 1e9 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    delta = (when - (now or _dt.datetime.now(_dt.UTC))).total_seconds()
+    return max(delta, 0.0)
+
+
+def _twilio_error_fields(body: bytes) -> tuple[int | None, str | None, str | None]:
+    """``code``, ``message``, ``more_info`` from a Twilio JSON error body, if it is one."""
+    if not body.lstrip().startswith(b"{"):
+        return None, None, None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return None, None, None
+    if not isinstance(data, dict):
+        return None, None, None  # pragma: no cover - starts with "{" so it is an object
+    code, message, more_info = data.get("code"), data.get("message"), data.get("more_info")
+    return (
+        code if type(code) is int else None,
+        message if isinstance(message, str) else None,
+        more_info if isinstance(more_info, str) else None,
+    )
+
+
+def status_error(
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    method: str,
+    url: str,
+    scrub: Scrubber,
+    attempts: int,
+) -> APIStatusError:
+    """The typed error for a non-success answer, whether Twilio's JSON or a proxy's HTML.
+
+    ``body`` is ``None`` when it was larger than the client reads. Every piece of server text
+    goes through ``scrub``: a proxy may quote the request's credentials back.
+    """
+    code, message, more_info = _twilio_error_fields(body) if body is not None else (None,) * 3
+    if message is None:
+        # Proxies answer with HTML or nothing; describe it instead of quoting it.
+        kind = headers.get("Content-Type", "no content type").split(";")[0]
+        size = "too large, cut off" if body is None else f"{len(body)} bytes"
+        message = f"{reason or 'error'} ({kind} body, {size}, not a Twilio error)"
+    request_id = headers.get("Twilio-Request-Id")
+    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    return cls(
+        status=status,
+        message=scrub(message),
+        method=method,
+        url=url,
+        code=code,
+        more_info=None if more_info is None else scrub(more_info),
+        request_id=None if request_id is None else scrub(request_id, 64),
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+        attempts=attempts,
+    )
+
+
+def connection_error(
+    exc: BaseException, method: str, url: str, scrub: Scrubber, attempts: int
+) -> APIConnectionError:
+    """Map an aiohttp/asyncio failure; ``request_sent`` is False only when provably unsent.
+
+    aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
+    some aiohttp errors carry the request headers, Authorization included, in their ``repr``.
+    """
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        # The proxy refused the CONNECT tunnel: nothing reached the origin. aiohttp's text quotes
+        # the proxy URL, credentials included, so it is not kept.
+        return APIConnectionError(
+            f"the proxy refused the tunnel (HTTP {exc.status} {scrub(exc.message)})",
+            method=method,
+            url=url,
+            request_sent=False,
+            attempts=attempts,
+        )
+    # Scrubbed: aiohttp quotes what the server sent (a malformed status line, for example).
+    detail = scrub(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(
+            f"connect timed out ({detail})",
+            method=method,
+            url=url,
+            request_sent=False,
+            attempts=attempts,
+        )
+    if isinstance(exc, TimeoutError):
+        return APITimeoutError(f"timed out ({detail})", method=method, url=url, attempts=attempts)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(
+            f"could not connect ({detail})",
+            method=method,
+            url=url,
+            request_sent=False,
+            attempts=attempts,
+        )
+    return APIConnectionError(
+        f"connection failed ({detail})", method=method, url=url, attempts=attempts
+    )

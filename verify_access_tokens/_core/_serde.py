@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..models import AccessToken, FactorType
 from ._errors import ResponseValidationError
+from ._validation import FACTOR_TYPES
 
 if TYPE_CHECKING:
     import cattrs
@@ -28,7 +29,6 @@ __all__ = ["parse_json_object", "structure", "unstructure"]
 T = TypeVar("T")
 
 _INVALID: Any = object()
-_FACTOR_TYPES = {member.value: member for member in FactorType}
 
 
 def _structure_str(value: Any, _: type) -> str:
@@ -45,7 +45,7 @@ def _structure_int(value: Any, _: type) -> int:
 
 def _structure_factor_type(value: Any, _: type) -> FactorType | str:
     text = _structure_str(value, str)
-    return _FACTOR_TYPES.get(text, text)
+    return FACTOR_TYPES.get(text, text)
 
 
 def _structure_datetime(value: Any, _: type) -> _dt.datetime:
@@ -104,7 +104,9 @@ def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
     """Build ``cls`` from decoded JSON, or raise :class:`ResponseValidationError`."""
     if not isinstance(data, dict):
         raise ResponseValidationError(
-            "$", f"expected a JSON object, got {type(data).__name__}", status=status
+            "$",
+            f"expected a JSON object, got {type(data).__name__}",
+            status=status,
         )
     try:
         return _converter().structure(data, cls)
@@ -125,7 +127,9 @@ def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, An
         raise ResponseValidationError("$", f"not valid JSON ({len(body)} bytes)", status=status)
     if not isinstance(data, dict):
         raise ResponseValidationError(
-            "$", f"expected a JSON object, got {type(data).__name__}", status=status
+            "$",
+            f"expected a JSON object, got {type(data).__name__}",
+            status=status,
         )
     return data
 

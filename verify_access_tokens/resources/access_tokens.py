@@ -1,7 +1,7 @@
 """``client.access_tokens``: build the request, validate it, send it, parse the answer.
 
-A request's whole path: ``create`` -> ``_validation`` -> ``Transport.request`` (retries, error
-mapping) -> ``_serde`` -> :class:`AccessToken`.
+A request's whole path: ``create`` -> ``_validation`` -> ``VerifyClient._request`` ->
+``Transport.request`` (attempts, retry policy, error mapping) -> ``_serde`` -> :class:`AccessToken`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from .._batch._engine import BatchInput, EnrollmentBatch, RateLimit
+from .._batch._engine import BatchInput, EnrollmentBatch, RateLimit, make_pacer
 from .._core import _validation as v
-from .._core._errors import ResponseValidationError
+from .._core._errors import OutcomeUnknownError, ResponseValidationError
 from .._core._serde import parse_json_object, structure_access_token
-from .._http._transport import RawResponse, outcome_unknown
+from .._core._types import RawResponse
 from ..models import AccessToken, APIResponse, FactorType
+from ._resource import APIResource
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
-
-if TYPE_CHECKING:
-    from ..client import VerifyClient
 
 __all__ = ["AccessTokens"]
 
@@ -31,13 +29,22 @@ def _token(raw: RawResponse, *, created: bool = False) -> AccessToken:
     """Parse a 2xx answer. A create's 2xx that is not a token may still have made one, so its
     failure is an :class:`OutcomeUnknownError` (the :class:`ResponseValidationError` as cause)."""
     try:
-        return structure_access_token(
-            parse_json_object(raw.body, status=raw.status), status=raw.status
-        )
+        return structure_access_token(parse_json_object(raw.body), status=raw.status)
     except ResponseValidationError as exc:
-        error = exc
-    error.attempts = raw.attempts
-    raise outcome_unknown(error) if created else error
+        problem = exc
+    # Rebuilt with what only the response knows. The request id is kept only when it has
+    # Twilio's shape (``RQ`` + 32 hex): anything else could be a server echoing a secret.
+    request_id = raw.headers.get("Twilio-Request-Id")
+    error = ResponseValidationError(
+        problem.field,
+        problem.problem,
+        status=raw.status,
+        method=raw.method,
+        url=raw.url,
+        request_id=request_id if request_id and v.sid_rule(request_id, "RQ") is None else None,
+        attempts=raw.attempts,
+    )
+    raise OutcomeUnknownError(error) if created else error
 
 
 def _with_http_info(raw: RawResponse, *, created: bool = False) -> APIResponse[AccessToken]:
@@ -73,11 +80,8 @@ def _fetch_path(service_sid: object, sid: object) -> str:
     )
 
 
-class AccessTokens:
+class AccessTokens(APIResource):
     """Enrollment access tokens of a Verify Service: ``create`` and ``fetch``."""
-
-    def __init__(self, client: VerifyClient) -> None:
-        self._client = client
 
     async def create(
         self,
@@ -126,13 +130,7 @@ class AccessTokens:
         timeout: float | aiohttp.ClientTimeout | None,
     ) -> Coroutine[Any, Any, RawResponse]:
         path, form = _create_request(service_sid, identity, factor_type, factor_friendly_name, ttl)
-        return self._client._transport.request(
-            "POST",
-            path,
-            options=self._client._options_for_call(timeout),
-            idempotent=False,
-            form=form,
-        )
+        return self._request("POST", path, idempotent=False, form=form, timeout=timeout)
 
     async def fetch(
         self,
@@ -157,12 +155,7 @@ class AccessTokens:
     def _send_fetch(
         self, service_sid: object, sid: object, timeout: float | aiohttp.ClientTimeout | None
     ) -> Coroutine[Any, Any, RawResponse]:
-        return self._client._transport.request(
-            "GET",
-            _fetch_path(service_sid, sid),
-            options=self._client._options_for_call(timeout),
-            idempotent=True,
-        )
+        return self._request("GET", _fetch_path(service_sid, sid), idempotent=True, timeout=timeout)
 
     def create_many(
         self,
@@ -185,12 +178,16 @@ class AccessTokens:
         iteration ends early, every item read from the input is yielded, in the batch's
         ``undelivered`` (finished, token kept) or in its ``unfinished`` (outcome unknown).
         """
+        pacer = make_pacer(rate_limit, self._client.retry_after_max)
+        # The batch sends through a sibling whose every attempt the pacer paces: the engine
+        # gets only that bound create, never the client.
+        paced = self if pacer is None else AccessTokens(self._client._with_pacer(pacer))
         return EnrollmentBatch(
-            self._client,
+            paced.create_with_http_info,
+            pacer,
             v.check_service_sid(service_sid),
             identities,
             concurrency=concurrency,
-            rate_limit=rate_limit,
             factor_type=v.check_factor_type(factor_type),
             factor_friendly_name=v.check_friendly_name(factor_friendly_name),
             ttl=v.check_ttl(ttl),

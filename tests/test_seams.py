@@ -1,0 +1,254 @@
+"""The package's seams: public surface, one copy path, no import cycles, the compat fence."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID
+
+import verify_access_tokens
+from verify_access_tokens import ConfigurationError, ResponseValidationError, VerifyClient
+from verify_access_tokens._core._types import NOT_GIVEN
+from verify_access_tokens._http import _compat
+
+PACKAGE = Path(verify_access_tokens.__file__).parent
+
+# Settings of the session or the identity: siblings share them, so with_options cannot change them.
+SESSION_LEVEL = {
+    "account_sid",
+    "auth_token",
+    "api_key",
+    "api_secret",
+    "base_url",
+    "region",
+    "edge",
+    "pool_limit",
+    "keepalive_timeout",
+    "session",
+    "trace_configs",
+    "proxy",
+    "proxy_auth",
+    "trust_env",
+}
+
+
+def test_with_options_covers_every_per_call_setting() -> None:
+    """openai's test_copy_signature: a new __init__ setting must be added to with_options or
+    listed here as session-level, never forgotten."""
+    init = inspect.signature(VerifyClient.__init__).parameters
+    copy = inspect.signature(VerifyClient.with_options).parameters
+    per_call = set(init) - {"self"} - SESSION_LEVEL
+    assert per_call == set(copy) - {"self"}
+    for name in per_call:
+        assert copy[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        wider = set(str(copy[name].annotation).split(" | "))
+        accepted = set(str(init[name].annotation).split(" | "))
+        if init[name].default is None:
+            accepted.discard("None")  # there None only means "the default"
+        assert accepted <= wider, name
+        assert "NotGiven" in wider, name
+        assert copy[name].default is NOT_GIVEN, name
+
+
+def test_with_options_sets_retry_after_max_and_keeps_the_rest() -> None:
+    parent = VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_retries=5, extra_headers={"X-A": "1"})
+    child = parent.with_options(retry_after_max=3)
+    assert child.retry_after_max == 3.0
+    assert parent.retry_after_max == 60.0
+    assert child.max_retries == 5
+    assert child._options.extra_headers == {"X-A": "1"}
+    assert child.access_tokens._client is child
+    with pytest.raises(ConfigurationError, match="retry_after_max"):
+        parent.with_options(retry_after_max=0)
+
+
+EXPORTED = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponse",
+    "APIStatusError",
+    "APITimeoutError",
+    "AccessToken",
+    "AccessTokens",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchStoppedError",
+    "BatchSummary",
+    "ClientStateError",
+    "ConfigurationError",
+    "EnrollmentBatch",
+    "EnrollmentRequest",
+    "EnrollmentResult",
+    "FactorType",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestValidationError",
+    "ResponseValidationError",
+    "ServerError",
+    "VerifyClient",
+    "VerifyError",
+    "__version__",
+]
+
+
+def test_exported_members() -> None:
+    """httpx's test_exported_members: the public surface changes only on purpose."""
+    assert sorted(verify_access_tokens.__all__) == sorted(EXPORTED)
+    # ("@..." names are pytest's assertion-rewriting helpers: the package is also a plugin.)
+    public = {name for name in dir(verify_access_tokens) if name[0] not in "_@"}
+    modules = {"client", "models", "resources", "cli", "emulator", "fastapi", "testing"}
+    assert public - modules - {"annotations"} <= set(EXPORTED)
+
+
+def test_public_classes_show_the_package_as_their_module() -> None:
+    for name in EXPORTED:
+        obj = getattr(verify_access_tokens, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "verify_access_tokens", name
+    assert repr(VerifyClient).startswith("<class 'verify_access_tokens.VerifyClient'")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _runtime_imports(path: Path, module: str) -> set[str]:
+    """Package modules imported at module level, outside ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("verify_access_tokens"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("verify_access_tokens"):
+                continue
+            found.add(target)
+            # ``from . import x`` / ``from .pkg import mod`` may name submodules.
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}"
+                if (PACKAGE.parent / candidate.replace(".", "/")).with_suffix(".py").exists() or (
+                    PACKAGE.parent / candidate.replace(".", "/") / "__init__.py"
+                ).exists():
+                    found.add(candidate)
+    found.discard(module)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {name: _runtime_imports(path, name) & set(modules) for name, path in modules.items()}
+
+
+def test_no_import_cycle_at_run_time() -> None:
+    """Module-level imports (TYPE_CHECKING ones excluded) form no cycle; a package's
+    ``__init__`` importing its own submodules is the one allowed back edge."""
+    graph = _graph()
+    assert "verify_access_tokens._batch._engine" in graph
+    assert "verify_access_tokens.client" not in graph["verify_access_tokens._batch._engine"]
+
+    def parent_init(importer: str, imported: str) -> bool:
+        return imported != importer and importer.startswith(imported + ".")
+
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if parent_init(node, nxt):
+                continue  # importing a submodule runs its package's __init__ first: not a cycle
+            if state.get(nxt) == 1:
+                cycle = [*stack[stack.index(nxt) :], nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("pool_limit", 1),
+        ("keepalive_timeout", 5.0),
+        ("trace_configs", []),
+        ("proxy", "http://127.0.0.1:3128"),
+        ("proxy_auth", ("user", "pass")),
+        ("trust_env", True),
+    ],
+)
+async def test_session_with_a_session_setting_is_refused(setting: str, value: object) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ConfigurationError, match=setting) as info:
+            VerifyClient(ACCOUNT_SID, AUTH_TOKEN, session=session, **{setting: value})  # type: ignore[arg-type]
+    assert info.value.setting == "session"
+
+
+async def test_a_lent_session_is_never_modified() -> None:
+    async with aiohttp.ClientSession() as session:
+        before = _compat.require(session, "_retry_connection")
+        async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN, session=session) as client:
+            assert client._transport.session() is session
+        assert session._retry_connection is before
+
+
+async def test_compat_attributes_exist_in_the_installed_aiohttp() -> None:
+    """Fails when aiohttp renames a private attribute the package relies on."""
+    async with aiohttp.ClientSession() as session:
+        assert isinstance(_compat.require(session, "_retry_connection"), bool)
+        _compat.disable_connection_retry(session)
+        assert session._retry_connection is False
+        assert _compat.acquired_connections(session) == 0
+        assert session.connector is not None
+        assert isinstance(_compat.require(session.connector, "_acquired"), set)
+
+
+def test_compat_fails_loudly_on_a_renamed_attribute() -> None:
+    with pytest.raises(RuntimeError, match=r"object\._gone is gone"):
+        _compat.require(object(), "_gone")
+
+
+async def test_own_session_does_not_let_aiohttp_resend() -> None:
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN) as client:
+        assert client._transport.session()._retry_connection is False
+
+
+async def test_unparsable_2xx_keeps_request_method_url_and_attempts(mocked: aioresponses) -> None:
+    request_id = "RQ" + "e" * 32
+    mocked.get(FETCH_URL, status=200, body=b"[]", headers={"Twilio-Request-Id": request_id})
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN) as client:
+        with pytest.raises(ResponseValidationError) as info:
+            await client.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+    error = info.value
+    assert (error.method, error.url, error.request_id) == ("GET", FETCH_URL, request_id)
+    assert error.attempts == 1
+    assert error.status == 200
+
+
+async def test_unparsable_2xx_drops_a_request_id_of_another_shape(mocked: aioresponses) -> None:
+    mocked.get(FETCH_URL, status=200, body=b"[]", headers={"Twilio-Request-Id": AUTH_TOKEN})
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN) as client:
+        with pytest.raises(ResponseValidationError) as info:
+            await client.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+    assert info.value.request_id is None
