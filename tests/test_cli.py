@@ -355,7 +355,7 @@ def test_enroll_refuses_to_overwrite_results_and_bad_rate(
     assert "--rate-limit" in err
 
 
-def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
+def test_enroll_ctrl_c_then_resume_enrolls_everyone_once(
     emulator: VerifyEmulator,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

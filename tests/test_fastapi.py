@@ -198,12 +198,12 @@ def current_user(request: Request) -> str | None:
 
 
 async def test_authorization_hook(verify_emulator: VerifyEmulator) -> None:
-    async with served(verify_emulator, authorize=current_user, path="/enrol") as http:
-        own = await http.post("/enrol", data={"identity": "alice"}, headers={"X-User": "alice"})
-        other = await http.post("/enrol", data={"identity": "bob"}, headers={"X-User": "alice"})
-        anonymous = await http.post("/enrol", data={"identity": "alice"})
-        blocked = await http.post("/enrol", data={"identity": "x"}, headers={"X-User": "blocked"})
-        nobody = await http.post("/enrol", data={"identity": "x"}, headers={"X-User": "nobody"})
+    async with served(verify_emulator, authorize=current_user, path="/enroll") as http:
+        own = await http.post("/enroll", data={"identity": "alice"}, headers={"X-User": "alice"})
+        other = await http.post("/enroll", data={"identity": "bob"}, headers={"X-User": "alice"})
+        anonymous = await http.post("/enroll", data={"identity": "alice"})
+        blocked = await http.post("/enroll", data={"identity": "x"}, headers={"X-User": "blocked"})
+        nobody = await http.post("/enroll", data={"identity": "x"}, headers={"X-User": "nobody"})
     assert own.status_code == 200
     assert own.json()["identity"] == identity_hash("alice")
     assert "not allowed" in assert_error_shape(other, 403)

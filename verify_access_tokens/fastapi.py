@@ -193,7 +193,7 @@ _ERROR_SCHEMA: Final = {
 _ERRORS: Final = {
     "400": "identity missing or invalid",
     "401": "the authorization hook refused an unauthenticated caller",
-    "403": "this caller may not enrol this identity",
+    "403": "this caller may not enroll this identity",
     "405": "method other than POST",
     "429": "Twilio rate-limited the request; see Retry-After",
     "502": "Twilio failed (the token may or may not exist)",
@@ -300,7 +300,7 @@ def access_token_router(
       may raise ``HTTPException`` or :class:`EndpointError` (for example 401) to refuse first.
       Depend on :func:`requested_identity` to see what was asked for.
     - ``allow_any_identity=True`` instead of a hook mints tokens for whatever identity a caller
-      names, which lets anyone enrol their phone as someone else's factor: an explicit opt-in
+      names, which lets anyone enroll their phone as someone else's factor: an explicit opt-in
       for demos or a backend reachable only by trusted callers; it logs a warning at startup.
     - ``hash_identities`` (default on): send ``sha256(identity)`` hex to Twilio, or HMAC-SHA256
       with ``identity_hash_key``; off, the identity must satisfy Verify's rule itself.
@@ -344,7 +344,7 @@ def access_token_router(
             _warn_loudly(
                 "%s mints enrollment tokens for ANY identity a caller names "
                 "(allow_any_identity=True, no authorization hook): anyone who can reach it "
-                "can enrol a device as another user's factor",
+                "can enroll a device as another user's factor",
                 path,
             )
         yield
@@ -363,7 +363,7 @@ def access_token_router(
         verify: Annotated[VerifyClient, Depends(provider)],
     ) -> JSONResponse:
         if allowed is None or not hmac.compare_digest(allowed.encode(), identity.encode()):
-            raise EndpointError(403, "not allowed to enrol this identity")
+            raise EndpointError(403, "not allowed to enroll this identity")
         sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
         token: AccessToken = await verify.access_tokens.create(
             service_sid, identity=sent, ttl=ttl, factor_friendly_name=factor_friendly_name

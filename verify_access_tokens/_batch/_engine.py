@@ -27,7 +27,7 @@ import attrs
 
 from .._core._errors import RequestValidationError, VerifyError
 from ..models import EnrollmentRequest, EnrollmentResult, FactorType
-from ._pacer import AdaptiveRate, FixedRate
+from ._pacer import AdaptivePacer, FixedPacer
 
 if TYPE_CHECKING:
     from ..client import VerifyClient
@@ -49,8 +49,13 @@ class BatchSummary:
     finished_at: float | None = None
 
     @property
+    def failed_total(self) -> int:
+        """Failed items, whatever the error (``failed`` counts them by error type)."""
+        return sum(self.failed.values())
+
+    @property
     def total(self) -> int:
-        return self.succeeded + sum(self.failed.values())
+        return self.succeeded + self.failed_total
 
     @property
     def elapsed(self) -> float:
@@ -72,16 +77,16 @@ class BatchSummary:
         self.retried += max(0, result.attempts - 1)
 
 
-def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedRate | None:
+def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedPacer | None:
     if rate_limit is None:
         return None
     if rate_limit == "adaptive":
-        return AdaptiveRate(pause_max=pause_max)
+        return AdaptivePacer(pause_max=pause_max)
     if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or rate_limit <= 0:
         raise RequestValidationError(
             "rate_limit", "must be None, a positive number of requests/s, or 'adaptive'"
         )
-    return FixedRate(rate_limit)
+    return FixedPacer(rate_limit)
 
 
 class EnrollmentBatch:
@@ -234,7 +239,7 @@ class EnrollmentBatch:
         try:
             while (job := await self._take(items, lock, window)) is not None:
                 index, item = job
-                result = await self._enrol(index, item)
+                result = await self._enroll(index, item)
                 # One step, no await: the item moves from in flight to finished-not-delivered.
                 del self._in_flight[index]
                 self._finished[index] = result
@@ -245,7 +250,7 @@ class EnrollmentBatch:
             ready.put_nowait(exc)
         ready.put_nowait(_DONE)
 
-    async def _enrol(self, index: int, item: object) -> EnrollmentResult:
+    async def _enroll(self, index: int, item: object) -> EnrollmentResult:
         identity = _identity_text(item)
         name, ttl = self._friendly_name, self._ttl
         if isinstance(item, EnrollmentRequest):
@@ -268,7 +273,7 @@ class EnrollmentBatch:
         except VerifyError as error:
             return EnrollmentResult(identity, error=error, attempts=error.attempts, index=index)
         return EnrollmentResult(
-            identity, token=response.data, attempts=response.attempts, index=index
+            identity, access_token=response.data, attempts=response.attempts, index=index
         )
 
     async def _run(self) -> AsyncGenerator[EnrollmentResult, None]:

@@ -25,15 +25,18 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import attrs
 
-from .._batch._engine import EnrollmentBatch, RateLimit
-from .._core._errors import ConfigurationError, OutcomeUnknownError
-from .._core._serde import unstructure
-from ..client import VerifyClient
-from ..models import EnrollmentRequest, EnrollmentResult
+from .. import (
+    ConfigurationError,
+    EnrollmentBatch,
+    EnrollmentRequest,
+    EnrollmentResult,
+    OutcomeUnknownError,
+    VerifyClient,
+)
 
 FORMATS = ("auto", "lines", "csv", "jsonl")
 PROGRESS_EVERY = 10.0  # seconds between progress lines when there is no progress bar
@@ -149,8 +152,8 @@ def _expires_at(record: dict[str, Any]) -> _dt.datetime | None:
 
 
 def result_record(result: EnrollmentResult) -> dict[str, Any]:
-    if result.token is not None:
-        token = unstructure(result.token)
+    if result.access_token is not None:
+        token = result.access_token.to_dict()
         return {
             "identity": result.identity,
             "status": "created",
@@ -158,7 +161,7 @@ def result_record(result: EnrollmentResult) -> dict[str, Any]:
             "token": token["token"],
             "ttl": token["ttl"],
             "date_created": token["date_created"],
-            "expires_at": _utc_text(result.token.expires_at),
+            "expires_at": _utc_text(result.access_token.expires_at),
             "attempts": result.attempts,
         }
     error = result.error
@@ -256,7 +259,7 @@ def _progress(total: int | None, quiet: bool) -> Any:
     return _ProgressLines(total)
 
 
-def _rate_limit(value: str | None) -> RateLimit:
+def _rate_limit(value: str | None) -> float | Literal["adaptive"] | None:
     if value is None:
         return None
     if value == "adaptive":
@@ -333,7 +336,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
                         results.write(json.dumps(result_record(result)) + "\n")
                         results.flush()
                         if bar is not None:
-                            bar.set_postfix(errors=sum(batch.summary.failed.values()))
+                            bar.set_postfix(errors=batch.summary.failed_total)
                             bar.update(1)
             finally:
                 for sig in graceful:
@@ -344,7 +347,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
                     results.flush()
                     os.fsync(results.fileno())
     summary = batch.summary
-    failed = sum(summary.failed.values())
+    failed = summary.failed_total
     resumed = (
         f", re-minted {reminted} expired, re-sent {resent} in flight when the last run "
         "ended (possible duplicates)"
@@ -389,7 +392,7 @@ def _on_signal(batch: EnrollmentBatch) -> None:
 def add_enroll_command(commands: Any, **parser_options: Any) -> None:
     enroll = commands.add_parser(
         "enroll",
-        help="enrol every identity of a file (resumable; writes JSONL results)",
+        help="enroll every identity of a file (resumable; writes JSONL results)",
         description=(
             "Create an access token for every identity in INPUT and write one JSON line per "
             "result to --out as it arrives (mode 0600: it holds tokens). Tokens expire after "

@@ -18,12 +18,16 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TextIO
 
-from .. import __version__
-from .._core._errors import APIStatusError, ConfigurationError, RequestValidationError, VerifyError
-from .._core._serde import unstructure
-from ..client import VerifyClient
+from .. import (
+    AccessToken,
+    APIStatusError,
+    ConfigurationError,
+    RequestValidationError,
+    VerifyClient,
+    VerifyError,
+    __version__,
+)
 from ..emulator import Faults, VerifyEmulator
-from ..models import AccessToken
 
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
 MASK = "<masked: use --show-token>"
@@ -51,7 +55,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _token_fields(token: AccessToken, *, show_token: bool) -> dict[str, Any]:
-    fields: dict[str, Any] = unstructure(token)
+    fields = token.to_dict()
     if not show_token:
         fields["token"] = MASK
     return fields
@@ -94,7 +98,7 @@ async def _fetch(args: argparse.Namespace) -> int:
 def _faults(args: argparse.Namespace) -> Faults:
     try:
         return Faults(
-            rate_limit=args.rate_limit,
+            rate_limit=args.server_rate_limit,
             error_rate=args.error_rate,
             drop_rate=args.drop_rate,
             lost_response_rate=args.lost_response_rate,
@@ -158,7 +162,7 @@ async def _emulator(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    """Enrol many identities concurrently against an in-process emulator, then fetch some."""
+    """Enroll many identities concurrently against an in-process emulator, then fetch some."""
     async with (
         VerifyEmulator(faults=_faults(args), seed=args.seed) as emulator,
         emulator.client() as client,
@@ -172,14 +176,14 @@ async def _demo(args: argparse.Namespace) -> int:
         batch = client.access_tokens.create_many(
             emulator.service_sid, identities, concurrency=args.concurrency, ttl=300
         )
-        created = [result.token async for result in batch if result.token is not None]
+        created = [result.access_token async for result in batch if result.access_token is not None]
         sample = created[:: max(1, len(created) // 20)]
         fetched = await asyncio.gather(
             *(client.access_tokens.fetch(t.service_sid, t.sid) for t in sample)
         )
         matches = sum(f == t for f, t in zip(fetched, sample, strict=True))
     summary = batch.summary
-    failed = sum(summary.failed.values())
+    failed = summary.failed_total
     print(
         f"created:  {summary.succeeded}/{len(identities)} tokens in {summary.elapsed:.2f}s "
         f"({summary.rate:.0f} req/s, {summary.retried} retries)"
@@ -194,7 +198,7 @@ async def _demo(args: argparse.Namespace) -> int:
     if created:
         print(f"example:  {created[0]!r}")
     if not counters.faults_injected:
-        print("try:      demo --rate-limit 100 --drop-rate 0.02  (retries, unknown outcomes)")
+        print("try:      demo --server-rate-limit 100 --drop-rate 0.02  (retries, lost answers)")
     return EXIT_OK if not failed else EXIT_API_ERROR
 
 
@@ -209,7 +213,11 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rate-limit", type=float, help="requests/s allowed; beyond it, 429")
+    parser.add_argument(
+        "--server-rate-limit",
+        type=float,
+        help="requests/s the emulator allows; beyond it, it answers 429",
+    )
     parser.add_argument(
         "--error-rate", "--fault-rate", type=float, default=0.0, help="fraction answered 503"
     )
@@ -235,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="enrol identities against an in-process emulator (no credentials needed)",
+        help="enroll identities against an in-process emulator (no credentials needed)",
         **options,
     )
     demo.add_argument("--identities", type=int, default=300, help="how many identities")
@@ -262,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--identity", required=True, help="the entity's non-PII id (a UUID)")
     create.add_argument("--friendly-name", help="the device's name (up to 64 characters)")
     create.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
-    create.add_argument("--factor-type", default="push", help="the factor to enrol")
+    create.add_argument("--factor-type", default="push", help="the factor to enroll")
     _add_output_flags(create)
     create.set_defaults(handler=_create)
 

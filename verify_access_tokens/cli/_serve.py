@@ -13,9 +13,8 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from .._core._config import _is_loopback
-from .._core._errors import ConfigurationError
-from ..client import VerifyClient
+from .. import ConfigurationError, VerifyClient
+from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
 
 if TYPE_CHECKING:
@@ -149,7 +148,7 @@ def _settings(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
     bearer = os.environ.get(ENV_BEARER) or None
     if bearer is not None and len(bearer) < MIN_BEARER_CHARS:
         raise ConfigurationError(ENV_BEARER, f"must be at least {MIN_BEARER_CHARS} characters")
-    exposed = not args.emulator and not _is_loopback(args.host)
+    exposed = not args.emulator and not is_loopback(args.host)
     if bearer is None and exposed and not args.unsafe_no_auth:
         raise ConfigurationError(
             "--host",

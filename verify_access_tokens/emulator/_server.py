@@ -19,11 +19,8 @@ from typing import Any, NoReturn, Self
 import attrs
 from aiohttp import web
 
+from .. import AccessToken, RequestValidationError, VerifyClient
 from .._core import _validation as v
-from .._core._errors import RequestValidationError
-from .._core._serde import unstructure
-from ..client import VerifyClient
-from ..models import AccessToken
 from . import _jwt
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -273,8 +270,7 @@ class VerifyEmulator:
         return sid if sid in self.services else None
 
     def _body(self, token: AccessToken) -> dict[str, Any]:
-        body: dict[str, Any] = unstructure(token)
-        return body
+        return token.to_dict()
 
     async def _create(self, request: web.Request) -> web.Response:
         service_sid = self._known_service(request)
