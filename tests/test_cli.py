@@ -361,13 +361,13 @@ def test_enroll_ctrl_c_then_resume_enrolls_everyone_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from verify_access_tokens.cli import _enroll
+    from verify_access_tokens.cli import _journal
 
     identities = [f"user-{i:06d}" for i in range(300)]
     source = tmp_path / "ids.txt"
     source.write_text("\n".join(identities) + "\n")
     out = tmp_path / "results.jsonl"
-    real_record = _enroll.result_record
+    real_record = _journal.result_record
     written = 0
 
     def record_then_ctrl_c(result: EnrollmentResult) -> dict[str, object]:
@@ -377,7 +377,7 @@ def test_enroll_ctrl_c_then_resume_enrolls_everyone_once(
             os.kill(os.getpid(), signal.SIGINT)
         return real_record(result)
 
-    monkeypatch.setattr(_enroll, "result_record", record_then_ctrl_c)
+    monkeypatch.setattr(_journal, "result_record", record_then_ctrl_c)
     code, _, err = enroll(capsys, emulator, source, out, "--concurrency", "8")
     assert code == 130
     assert "finishing in-flight requests" in err
@@ -386,7 +386,7 @@ def test_enroll_ctrl_c_then_resume_enrolls_everyone_once(
     assert 100 <= len(first) < 300
     assert all(r["status"] == "created" for r in first)
     assert emulator.counters.tokens_created == len(first)  # nothing in flight was lost
-    monkeypatch.setattr(_enroll, "result_record", real_record)
+    monkeypatch.setattr(_journal, "result_record", real_record)
     code, _, err = enroll(capsys, emulator, source, out, "--resume")
     assert code == 0
     assert f"skipped {len(first)} already enrolled" in err
