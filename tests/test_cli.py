@@ -480,7 +480,7 @@ def test_emulator_listening_everywhere_is_advertised_on_loopback() -> None:
     """The client refuses plain http off loopback, so the pasted base URL must be loopback."""
     from types import SimpleNamespace
 
-    from verify_access_tokens.cli._main import _emulator_printout
+    from verify_access_tokens.cli._output import emulator_printout as _emulator_printout
 
     listening = "http://0.0.0.0:8099"
     fake = SimpleNamespace(base_url=listening, account_sid="AC1", auth_token="t", service_sid="VA1")

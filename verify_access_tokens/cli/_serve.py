@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from .. import ConfigurationError, VerifyClient
 from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
+from ._commands import add_fault_flags, faults_from_args
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -75,10 +76,9 @@ def add_serve_command(commands: Any) -> None:
         action="store_true",
         help=f"allow a non-loopback host against real Twilio without {ENV_BEARER}",
     )
-    from ._main import _add_fault_flags  # the emulator's fault options, as `demo` has them
 
     group = serve.add_argument_group("emulator faults (with --emulator)")
-    _add_fault_flags(group)
+    add_fault_flags(group)
     serve.set_defaults(handler=serve_command)
 
 
@@ -170,9 +170,8 @@ async def serve_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
-    from ._main import _faults
 
-    faults = _faults(args)
+    faults = faults_from_args(args)
     options = {} if args.timeout is None else {"timeout": args.timeout}
     async with contextlib.AsyncExitStack() as stack:
         if args.emulator:
