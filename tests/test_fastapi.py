@@ -27,11 +27,11 @@ from verify_access_tokens import (
     VerifyClient,
     VerifyError,
 )
+from verify_access_tokens._fastapi_errors import upstream_error as _upstream_error
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.fastapi import (
     MAX_BODY_BYTES,
     EndpointError,
-    _upstream_error,
     access_token_router,
     identity_hash,
 )
