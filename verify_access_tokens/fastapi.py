@@ -32,8 +32,8 @@ from verify_access_tokens import (
     VerifyClient,
 )
 
-# The one private import: the package's request rules, so a bad setting fails at construction
-# with the same rule the client would apply on every request.
+# The one import of the package's internals: its request rules, so a bad setting fails at
+# construction with the same rule the client would apply on every request.
 from ._core import _validation
 from ._fastapi_errors import NO_STORE, OPENAPI, EndpointError, JSONErrorRoute
 
