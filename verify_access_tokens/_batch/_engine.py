@@ -15,7 +15,6 @@ and the identities whose request was cut off are listed in ``unfinished`` (outco
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
 import weakref
@@ -23,58 +22,21 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
-import attrs
-
 from .._core._errors import RequestValidationError, VerifyError
 from ..models import EnrollmentRequest, EnrollmentResult, FactorType
 from ._pacer import AdaptivePacer, FixedPacer
+from ._summary import BatchSummary
 
 if TYPE_CHECKING:
     from ..client import VerifyClient
+
+# BatchSummary is re-exported: callers take the batch API from this module.
+__all__ = ["BatchInput", "BatchSummary", "EnrollmentBatch", "RateLimit"]
 
 BatchInput = str | EnrollmentRequest
 RateLimit = float | Literal["adaptive"] | None
 
 _DONE = object()
-
-
-@attrs.define
-class BatchSummary:
-    """Running totals of a batch; final once the iteration ends."""
-
-    succeeded: int = 0
-    failed: collections.Counter[str] = attrs.field(factory=collections.Counter)
-    retried: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-
-    @property
-    def failed_total(self) -> int:
-        """Failed items, whatever the error (``failed`` counts them by error type)."""
-        return sum(self.failed.values())
-
-    @property
-    def total(self) -> int:
-        return self.succeeded + self.failed_total
-
-    @property
-    def elapsed(self) -> float:
-        if self.started_at is None:
-            return 0.0
-        end = self.finished_at if self.finished_at is not None else time.perf_counter()
-        return end - self.started_at
-
-    @property
-    def rate(self) -> float:
-        """Completed items per second."""
-        return self.total / self.elapsed if self.elapsed > 0 else 0.0
-
-    def record(self, result: EnrollmentResult) -> None:
-        if result.error is None:
-            self.succeeded += 1
-        else:
-            self.failed[type(result.error).__name__] += 1
-        self.retried += max(0, result.attempts - 1)
 
 
 def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedPacer | None:
