@@ -206,6 +206,19 @@ def test_demo_with_faults_reports_errors(capsys: pytest.CaptureFixture[str]) -> 
     assert "OutcomeUnknownError" in out
 
 
+def test_demo_server_rate_limit_is_the_emulators_429_threshold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--server-rate-limit`` limits the emulator (``--rate-limit`` is enroll's client pacing)."""
+    code, out, _ = run(capsys, "demo", "--identities", "60", "--server-rate-limit", "20")
+    assert code == 0
+    assert "created:  60/60 tokens" in out  # the 429s were retried after their Retry-After
+    assert "tokens created, 0 faults injected" not in out
+    with pytest.raises(SystemExit):
+        run(capsys, "demo", "--rate-limit", "20")
+    assert "unrecognized arguments: --rate-limit" in capsys.readouterr().err
+
+
 def test_demo_lost_responses_are_unknown_though_created(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--identities", "20", "--lost-response-rate", "1")
     assert code == 1
