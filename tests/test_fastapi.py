@@ -461,3 +461,8 @@ async def test_no_worker_thread_per_request(
             response = await http.post("/access-token", data={"identity": f"user-{i}"})
             assert response.status_code == 200
     assert hops == []
+
+
+def test_endpoint_error_is_shown_as_part_of_the_public_module() -> None:
+    """It lives in a private module; tracebacks and docs name where users import it from."""
+    assert EndpointError.__module__ == "verify_access_tokens.fastapi"

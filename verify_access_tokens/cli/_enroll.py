@@ -289,7 +289,9 @@ def add_enroll_command(commands: Any, **parser_options: Any) -> None:
                         help="with --resume: skip created identities even if their token "
                         "expired (you delivered them already)")  # fmt: skip
     enroll.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
-    enroll.add_argument("--rate-limit", help="requests/s, or 'adaptive' (default: no limit)")
+    enroll.add_argument("--rate-limit",
+                        help="requests/s this client sends, or 'adaptive' "
+                        "(default: no limit)")  # fmt: skip
     enroll.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
     enroll.add_argument("--base-url", help="API origin (default: Twilio, or TWILIO_REGION/EDGE)")
     enroll.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
