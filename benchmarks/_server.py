@@ -4,6 +4,7 @@ base URL and credentials from what it prints."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,17 +28,19 @@ def emulator_process(*extra_args: str) -> Iterator[Server]:
     try:
         assert process.stdout is not None
         fields: dict[str, str] = {}
-        for line in process.stdout:
+        names = {
+            "VERIFY_ACCESS_TOKENS_BASE_URL": "base_url",
+            "TWILIO_ACCOUNT_SID": "account_sid",
+            "TWILIO_AUTH_TOKEN": "auth_token",
+            "VERIFY_SERVICE_SID": "service_sid",
+        }
+        for line in process.stdout:  # the `emulator` command's `export NAME=value` lines
             text = line.strip()
-            if text.startswith("Verify emulator listening on "):
-                fields["base_url"] = text.rsplit(" ", 1)[1]
-            elif text.startswith("TWILIO_ACCOUNT_SID="):
-                fields["account_sid"] = text.split("=", 1)[1]
-            elif text.startswith("TWILIO_AUTH_TOKEN="):
-                fields["auth_token"] = text.split("=", 1)[1]
-            elif text.startswith("service sid: "):
-                fields["service_sid"] = text.split(": ", 1)[1]
-            elif text.startswith("Press Ctrl-C"):
+            if text.startswith("export "):
+                name, _, value = text.removeprefix("export ").partition("=")
+                if name in names:
+                    fields[names[name]] = shlex.split(value)[0]
+            elif text.startswith("verify-access-tokens "):
                 break
         yield Server(**fields)
     finally:

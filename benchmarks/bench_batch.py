@@ -51,7 +51,7 @@ async def enroll(
             ok += result.ok
             attempts += result.attempts
         elapsed = time.perf_counter() - started
-        limited = getattr(batch.pacer, "rate_limited", 0)
+        limited = batch.pacer.rate_limited if batch.pacer is not None else 0
         return {
             "n": n,
             "ok": ok,
@@ -85,7 +85,7 @@ def adaptive(limits: list[float], sizes: list[int], concurrency: int) -> None:
     )
     for limit in limits:
         for n in sizes:
-            with emulator_process("--rate-limit", str(limit)) as server:
+            with emulator_process("--server-rate-limit", str(limit)) as server:
                 r = asyncio.run(enroll(server, n, concurrency, "adaptive", f"a{limit:.0f}"))
             print(
                 f"{limit:>8.0f} {n:>10} {r['ok']:>6.0f} {r['elapsed']:>8.2f} {r['rate']:>9.0f} "

@@ -55,7 +55,7 @@ async def early_exit(how: str) -> str:
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         created = emulator.counters.tokens_created
-        kept = sum(r.token is not None for r in batch.undelivered)
+        kept = sum(r.access_token is not None for r in batch.undelivered)
         return (
             f"{how}: created {created}, yielded {yielded}, undelivered {len(batch.undelivered)} "
             f"(with token {kept}), unfinished {len(batch.unfinished)}; "

@@ -1,9 +1,9 @@
-"""Enrol every identity in a file (one per line) with bounded concurrency, then summarise.
+"""Enroll every identity in a file (one per line) with bounded concurrency, then summarise.
 
     python examples/batch_enroll.py [IDENTITIES_FILE]
 
 Runs against a local emulator (which rate-limits at 200 requests/s, to show the adaptive rate)
-unless TWILIO_AUTH_TOKEN and VERIFY_SERVICE_SID are set. Without a file, it enrols 200 made-up
+unless TWILIO_AUTH_TOKEN and VERIFY_SERVICE_SID are set. Without a file, it enrolls 200 made-up
 identities.
 """
 
@@ -39,7 +39,7 @@ async def enroll_all(client: VerifyClient, service_sid: str, path: str | None) -
             print(f"{result.identity}: {type(result.error).__name__}: {result.error}")
     summary = batch.summary
     print(
-        f"enrolled {summary.succeeded}, failed {sum(summary.failed.values())} "
+        f"enrolled {summary.succeeded}, failed {summary.failed_total} "
         f"{dict(summary.failed)}, retries {summary.retried}, "
         f"{summary.elapsed:.1f}s at {summary.rate:.0f}/s"
     )

@@ -47,7 +47,7 @@ async def verify_client(request: Request) -> VerifyClient:
 
 
 async def signed_in_user(authorization: Annotated[str | None, Header()] = None) -> str:
-    """The identity this caller may enrol: their own user id, from their session."""
+    """The identity this caller may enroll: their own user id, from their session."""
     scheme, _, session = (authorization or "").partition(" ")
     user = SESSIONS.get(session) if scheme.lower() == "bearer" else None
     if user is None:
@@ -60,7 +60,7 @@ app.include_router(
     access_token_router(
         client=verify_client,  # the lifespan's client, one for every request
         service_sid=SERVICE_SID,
-        authorize=signed_in_user,  # a user may enrol a phone for themselves only
+        authorize=signed_in_user,  # a user may enroll a phone for themselves only
         ttl=300,
     )
 )  # POST /access-token, form-encoded or JSON `identity`, as the Verify Push samples send it

@@ -19,7 +19,7 @@ from verify_access_tokens import (
     RequestValidationError,
     VerifyClient,
 )
-from verify_access_tokens._batch._pacer import AdaptiveRate, FixedRate
+from verify_access_tokens._batch._pacer import AdaptivePacer, FixedPacer
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -53,12 +53,15 @@ async def test_faulty_server_every_identity_exactly_one_result(
     assert sorted(r.identity for r in results) == identities
     succeeded = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
-    assert all(r.token is not None and r.token.entity_identity == r.identity for r in succeeded)
+    assert all(
+        r.access_token is not None and r.access_token.entity_identity == r.identity
+        for r in succeeded
+    )
     assert all(isinstance(r.error, OutcomeUnknownError | RateLimitError) for r in failed)
     assert failed, "faults were injected: some creates must have an unknown outcome"
     counters = verify_emulator.counters
     assert counters.tokens_created == len(succeeded) == batch.summary.succeeded
-    assert sum(batch.summary.failed.values()) == len(failed)
+    assert sum(batch.summary.failed.values()) == len(failed) == batch.summary.failed_total
     assert batch.summary.total == 3000
     assert batch.summary.rate > 0
     assert batch.unfinished == ()
@@ -90,10 +93,13 @@ async def test_invalid_items_become_validation_results(
     assert results[5].identity == "42"
     assert isinstance(results[4].error, RequestValidationError)
     assert results[4].error.field == "ttl"
-    assert results[3].token is not None
-    assert (results[3].token.ttl, results[3].token.factor_friendly_name) == (300, "Pixel")
-    assert results[0].token is not None
-    assert results[0].token.ttl == 120
+    assert results[3].access_token is not None
+    assert (results[3].access_token.ttl, results[3].access_token.factor_friendly_name) == (
+        300,
+        "Pixel",
+    )
+    assert results[0].access_token is not None
+    assert results[0].access_token.ttl == 120
     assert verify_emulator.counters.requests == 3
     assert batch.summary.failed == Counter({"RequestValidationError": 4})
 
@@ -139,7 +145,7 @@ async def test_infinite_input_with_break_stops_everything(
     assert pulled <= 100 + 8 * 3  # lazily pulled: never more than the bounded pipeline holds
 
 
-async def test_stop_then_resume_enrols_each_identity_exactly_once(
+async def test_stop_then_resume_enrolls_each_identity_exactly_once(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
     verify_emulator.set_faults(Faults(latency=0.002))
@@ -219,7 +225,7 @@ async def test_bugs_are_not_swallowed(
         raise ZeroDivisionError("bug")
 
     batch = verify_client.access_tokens.create_many(verify_emulator.service_sid, ids(3))
-    monkeypatch.setattr(batch, "_enrol", explode)
+    monkeypatch.setattr(batch, "_enroll", explode)
     with pytest.raises(ZeroDivisionError):
         await collect(batch)
     assert other_tasks() == set()
@@ -233,7 +239,7 @@ async def test_fixed_rate_paces_requests(
     )
     results = await collect(batch)
     assert all(r.ok for r in results)
-    assert isinstance(batch.pacer, FixedRate)
+    assert isinstance(batch.pacer, FixedPacer)
     assert batch.summary.rate <= 100 * 1.3  # smooth spacing: 30 requests need >= 0.29 s
 
 
@@ -248,7 +254,7 @@ async def test_adaptive_rate_converges_near_the_server_limit(
         )
         results = await collect(batch)
     pacer = batch.pacer
-    assert isinstance(pacer, AdaptiveRate)
+    assert isinstance(pacer, AdaptivePacer)
     ok = sum(r.ok for r in results)
     assert ok >= 0.95 * len(results)
     assert pacer.rate_limited > 0  # it did probe the limit
@@ -281,7 +287,7 @@ async def test_adaptive_rate_without_a_server_limit_never_paces(
     results = await collect(batch)
     assert all(r.ok for r in results)
     pacer = batch.pacer
-    assert isinstance(pacer, AdaptiveRate)
+    assert isinstance(pacer, AdaptivePacer)
     assert pacer.slow_start is True  # never cut: as unpaced as rate_limit=None
     assert pacer.rate == float("inf")
     assert verify_emulator.counters.requests == 300
@@ -313,7 +319,7 @@ async def test_empty_input_ends_at_once(verify_client: VerifyClient) -> None:
 
 def test_fixed_rate_rejects_nonpositive() -> None:
     with pytest.raises(ValueError, match="positive"):
-        FixedRate(0)
+        FixedPacer(0)
 
 
 async def test_async_with_cleans_up_at_once_on_break(

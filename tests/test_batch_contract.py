@@ -24,7 +24,7 @@ from verify_access_tokens import (
     RequestValidationError,
     VerifyClient,
 )
-from verify_access_tokens._batch._pacer import AdaptiveRate
+from verify_access_tokens._batch._pacer import AdaptivePacer
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -56,8 +56,8 @@ def assert_accounted(
     created = {t.entity_identity: t.sid for t in emulator.tokens.values()}
     assert set(created) <= set(everything)  # no created token is lost
     for result in [*yielded, *batch.undelivered]:
-        assert result.token is not None
-        assert created[result.identity] == result.token.sid
+        assert result.access_token is not None
+        assert created[result.identity] == result.access_token.sid
 
 
 async def test_break_keeps_finished_results_in_undelivered(
@@ -164,7 +164,7 @@ async def test_bad_values_of_any_type_stay_per_item(
 
 def test_adaptive_pause_is_capped() -> None:
     async def main() -> float:
-        pacer = AdaptiveRate(pause_max=2.0)
+        pacer = AdaptivePacer(pause_max=2.0)
         error = RateLimitError(
             status=429, message="slow down", method="POST", url="/", retry_after=999_999.0
         )

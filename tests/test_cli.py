@@ -206,6 +206,19 @@ def test_demo_with_faults_reports_errors(capsys: pytest.CaptureFixture[str]) -> 
     assert "OutcomeUnknownError" in out
 
 
+def test_demo_server_rate_limit_is_the_emulators_429_threshold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--server-rate-limit`` limits the emulator (``--rate-limit`` is enroll's client pacing)."""
+    code, out, _ = run(capsys, "demo", "--identities", "60", "--server-rate-limit", "20")
+    assert code == 0
+    assert "created:  60/60 tokens" in out  # the 429s were retried after their Retry-After
+    assert "tokens created, 0 faults injected" not in out
+    with pytest.raises(SystemExit):
+        run(capsys, "demo", "--rate-limit", "20")
+    assert "unrecognized arguments: --rate-limit" in capsys.readouterr().err
+
+
 def test_demo_lost_responses_are_unknown_though_created(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--identities", "20", "--lost-response-rate", "1")
     assert code == 1
@@ -355,19 +368,19 @@ def test_enroll_refuses_to_overwrite_results_and_bad_rate(
     assert "--rate-limit" in err
 
 
-def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
+def test_enroll_ctrl_c_then_resume_enrolls_everyone_once(
     emulator: VerifyEmulator,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from verify_access_tokens.cli import _enroll
+    from verify_access_tokens.cli import _journal
 
     identities = [f"user-{i:06d}" for i in range(300)]
     source = tmp_path / "ids.txt"
     source.write_text("\n".join(identities) + "\n")
     out = tmp_path / "results.jsonl"
-    real_record = _enroll.result_record
+    real_record = _journal.result_record
     written = 0
 
     def record_then_ctrl_c(result: EnrollmentResult) -> dict[str, object]:
@@ -377,7 +390,7 @@ def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
             os.kill(os.getpid(), signal.SIGINT)
         return real_record(result)
 
-    monkeypatch.setattr(_enroll, "result_record", record_then_ctrl_c)
+    monkeypatch.setattr(_journal, "result_record", record_then_ctrl_c)
     code, _, err = enroll(capsys, emulator, source, out, "--concurrency", "8")
     assert code == 130
     assert "finishing in-flight requests" in err
@@ -386,7 +399,7 @@ def test_enroll_ctrl_c_then_resume_enrols_everyone_once(
     assert 100 <= len(first) < 300
     assert all(r["status"] == "created" for r in first)
     assert emulator.counters.tokens_created == len(first)  # nothing in flight was lost
-    monkeypatch.setattr(_enroll, "result_record", real_record)
+    monkeypatch.setattr(_journal, "result_record", real_record)
     code, _, err = enroll(capsys, emulator, source, out, "--resume")
     assert code == 0
     assert f"skipped {len(first)} already enrolled" in err
@@ -480,7 +493,7 @@ def test_emulator_listening_everywhere_is_advertised_on_loopback() -> None:
     """The client refuses plain http off loopback, so the pasted base URL must be loopback."""
     from types import SimpleNamespace
 
-    from verify_access_tokens.cli._main import _emulator_printout
+    from verify_access_tokens.cli._output import emulator_printout as _emulator_printout
 
     listening = "http://0.0.0.0:8099"
     fake = SimpleNamespace(base_url=listening, account_sid="AC1", auth_token="t", service_sid="VA1")

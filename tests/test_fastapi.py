@@ -27,11 +27,11 @@ from verify_access_tokens import (
     VerifyClient,
     VerifyError,
 )
+from verify_access_tokens._fastapi_errors import upstream_error as _upstream_error
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.fastapi import (
     MAX_BODY_BYTES,
     EndpointError,
-    _upstream_error,
     access_token_router,
     identity_hash,
 )
@@ -198,12 +198,12 @@ def current_user(request: Request) -> str | None:
 
 
 async def test_authorization_hook(verify_emulator: VerifyEmulator) -> None:
-    async with served(verify_emulator, authorize=current_user, path="/enrol") as http:
-        own = await http.post("/enrol", data={"identity": "alice"}, headers={"X-User": "alice"})
-        other = await http.post("/enrol", data={"identity": "bob"}, headers={"X-User": "alice"})
-        anonymous = await http.post("/enrol", data={"identity": "alice"})
-        blocked = await http.post("/enrol", data={"identity": "x"}, headers={"X-User": "blocked"})
-        nobody = await http.post("/enrol", data={"identity": "x"}, headers={"X-User": "nobody"})
+    async with served(verify_emulator, authorize=current_user, path="/enroll") as http:
+        own = await http.post("/enroll", data={"identity": "alice"}, headers={"X-User": "alice"})
+        other = await http.post("/enroll", data={"identity": "bob"}, headers={"X-User": "alice"})
+        anonymous = await http.post("/enroll", data={"identity": "alice"})
+        blocked = await http.post("/enroll", data={"identity": "x"}, headers={"X-User": "blocked"})
+        nobody = await http.post("/enroll", data={"identity": "x"}, headers={"X-User": "nobody"})
     assert own.status_code == 200
     assert own.json()["identity"] == identity_hash("alice")
     assert "not allowed" in assert_error_shape(other, 403)
@@ -461,3 +461,8 @@ async def test_no_worker_thread_per_request(
             response = await http.post("/access-token", data={"identity": f"user-{i}"})
             assert response.status_code == 200
     assert hops == []
+
+
+def test_endpoint_error_is_shown_as_part_of_the_public_module() -> None:
+    """It lives in a private module; tracebacks and docs name where users import it from."""
+    assert EndpointError.__module__ == "verify_access_tokens.fastapi"

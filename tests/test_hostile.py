@@ -300,8 +300,8 @@ async def test_lone_surrogate_in_a_batch_is_that_items_result(hostile: HostileSe
     ]
     async with client_for(hostile) as c:
         results = {r.index: r async for r in c.access_tokens.create_many(SERVICE_SID, items)}
-    assert results[0].token is not None
-    assert results[2].token is not None
+    assert results[0].access_token is not None
+    assert results[2].access_token is not None
     error = results[1].error
     assert isinstance(error, RequestValidationError)
     assert error.field == "factor_friendly_name"

@@ -98,3 +98,14 @@ def test_public_api_is_exported() -> None:
         "__version__",
     ):
         assert name in package.__all__
+
+
+def test_to_dict_is_the_api_json_shape_token_included() -> None:
+    body = token_body(date_created="2015-07-30T22:00:00+02:00", factor_friendly_name="Pixel")
+    data = structure(body, AccessToken).to_dict()
+    assert data == unstructure(structure(body, AccessToken))
+    assert (data["token"], data["date_created"], data["factor_type"]) == (
+        JWT,
+        "2015-07-30T20:00:00Z",
+        "push",
+    )

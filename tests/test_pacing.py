@@ -9,7 +9,7 @@ import math
 import pytest
 
 from verify_access_tokens import RateLimitError, ServerError
-from verify_access_tokens._batch._pacer import AdaptiveRate, FixedRate
+from verify_access_tokens._batch._pacer import AdaptivePacer, FixedPacer
 
 
 def rate_limited(retry_after: float | None = None) -> RateLimitError:
@@ -18,7 +18,7 @@ def rate_limited(retry_after: float | None = None) -> RateLimitError:
     )
 
 
-async def grant_times(pacer: FixedRate, n: int) -> list[float]:
+async def grant_times(pacer: FixedPacer, n: int) -> list[float]:
     loop = asyncio.get_running_loop()
     times: list[float] = []
 
@@ -52,7 +52,7 @@ class FakeClock:
 
 async def test_fixed_rate_spaces_grants_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeClock(monkeypatch)
-    times = await grant_times(FixedRate(50), 6)
+    times = await grant_times(FixedPacer(50), 6)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps == pytest.approx([0.02] * 5)  # never a burst, never a gap
 
@@ -66,7 +66,7 @@ async def test_adaptive_starts_unpaced_so_concurrency_bounds_the_start(
         raise AssertionError(f"paced before the first 429 (slept {delay})")
 
     monkeypatch.setattr(asyncio, "sleep", no_sleep)
-    pacer = AdaptiveRate()
+    pacer = AdaptivePacer()
     for _ in range(1000):
         await pacer.before_attempt()
         pacer.after_attempt(None)
@@ -78,7 +78,7 @@ async def test_first_429_cuts_to_90_percent_of_the_successes_of_the_last_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = FakeClock(monkeypatch)
-    pacer = AdaptiveRate()
+    pacer = AdaptivePacer()
     for _ in range(200):  # a burst the server let through in 0.2 s
         clock.now += 0.001
         pacer.after_attempt(None)
@@ -89,7 +89,7 @@ async def test_first_429_cuts_to_90_percent_of_the_successes_of_the_last_second(
 
 async def test_cut_counts_only_the_last_second(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock(monkeypatch)
-    pacer = AdaptiveRate()
+    pacer = AdaptivePacer()
     for _ in range(500):  # long ago
         pacer.after_attempt(None)
     clock.now += 10.0
@@ -110,7 +110,7 @@ async def test_cut_counts_only_the_last_second(monkeypatch: pytest.MonkeyPatch) 
 
 async def test_cut_never_raises_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeClock(monkeypatch)
-    pacer = AdaptiveRate(initial=10)
+    pacer = AdaptivePacer(initial=10)
     pacer.slow_start = False
     pacer.rate = 5.0
     for _ in range(100):  # more successes than the rate (say, another pacer's burst)
@@ -123,7 +123,7 @@ async def test_adaptive_grows_in_slow_start_then_additively(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     FakeClock(monkeypatch)
-    pacer = AdaptiveRate(initial=10)
+    pacer = AdaptivePacer(initial=10)
     for _ in range(10):
         pacer.after_attempt(None)
     assert pacer.rate == pytest.approx(20)  # +1 per success: doubles per second of successes
@@ -139,7 +139,7 @@ async def test_adaptive_cuts_once_per_burst_and_honours_retry_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     FakeClock(monkeypatch)
-    pacer = AdaptiveRate(initial=40)
+    pacer = AdaptivePacer(initial=40)
     loop = asyncio.get_running_loop()
     pacer.after_attempt(rate_limited(retry_after=0.2))
     for _ in range(5):  # the rest of the burst that was already in flight
@@ -152,7 +152,7 @@ async def test_adaptive_cuts_once_per_burst_and_honours_retry_after(
 
 
 async def test_adaptive_never_drops_below_its_minimum() -> None:
-    pacer = AdaptiveRate(initial=1, minimum=0.5)
+    pacer = AdaptivePacer(initial=1, minimum=0.5)
     for _ in range(3):
         pacer._cut_until = 0.0  # each 429 a separate signal
         pacer.after_attempt(rate_limited(retry_after=0))
@@ -160,14 +160,14 @@ async def test_adaptive_never_drops_below_its_minimum() -> None:
 
 
 async def test_other_errors_do_not_change_the_rate() -> None:
-    pacer = AdaptiveRate(initial=10)
+    pacer = AdaptivePacer(initial=10)
     pacer.after_attempt(ServerError(status=503, message="x", method="GET", url="u"))
     assert pacer.rate == 10
 
 
 async def test_waiters_take_slots_first_come_first_served() -> None:
     """A retry queued behind fresh requests is not overtaken by later arrivals (nor starved)."""
-    pacer = FixedRate(200)
+    pacer = FixedPacer(200)
     granted: list[int] = []
 
     async def one(i: int) -> None:
@@ -180,3 +180,12 @@ async def test_waiters_take_slots_first_come_first_served() -> None:
         await asyncio.sleep(0)  # each arrives after the previous one started waiting
     await asyncio.gather(*tasks)
     assert granted == list(range(30))
+
+
+async def test_both_pacers_count_the_429s_they_see() -> None:
+    """``rate_limited`` is what the batch benchmark reports; a fixed pacer only counts."""
+    fixed = FixedPacer(10)
+    fixed.after_attempt(rate_limited())
+    fixed.after_attempt(None)
+    fixed.after_attempt(ServerError(status=503, message="x", method="GET", url="u"))
+    assert (fixed.rate_limited, fixed.rate) == (1, 10)

@@ -52,8 +52,8 @@ async def test_no_secret_in_logs_errors_or_reprs(
                 verify_emulator.service_sid, [f"{IDENTITY}{i}" for i in range(5)]
             )
             async for result in batch:
-                assert result.token is not None
-                jwts.append(result.token.token)
+                assert result.access_token is not None
+                jwts.append(result.access_token.token)
                 texts += [repr(result), str(result)]
             errors: list[BaseException] = []
             for faults in (Faults(error_rate=1.0), Faults(drop_rate=1.0), Faults(rate_limit=0.01)):

@@ -223,7 +223,7 @@ def served_subprocess() -> Iterator[str]:
 @pytest.mark.parametrize(
     ("argv", "status", "requests"),
     [
-        (["--rate-limit", "0.01"], 429, 2),  # the second request is over the limit
+        (["--server-rate-limit", "0.01"], 429, 2),  # the second request is over the limit
         (["--error-rate", "1"], 502, 1),
         (["--drop-rate", "1"], 502, 1),
         (["--lost-response-rate", "1"], 502, 1),

@@ -18,34 +18,26 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from typing import Annotated, Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException  # FastAPI's own is a subclass
 
 from verify_access_tokens import (
     AccessToken,
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    ClientStateError,
     ConfigurationError,
-    OutcomeUnknownError,
-    RateLimitError,
     RequestValidationError,
-    ResponseValidationError,
     VerifyClient,
-    VerifyError,
 )
 
-# The one private import: the package's request rules, so a bad setting fails at construction
-# with the same rule the client would apply on every request.
+# The one import of the package's internals: its request rules, so a bad setting fails at
+# construction with the same rule the client would apply on every request.
 from ._core import _validation
+from ._fastapi_errors import NO_STORE, OPENAPI, EndpointError, JSONErrorRoute
+
+EndpointError.__module__ = __name__  # documented and raised as verify_access_tokens.fastapi's
 
 __all__ = ["EndpointError", "access_token_router", "identity_hash", "requested_identity"]
 
@@ -55,33 +47,6 @@ MAX_BODY_BYTES: Final = 16 * 1024
 MAX_IDENTITY_CHARS: Final = 256
 _ALLOWED: Final = "POST"
 _OTHER_METHODS: Final = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_NO_STORE: Final = {"Cache-Control": "no-store"}
-
-
-class EndpointError(Exception):
-    """An answer for the mobile client: status, a safe message, optional headers.
-
-    Raise it from an authorization hook to refuse a caller with the endpoint's JSON error shape
-    (an ``HTTPException`` works too; its ``detail`` becomes the message).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        more_info: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.status = status
-        self.message = message
-        self.more_info = more_info
-        self.headers = dict(headers or {})
-        super().__init__(f"{status}: {message}")
-
-    def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "moreInfo": self.more_info}}
-        return JSONResponse(body, status_code=self.status, headers=self.headers | _NO_STORE)
 
 
 def identity_hash(identity: str, key: bytes | None = None) -> str:
@@ -149,91 +114,6 @@ async def requested_identity(request: Request) -> str:
     return value
 
 
-def _more_info(exc: APIStatusError) -> str | None:
-    # Built from Twilio's numeric code, never copied from the server's text.
-    return f"https://www.twilio.com/docs/errors/{exc.code}" if exc.code is not None else None
-
-
-def _upstream_error(exc: VerifyError) -> EndpointError:
-    """What a mobile client can act on, with fixed messages: nothing from upstream is echoed."""
-    if isinstance(exc, RequestValidationError) and exc.field == "identity":
-        return EndpointError(400, str(exc))
-    if isinstance(exc, RateLimitError):
-        retry_after = str(max(1, math.ceil(exc.retry_after or 1)))
-        return EndpointError(
-            429,
-            "too many requests to the verification service; retry later",
-            more_info=_more_info(exc),
-            headers={"Retry-After": retry_after},
-        )
-    if isinstance(exc, OutcomeUnknownError):
-        if isinstance(exc.cause, APITimeoutError):
-            return EndpointError(504, "the verification service timed out; outcome unknown")
-        return EndpointError(502, "the verification service failed; outcome unknown")
-    if isinstance(exc, APITimeoutError):
-        return EndpointError(504, "the verification service timed out")
-    if isinstance(exc, APIStatusError | APIConnectionError | ResponseValidationError):
-        more_info = _more_info(exc) if isinstance(exc, APIStatusError) else None
-        return EndpointError(502, "the verification service failed", more_info=more_info)
-    if isinstance(exc, ClientStateError):
-        return EndpointError(503, "the server is not ready or shutting down")
-    return EndpointError(500, "internal server error")
-
-
-def _object_schema(required: list[str], *names: str) -> dict[str, Any]:
-    properties = {name: {"type": "string"} for name in names}
-    return {"type": "object", "required": required, "properties": properties}
-
-
-_ERROR_SCHEMA: Final = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": _object_schema(["message"], "message", "moreInfo")},
-}
-_ERRORS: Final = {
-    "400": "identity missing or invalid",
-    "401": "the authorization hook refused an unauthenticated caller",
-    "403": "this caller may not enrol this identity",
-    "405": "method other than POST",
-    "429": "Twilio rate-limited the request; see Retry-After",
-    "502": "Twilio failed (the token may or may not exist)",
-    "504": "Twilio timed out",
-}
-# FastAPI cannot infer a body the endpoint parses itself: describe it for /docs and clients.
-_OPENAPI: Final[dict[str, Any]] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            media: {"schema": _object_schema(["identity"], "identity")}
-            for media in ("application/x-www-form-urlencoded", "application/json")
-        },
-    },
-    "responses": {
-        "200": {
-            "description": "the enrollment token, for the identity sent to Twilio",
-            "content": {
-                "application/json": {
-                    "schema": _object_schema(
-                        ["token", "serviceSid", "identity", "factorType"],
-                        "token",
-                        "serviceSid",
-                        "identity",
-                        "factorType",
-                    )
-                }
-            },
-        },
-        **{
-            status: {
-                "description": description,
-                "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-            }
-            for status, description in _ERRORS.items()
-        },
-    },
-}
-
-
 def _warn_loudly(message: str, *args: object) -> None:
     """Log a warning that must be seen even where logging is not configured.
 
@@ -249,29 +129,6 @@ def _warn_loudly(message: str, *args: object) -> None:
     record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, args, None)
     if logging.lastResort is not None:  # pragma: no branch - None only if a program unset it
         logging.lastResort.handle(record)
-
-
-class _JSONErrorRoute(APIRoute):
-    """Every failure of this route (hook, body, upstream, bug) answers with the JSON shape."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except EndpointError as exc:
-                return exc.response()
-            except HTTPException as exc:
-                message = exc.detail if isinstance(exc.detail, str) else "request refused"
-                return EndpointError(exc.status_code, message, headers=exc.headers).response()
-            except VerifyError as exc:
-                return _upstream_error(exc).response()
-            except Exception:
-                logger.exception("access-token endpoint failed")
-                return EndpointError(500, "internal server error").response()
-
-        return handle
 
 
 ClientProvider = Callable[..., VerifyClient | Awaitable[VerifyClient]]
@@ -300,7 +157,7 @@ def access_token_router(
       may raise ``HTTPException`` or :class:`EndpointError` (for example 401) to refuse first.
       Depend on :func:`requested_identity` to see what was asked for.
     - ``allow_any_identity=True`` instead of a hook mints tokens for whatever identity a caller
-      names, which lets anyone enrol their phone as someone else's factor: an explicit opt-in
+      names, which lets anyone enroll their phone as someone else's factor: an explicit opt-in
       for demos or a backend reachable only by trusted callers; it logs a warning at startup.
     - ``hash_identities`` (default on): send ``sha256(identity)`` hex to Twilio, or HMAC-SHA256
       with ``identity_hash_key``; off, the identity must satisfy Verify's rule itself.
@@ -344,18 +201,18 @@ def access_token_router(
             _warn_loudly(
                 "%s mints enrollment tokens for ANY identity a caller names "
                 "(allow_any_identity=True, no authorization hook): anyone who can reach it "
-                "can enrol a device as another user's factor",
+                "can enroll a device as another user's factor",
                 path,
             )
         yield
 
-    router = APIRouter(route_class=_JSONErrorRoute, lifespan=lifespan)
+    router = APIRouter(route_class=JSONErrorRoute, lifespan=lifespan)
 
     @router.post(
         path,
         response_class=JSONResponse,
         summary="Mint a Verify Push enrollment access token",
-        openapi_extra=_OPENAPI,
+        openapi_extra=OPENAPI,
     )
     async def access_token(
         allowed: Annotated[str | None, Depends(hook)],
@@ -363,7 +220,7 @@ def access_token_router(
         verify: Annotated[VerifyClient, Depends(provider)],
     ) -> JSONResponse:
         if allowed is None or not hmac.compare_digest(allowed.encode(), identity.encode()):
-            raise EndpointError(403, "not allowed to enrol this identity")
+            raise EndpointError(403, "not allowed to enroll this identity")
         sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
         token: AccessToken = await verify.access_tokens.create(
             service_sid, identity=sent, ttl=ttl, factor_friendly_name=factor_friendly_name
@@ -374,7 +231,7 @@ def access_token_router(
             "identity": token.entity_identity,
             "factorType": str(token.factor_type),
         }
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
 
     @router.api_route(path, methods=_OTHER_METHODS, include_in_schema=False)
     async def other_methods() -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class FactorType(enum.StrEnum):
-    """Kinds of factor an access token can enrol. Twilio supports only ``push`` today."""
+    """Kinds of factor an access token can enroll. Twilio supports only ``push`` today."""
 
     PUSH = "push"
 
@@ -51,6 +51,16 @@ class AccessToken:
         """When the token stops being usable (``date_created + ttl``, aware UTC): it must reach
         its device before then."""
         return (self.date_created + _dt.timedelta(seconds=self.ttl)).astimezone(_dt.UTC)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's JSON shape (ISO 8601 dates, plain strings), ready for ``json.dumps``.
+
+        ``token`` (the JWT) is included: the caller decides what to show or store.
+        """
+        from ._core._serde import unstructure  # the converter imports this module
+
+        data: dict[str, Any] = unstructure(self)
+        return data
 
 
 @attrs.frozen(slots=True)
@@ -83,10 +93,10 @@ class EnrollmentRequest:
 
 @attrs.frozen(slots=True)
 class EnrollmentResult:
-    """Exactly one of these per batch input item: the token or the typed error, never both."""
+    """Exactly one per batch input item: the access token or the typed error, never both."""
 
     identity: str
-    token: AccessToken | None = None
+    access_token: AccessToken | None = None
     error: VerifyError | None = None
     attempts: int = 0
     index: int = 0

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 if TYPE_CHECKING:  # imported by the fixtures, so that loading the plugin stays cheap
-    from .client import VerifyClient
+    from . import VerifyClient
     from .emulator import VerifyEmulator
 
 __all__ = ["verify_client", "verify_emulator"]

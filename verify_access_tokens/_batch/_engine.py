@@ -15,7 +15,6 @@ and the identities whose request was cut off are listed in ``unfinished`` (outco
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
 import weakref
@@ -30,15 +29,17 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
-import attrs
-
 from .._core._errors import RequestValidationError, VerifyError
 from .._core._validation import is_int
 from ..models import EnrollmentRequest, EnrollmentResult, FactorType
-from ._pacer import AdaptiveRate, FixedRate
+from ._pacer import AdaptivePacer, FixedPacer
+from ._summary import BatchSummary
 
 if TYPE_CHECKING:
     from ..models import AccessToken, APIResponse
+
+# BatchSummary is re-exported: callers take the batch API from this module.
+__all__ = ["BatchInput", "BatchSummary", "EnrollmentBatch", "RateLimit"]
 
 BatchInput = str | EnrollmentRequest
 RateLimit = float | Literal["adaptive"] | None
@@ -46,50 +47,16 @@ RateLimit = float | Literal["adaptive"] | None
 _DONE = object()
 
 
-@attrs.define
-class BatchSummary:
-    """Running totals of a batch; final once the iteration ends."""
-
-    succeeded: int = 0
-    failed: collections.Counter[str] = attrs.field(factory=collections.Counter)
-    retried: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-
-    @property
-    def total(self) -> int:
-        return self.succeeded + sum(self.failed.values())
-
-    @property
-    def elapsed(self) -> float:
-        if self.started_at is None:
-            return 0.0
-        end = self.finished_at if self.finished_at is not None else time.perf_counter()
-        return end - self.started_at
-
-    @property
-    def rate(self) -> float:
-        """Completed items per second."""
-        return self.total / self.elapsed if self.elapsed > 0 else 0.0
-
-    def record(self, result: EnrollmentResult) -> None:
-        if result.error is None:
-            self.succeeded += 1
-        else:
-            self.failed[type(result.error).__name__] += 1
-        self.retried += max(0, result.attempts - 1)
-
-
-def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedRate | None:
+def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedPacer | None:
     if rate_limit is None:
         return None
     if rate_limit == "adaptive":
-        return AdaptiveRate(pause_max=pause_max)
+        return AdaptivePacer(pause_max=pause_max)
     if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or rate_limit <= 0:
         raise RequestValidationError(
             "rate_limit", "must be None, a positive number of requests/s, or 'adaptive'"
         )
-    return FixedRate(rate_limit)
+    return FixedPacer(rate_limit)
 
 
 class EnrollmentBatch:
@@ -242,7 +209,7 @@ class EnrollmentBatch:
         try:
             while (job := await self._take(items, lock, window)) is not None:
                 index, item = job
-                result = await self._enrol(index, item)
+                result = await self._enroll(index, item)
                 # One step, no await: the item moves from in flight to finished-not-delivered.
                 del self._in_flight[index]
                 self._finished[index] = result
@@ -253,7 +220,7 @@ class EnrollmentBatch:
             ready.put_nowait(exc)
         ready.put_nowait(_DONE)
 
-    async def _enrol(self, index: int, item: object) -> EnrollmentResult:
+    async def _enroll(self, index: int, item: object) -> EnrollmentResult:
         identity = _identity_text(item)
         name, ttl = self._friendly_name, self._ttl
         if isinstance(item, EnrollmentRequest):
@@ -276,7 +243,7 @@ class EnrollmentBatch:
         except VerifyError as error:
             return EnrollmentResult(identity, error=error, attempts=error.attempts, index=index)
         return EnrollmentResult(
-            identity, token=response.data, attempts=response.attempts, index=index
+            identity, access_token=response.data, attempts=response.attempts, index=index
         )
 
     async def _run(self) -> AsyncGenerator[EnrollmentResult, None]:

@@ -7,6 +7,7 @@ would accept a trailing newline) and ASCII classes only.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Final, TypeGuard
 
@@ -122,3 +123,13 @@ def check_friendly_name(value: object, field: str = "factor_friendly_name") -> s
             field, f"must be 1 to {FRIENDLY_NAME_MAX} characters long, got {len(text)}"
         )
     return text
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: plain http, or an exposed server, is fine only then."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

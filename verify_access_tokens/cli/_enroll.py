@@ -19,21 +19,15 @@ import contextlib
 import csv
 import datetime as _dt
 import json
-import os
 import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Literal
 
-import attrs
-
-from .._batch._engine import EnrollmentBatch, RateLimit
-from .._core._errors import ConfigurationError, OutcomeUnknownError
-from .._core._serde import unstructure
-from ..client import VerifyClient
-from ..models import EnrollmentRequest, EnrollmentResult
+from .. import ConfigurationError, EnrollmentBatch, EnrollmentRequest, VerifyClient
+from ._journal import Journal, Previous, open_output, read_previous
 
 FORMATS = ("auto", "lines", "csv", "jsonl")
 PROGRESS_EVERY = 10.0  # seconds between progress lines when there is no progress bar
@@ -102,112 +96,6 @@ def read_items(stream: Iterable[bytes | str], fmt: str) -> Iterator[EnrollmentRe
             raise ConfigurationError("INPUT", f"line {number} needs an 'identity' key")
 
 
-@attrs.define
-class Previous:
-    """What an earlier run's results file says, for ``--resume``."""
-
-    done: set[str] = attrs.field(factory=set)  # created, token still valid (or kept): skip
-    expired: set[str] = attrs.field(factory=set)  # created, token expired: re-mint
-    in_flight: set[str] = attrs.field(factory=set)  # `sending` with no outcome: re-send
-
-
-def read_previous(out: Path, *, now: _dt.datetime, keep_expired: bool) -> Previous:
-    """The last record of each identity decides: a later run's lines follow an earlier's."""
-    last: dict[str, dict[str, Any]] = {}
-    if out.exists():
-        with out.open("rb") as stream:
-            for line in stream:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a crash: that identity is simply redone
-                if isinstance(record, dict) and "identity" in record:
-                    last[str(record["identity"])] = record
-    previous = Previous()
-    for identity, record in last.items():
-        status = record.get("status")
-        if status == "sending":
-            previous.in_flight.add(identity)
-        elif status == "created":
-            expires = _expires_at(record)
-            if keep_expired or expires is None or expires > now:
-                previous.done.add(identity)
-            else:
-                previous.expired.add(identity)
-    return previous
-
-
-def _expires_at(record: dict[str, Any]) -> _dt.datetime | None:
-    """A created record's expiry; None when it does not say (then it counts as valid)."""
-    try:
-        if isinstance(record.get("expires_at"), str):
-            return _dt.datetime.fromisoformat(record["expires_at"])
-        created = _dt.datetime.fromisoformat(record["date_created"])
-        return created + _dt.timedelta(seconds=int(record["ttl"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def result_record(result: EnrollmentResult) -> dict[str, Any]:
-    if result.token is not None:
-        token = unstructure(result.token)
-        return {
-            "identity": result.identity,
-            "status": "created",
-            "sid": token["sid"],
-            "token": token["token"],
-            "ttl": token["ttl"],
-            "date_created": token["date_created"],
-            "expires_at": _utc_text(result.token.expires_at),
-            "attempts": result.attempts,
-        }
-    error = result.error
-    assert error is not None
-    return {
-        "identity": result.identity,
-        "status": "unknown" if isinstance(error, OutcomeUnknownError) else "failed",
-        "error": {
-            "class": type(error).__name__,
-            "code": getattr(error, "code", None),
-            "http_status": getattr(error, "status", None),
-            "message": str(error),
-        },
-        "attempts": result.attempts,
-    }
-
-
-def _utc_text(moment: _dt.datetime) -> str:
-    return moment.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _open_results(out: Path, resume: bool) -> IO[str]:
-    if out.is_dir():
-        raise ConfigurationError("--out", f"{out} is a directory; name a file")
-    if out.exists() and out.stat().st_size and not resume:
-        raise ConfigurationError(
-            "--out", f"{out} exists; pass --resume to continue it, or choose another file"
-        )
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
-    try:
-        # The mode is given at creation, so the file is never readable by others, on every OS
-        # (no os.fchmod: Windows has it only from Python 3.13).
-        fd = os.open(out, flags, 0o600)
-    except OSError as exc:
-        raise ConfigurationError("--out", f"cannot write {out}: {exc.strerror}") from None
-    results = os.fdopen(fd, "w", encoding="utf-8")
-    if resume and _ends_mid_line(out):
-        results.write("\n")  # a crash cut the last line short: keep it off the next record
-    return results
-
-
-def _ends_mid_line(path: Path) -> bool:
-    with path.open("rb") as stream:
-        if stream.seek(0, os.SEEK_END) == 0:
-            return False
-        stream.seek(-1, os.SEEK_END)
-        return stream.read(1) != b"\n"
-
-
 def _count_lines(path: str, fmt: str) -> int:
     with open(path, "rb") as stream:
         count = sum(1 for line in stream if line.strip())
@@ -256,7 +144,7 @@ def _progress(total: int | None, quiet: bool) -> Any:
     return _ProgressLines(total)
 
 
-def _rate_limit(value: str | None) -> RateLimit:
+def _rate_limit(value: str | None) -> float | Literal["adaptive"] | None:
     if value is None:
         return None
     if value == "adaptive":
@@ -276,14 +164,6 @@ def _open_input(path: str) -> contextlib.AbstractContextManager[Iterable[bytes |
         raise ConfigurationError("INPUT", f"cannot read {path}: {exc.strerror}") from None
 
 
-def _open_output(out: str, resume: bool) -> contextlib.AbstractContextManager[IO[str]]:
-    if out != "-":
-        return _open_results(Path(out), resume)
-    if resume:
-        raise ConfigurationError("--resume", "needs a results file, not --out -")
-    return contextlib.nullcontext(sys.stdout)
-
-
 async def run_enroll(args: argparse.Namespace) -> int:
     fmt = detect_format(args.input, args.format)
     rate_limit = _rate_limit(args.rate_limit)
@@ -295,8 +175,8 @@ async def run_enroll(args: argparse.Namespace) -> int:
     )
     loop = asyncio.get_running_loop()
     reminted = resent = 0
-    with _open_input(args.input) as stream, _open_output(args.out, args.resume) as results:
-        to_file = args.out != "-"
+    with _open_input(args.input) as stream, open_output(args.out, args.resume) as results:
+        journal = Journal(args.out, results)
         done = previous.done
         total = None if args.input == "-" else _count_lines(args.input, fmt)
         if total is not None:
@@ -312,9 +192,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
             nonlocal reminted, resent
             reminted += identity in previous.expired
             resent += identity in previous.in_flight
-            if to_file:
-                results.write(json.dumps({"identity": identity, "status": "sending"}) + "\n")
-                results.flush()
+            journal.sending(identity)
 
         async with VerifyClient(base_url=args.base_url) as client:
             batch: EnrollmentBatch = client.access_tokens.create_many(
@@ -330,21 +208,18 @@ async def run_enroll(args: argparse.Namespace) -> int:
             try:
                 async with batch:
                     async for result in batch:
-                        results.write(json.dumps(result_record(result)) + "\n")
-                        results.flush()
+                        journal.record(result)
                         if bar is not None:
-                            bar.set_postfix(errors=sum(batch.summary.failed.values()))
+                            bar.set_postfix(errors=batch.summary.failed_total)
                             bar.update(1)
             finally:
                 for sig in graceful:
                     loop.remove_signal_handler(sig)
                 if bar is not None:
                     bar.close()
-                if to_file:  # durable at the end of a run and on a graceful stop
-                    results.flush()
-                    os.fsync(results.fileno())
+                journal.sync()
     summary = batch.summary
-    failed = sum(summary.failed.values())
+    failed = summary.failed_total
     resumed = (
         f", re-minted {reminted} expired, re-sent {resent} in flight when the last run "
         "ended (possible duplicates)"
@@ -389,7 +264,7 @@ def _on_signal(batch: EnrollmentBatch) -> None:
 def add_enroll_command(commands: Any, **parser_options: Any) -> None:
     enroll = commands.add_parser(
         "enroll",
-        help="enrol every identity of a file (resumable; writes JSONL results)",
+        help="enroll every identity of a file (resumable; writes JSONL results)",
         description=(
             "Create an access token for every identity in INPUT and write one JSON line per "
             "result to --out as it arrives (mode 0600: it holds tokens). Tokens expire after "
@@ -414,7 +289,9 @@ def add_enroll_command(commands: Any, **parser_options: Any) -> None:
                         help="with --resume: skip created identities even if their token "
                         "expired (you delivered them already)")  # fmt: skip
     enroll.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
-    enroll.add_argument("--rate-limit", help="requests/s, or 'adaptive' (default: no limit)")
+    enroll.add_argument("--rate-limit",
+                        help="requests/s this client sends, or 'adaptive' "
+                        "(default: no limit)")  # fmt: skip
     enroll.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
     enroll.add_argument("--base-url", help="API origin (default: Twilio, or TWILIO_REGION/EDGE)")
     enroll.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")

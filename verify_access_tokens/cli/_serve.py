@@ -13,10 +13,10 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from .._core._config import _is_loopback
-from .._core._errors import ConfigurationError
-from ..client import VerifyClient
+from .. import ConfigurationError, VerifyClient
+from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
+from ._commands import add_fault_flags, faults_from_args
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -76,10 +76,9 @@ def add_serve_command(commands: Any) -> None:
         action="store_true",
         help=f"allow a non-loopback host against real Twilio without {ENV_BEARER}",
     )
-    from ._main import _add_fault_flags  # the emulator's fault options, as `demo` has them
 
     group = serve.add_argument_group("emulator faults (with --emulator)")
-    _add_fault_flags(group)
+    add_fault_flags(group)
     serve.set_defaults(handler=serve_command)
 
 
@@ -149,7 +148,7 @@ def _settings(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
     bearer = os.environ.get(ENV_BEARER) or None
     if bearer is not None and len(bearer) < MIN_BEARER_CHARS:
         raise ConfigurationError(ENV_BEARER, f"must be at least {MIN_BEARER_CHARS} characters")
-    exposed = not args.emulator and not _is_loopback(args.host)
+    exposed = not args.emulator and not is_loopback(args.host)
     if bearer is None and exposed and not args.unsafe_no_auth:
         raise ConfigurationError(
             "--host",
@@ -171,9 +170,8 @@ async def serve_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
-    from ._main import _faults
 
-    faults = _faults(args)
+    faults = faults_from_args(args)
     options = {} if args.timeout is None else {"timeout": args.timeout}
     async with contextlib.AsyncExitStack() as stack:
         if args.emulator:

@@ -5,6 +5,7 @@ Run it in-process (``async with VerifyEmulator() as emu``), from the CLI
 It shares the client's validation rules and models, never its transport.
 """
 
-from ._server import Counters, Faults, VerifyEmulator
+from ._app import Counters, VerifyEmulator
+from ._faults import Faults
 
 __all__ = ["Counters", "Faults", "VerifyEmulator"]

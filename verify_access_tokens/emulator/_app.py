@@ -1,68 +1,30 @@
-"""The emulator's aiohttp.web application, its state, fault injection and lifecycle."""
+"""The emulator's fake API: its aiohttp.web application, state and lifecycle.
+
+Faults are injected by ``_faults.FaultInjector``, which the middleware consults.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as _dt
 import hmac
-import json
-import math
 import random
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, Self
 
 import attrs
 from aiohttp import web
 
+from .. import AccessToken, RequestValidationError, VerifyClient
 from .._core import _validation as v
-from .._core._errors import RequestValidationError
-from .._core._serde import unstructure
-from ..client import VerifyClient
-from ..models import AccessToken
 from . import _jwt
+from ._faults import FaultInjector, Faults
+from ._wire import dumps, hex_sid, twilio_error
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _hex_sid(prefix: str, rng: random.Random | None = None) -> str:
-    bits = (rng or random.SystemRandom()).getrandbits(128)
-    return f"{prefix}{bits:032x}"
-
-
-@attrs.frozen(kw_only=True)
-class Faults:
-    """What goes wrong, on purpose. All off by default; decisions come from a seeded RNG.
-
-    - ``rate_limit``: requests per second allowed (a token bucket holding one second's worth);
-      beyond it, 429 with Twilio code 20429 and, if ``send_retry_after``, a ``Retry-After``.
-    - ``error_rate``: fraction of requests answered 503 (nothing is created).
-    - ``drop_rate``: fraction of connections closed without an answer (nothing is created).
-    - ``lost_response_rate``: fraction of creates whose token *is* created but whose answer is
-      lost (the connection is closed): the ambiguous case a client must not blindly retry.
-    - ``latency``: seconds added before each answer.
-    """
-
-    rate_limit: float | None = None
-    send_retry_after: bool = True
-    error_rate: float = 0.0
-    drop_rate: float = 0.0
-    lost_response_rate: float = 0.0
-    latency: float = 0.0
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate", "lost_response_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be positive")
-        if self.latency < 0:
-            raise ValueError("latency must be >= 0")
 
 
 @attrs.define
@@ -85,36 +47,6 @@ class Counters:
         return self.rate_limited + self.errors_injected + self.dropped + self.responses_lost
 
 
-def _twilio_error(
-    status: int, code: int, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    body = {
-        "code": code,
-        "message": message,
-        "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        "status": status,
-    }
-    return web.json_response(body, status=status, headers=headers)
-
-
-class _TokenBucket:
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-
-    def take(self) -> float:
-        """0 if a request may pass now, else seconds until one may."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-
 class VerifyEmulator:
     """An in-process Verify server on 127.0.0.1 (a random free port unless ``port`` is given)."""
 
@@ -131,20 +63,19 @@ class VerifyEmulator:
     ) -> None:
         self.host = host
         self.port = port
-        self.account_sid = account_sid or _hex_sid("AC")
+        self.account_sid = account_sid or hex_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
-        self.api_key = _hex_sid("SK")
+        self.api_key = hex_sid("SK")
         self.api_secret = secrets.token_urlsafe(24)
-        self.services: set[str] = set(service_sids or [_hex_sid("VA")])
+        self.services: set[str] = set(service_sids or [hex_sid("VA")])
         for sid in self.services:
             v.check_service_sid(sid)
-        self.faults = faults or Faults()
         self.counters = Counters()
         self.tokens: dict[str, AccessToken] = {}
         self._rng = random.Random(seed)
         self._sid_rng = random.Random(seed)
+        self._faults = FaultInjector(faults or Faults(), self.counters, self._rng)
         self._signing_key = secrets.token_bytes(32)
-        self._bucket: _TokenBucket | None = None
         self._runner: web.AppRunner | None = None
         self.app = self._make_app()
 
@@ -161,13 +92,16 @@ class VerifyEmulator:
         return f"http://{self.host}:{self.port}"
 
     def add_service(self, sid: str | None = None) -> str:
-        sid = v.check_service_sid(sid or _hex_sid("VA", self._sid_rng))
+        sid = v.check_service_sid(sid or hex_sid("VA", self._sid_rng))
         self.services.add(sid)
         return sid
 
+    @property
+    def faults(self) -> Faults:
+        return self._faults.faults
+
     def set_faults(self, faults: Faults) -> None:
-        self.faults = faults
-        self._bucket = None
+        self._faults.replace(faults)
 
     def decode_token(self, token: str) -> dict[str, Any]:
         """The claims of a token this emulator minted (``ValueError`` for any other)."""
@@ -186,11 +120,9 @@ class VerifyEmulator:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        # The bound address, public since aiohttp 3.8: the port is the real one when 0 was asked.
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -233,48 +165,30 @@ class VerifyEmulator:
     @web.middleware
     async def _faults_and_auth(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         self.counters.requests += 1
-        faults = self.faults
-        if faults.latency:
-            await asyncio.sleep(faults.latency)
-        if faults.drop_rate and self._rng.random() < faults.drop_rate:
-            self.counters.dropped += 1
-            _hang_up(request)
-        if faults.error_rate and self._rng.random() < faults.error_rate:
-            self.counters.errors_injected += 1
-            return _twilio_error(503, 20503, "Service Unavailable (injected by the emulator)")
+        injected = await self._faults.before_auth(request)
+        if injected is not None:
+            return injected
         if not self._authorized(request):
             self.counters.unauthorized += 1
-            return _twilio_error(
+            return twilio_error(
                 401,
                 20003,
                 "Authentication Error - invalid username",
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
-        if faults.rate_limit is not None:
-            if self._bucket is None or self._bucket.rate != faults.rate_limit:
-                self._bucket = _TokenBucket(faults.rate_limit)
-            wait = self._bucket.take()
-            if wait:
-                self.counters.rate_limited += 1
-                headers = {"Retry-After": str(math.ceil(wait))} if faults.send_retry_after else None
-                return _twilio_error(429, 20429, "Too Many Requests", headers)
-        return await handler(request)
+        return self._faults.rate_limited() or await handler(request)
 
     def _not_found(self, what: str) -> web.Response:
         self.counters.not_found += 1
-        return _twilio_error(404, 20404, f"The requested resource {what} was not found")
+        return twilio_error(404, 20404, f"The requested resource {what} was not found")
 
     def _bad_request(self, error: RequestValidationError) -> web.Response:
         self.counters.bad_requests += 1
-        return _twilio_error(400, 60200, f"Invalid parameter `{error.field}`: {error.rule}")
+        return twilio_error(400, 60200, f"Invalid parameter `{error.field}`: {error.rule}")
 
     def _known_service(self, request: web.Request) -> str | None:
         sid = request.match_info["service_sid"]
         return sid if sid in self.services else None
-
-    def _body(self, token: AccessToken) -> dict[str, Any]:
-        body: dict[str, Any] = unstructure(token)
-        return body
 
     async def _create(self, request: web.Request) -> web.Response:
         service_sid = self._known_service(request)
@@ -293,7 +207,7 @@ class VerifyEmulator:
             ttl = v.check_ttl(int(raw_ttl) if raw_ttl is not None else None, "Ttl") or v.TTL_MIN
         except RequestValidationError as error:
             return self._bad_request(error)
-        sid = _hex_sid("YK", self._sid_rng)
+        sid = hex_sid("YK", self._sid_rng)
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
         claims = {
             "jti": sid,
@@ -318,11 +232,8 @@ class VerifyEmulator:
         )
         self.tokens[sid] = token
         self.counters.tokens_created += 1
-        lost = self.faults.lost_response_rate
-        if lost and self._rng.random() < lost:
-            self.counters.responses_lost += 1
-            _hang_up(request)
-        return web.json_response(self._body(token), status=201, dumps=_dumps)
+        self._faults.maybe_lose_answer(request)
+        return web.json_response(token.to_dict(), status=201, dumps=dumps)
 
     async def _fetch(self, request: web.Request) -> web.Response:
         service_sid = self._known_service(request)
@@ -330,20 +241,9 @@ class VerifyEmulator:
         if service_sid is None or token is None or token.service_sid != service_sid:
             return self._not_found(request.path)
         self.counters.fetches += 1
-        return web.json_response(self._body(token), dumps=_dumps)
+        return web.json_response(token.to_dict(), dumps=dumps)
 
 
 async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """Every answer carries a fresh ``Twilio-Request-Id`` (``RQ`` + 32 hex), as Twilio's do."""
-    response.headers["Twilio-Request-Id"] = _hex_sid("RQ")
-
-
-def _hang_up(request: web.Request) -> NoReturn:
-    """Close the connection without an answer, as a crashed proxy or a cut network would."""
-    if request.transport is not None:
-        request.transport.abort()
-    raise asyncio.CancelledError  # aiohttp's way to end a handler without answering
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    response.headers["Twilio-Request-Id"] = hex_sid("RQ")

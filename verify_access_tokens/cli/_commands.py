@@ -1,0 +1,147 @@
+"""The commands ``demo``, ``emulator``, ``create`` and ``fetch`` (``enroll`` and ``serve`` have
+their own modules), and the emulator fault flags they share with ``serve --emulator``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+
+from .. import ConfigurationError, VerifyClient
+from ..emulator import Faults, VerifyEmulator
+from ._output import emulator_printout, print_token
+
+EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _client(args: argparse.Namespace) -> VerifyClient:
+    return VerifyClient(base_url=args.base_url)
+
+
+async def create_command(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        token = await client.access_tokens.create(
+            args.service_sid,
+            identity=args.identity,
+            factor_type=args.factor_type,
+            factor_friendly_name=args.friendly_name,
+            ttl=args.ttl,
+        )
+    print_token(token, args, sys.stdout)
+    return EXIT_OK
+
+
+async def fetch_command(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        token = await client.access_tokens.fetch(args.service_sid, args.sid)
+    print_token(token, args, sys.stdout)
+    return EXIT_OK
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    try:
+        return Faults(
+            rate_limit=args.server_rate_limit,
+            error_rate=args.error_rate,
+            drop_rate=args.drop_rate,
+            lost_response_rate=args.lost_response_rate,
+            latency=args.latency,
+        )
+    except ValueError as exc:
+        raise ConfigurationError("emulator faults", str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def _listening(emulator: VerifyEmulator, args: argparse.Namespace) -> AsyncIterator[None]:
+    """The emulator, started; a port that is busy (or an address not on this machine) is a
+    one-line settings error naming the flag."""
+    try:
+        await emulator.start()
+    except OSError as exc:
+        await emulator.stop()
+        raise ConfigurationError(
+            "--port", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    try:
+        yield
+    finally:
+        await emulator.stop()
+
+
+async def emulator_command(args: argparse.Namespace) -> int:
+    emulator = VerifyEmulator(
+        host=args.host,
+        port=args.port,
+        account_sid=args.account_sid,
+        auth_token=args.auth_token,
+        faults=faults_from_args(args),
+        seed=args.seed,
+    )
+    async with _listening(emulator, args):
+        print(emulator_printout(emulator), flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    return EXIT_OK  # pragma: no cover - only reached when the wait is cancelled
+
+
+async def demo_command(args: argparse.Namespace) -> int:
+    """Enroll many identities concurrently against an in-process emulator, then fetch some."""
+    async with (
+        VerifyEmulator(faults=faults_from_args(args), seed=args.seed) as emulator,
+        emulator.client() as client,
+    ):
+        identities = [f"demo-user-{i:06d}" for i in range(args.identities)]
+        print(
+            f"Emulator at {emulator.base_url}; enrolling {len(identities)} identities "
+            f"with concurrency {args.concurrency} ...",
+            flush=True,
+        )
+        batch = client.access_tokens.create_many(
+            emulator.service_sid, identities, concurrency=args.concurrency, ttl=300
+        )
+        created = [result.access_token async for result in batch if result.access_token is not None]
+        sample = created[:: max(1, len(created) // 20)]
+        fetched = await asyncio.gather(
+            *(client.access_tokens.fetch(t.service_sid, t.sid) for t in sample)
+        )
+        matches = sum(f == t for f, t in zip(fetched, sample, strict=True))
+    summary = batch.summary
+    failed = summary.failed_total
+    print(
+        f"created:  {summary.succeeded}/{len(identities)} tokens in {summary.elapsed:.2f}s "
+        f"({summary.rate:.0f} req/s, {summary.retried} retries)"
+    )
+    print(f"errors:   {failed}" + (f" {dict(summary.failed)}" if failed else ""))
+    print(f"fetched:  {len(fetched)} back, {matches} identical to what create returned")
+    counters = emulator.counters
+    print(
+        f"emulator: {counters.requests} requests, {counters.tokens_created} tokens created, "
+        f"{counters.faults_injected} faults injected"
+    )
+    if created:
+        print(f"example:  {created[0]!r}")
+    if not counters.faults_injected:
+        print("try:      demo --server-rate-limit 100 --drop-rate 0.02  (retries, lost answers)")
+    return EXIT_OK if not failed else EXIT_API_ERROR
+
+
+def add_fault_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server-rate-limit",
+        type=float,
+        help="requests/s the emulator allows; beyond it, it answers 429",
+    )
+    parser.add_argument(
+        "--error-rate", "--fault-rate", type=float, default=0.0, help="fraction answered 503"
+    )
+    parser.add_argument("--drop-rate", type=float, default=0.0, help="fraction of dropped conns")
+    parser.add_argument(
+        "--lost-response-rate",
+        type=float,
+        default=0.0,
+        help="fraction of creates that succeed but whose answer is lost",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument("--seed", type=int, help="seed for reproducible faults and sids")
