@@ -300,6 +300,9 @@ async def test_adaptive_rate_without_a_server_limit_never_paces(
         ({"concurrency": True}, "concurrency"),
         ({"rate_limit": -1}, "rate_limit"),
         ({"rate_limit": "fast"}, "rate_limit"),
+        ({"rate_limit": float("nan")}, "rate_limit"),
+        ({"rate_limit": float("inf")}, "rate_limit"),
+        ({"rate_limit": True}, "rate_limit"),
         ({"ttl": 10}, "ttl"),
     ],
 )

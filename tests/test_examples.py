@@ -206,10 +206,10 @@ def block_id(block: Block) -> str:
 
 def emulator_exports(emulator: VerifyEmulator) -> dict[str, str]:
     """What `verify-access-tokens emulator` tells a user to paste, for this emulator."""
-    from verify_access_tokens.cli._main import _emulator_printout
+    from verify_access_tokens.cli._output import emulator_printout
 
     exports = {}
-    for line in _emulator_printout(emulator).splitlines():
+    for line in emulator_printout(emulator).splitlines():
         if line.startswith("export "):
             name, _, value = shlex.split(line)[1].partition("=")
             exports[name] = value

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import weakref
 from collections.abc import (
@@ -30,7 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
 from .._core._errors import RequestValidationError, VerifyError
-from .._core._validation import is_int
+from .._core._validation import is_int, is_number
 from ..models import EnrollmentRequest, EnrollmentResult, FactorType
 from ._pacer import AdaptivePacer, FixedPacer
 from ._summary import BatchSummary
@@ -52,9 +53,9 @@ def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedP
         return None
     if rate_limit == "adaptive":
         return AdaptivePacer(pause_max=pause_max)
-    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or rate_limit <= 0:
+    if not is_number(rate_limit) or not 0 < rate_limit < math.inf:  # nan fails the comparison
         raise RequestValidationError(
-            "rate_limit", "must be None, a positive number of requests/s, or 'adaptive'"
+            "rate_limit", "must be None, a positive finite number of requests/s, or 'adaptive'"
         )
     return FixedPacer(rate_limit)
 
@@ -74,7 +75,7 @@ class EnrollmentBatch:
     def __init__(
         self,
         create: Callable[..., Awaitable[APIResponse[AccessToken]]],
-        pacer: FixedRate | None,
+        pacer: FixedPacer | None,
         service_sid: str,
         identities: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,

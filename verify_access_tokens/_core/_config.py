@@ -8,7 +8,6 @@ name of the argument or variable at fault, never its value) instead of on the fi
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 import urllib.request
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from ._constants import (
     ENV_REGION,
 )
 from ._errors import ConfigurationError
-from ._validation import is_int, is_number, sid_rule
+from ._validation import is_int, is_loopback, is_number, sid_rule
 
 _HOST_LABEL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
@@ -96,15 +95,6 @@ def resolve_credentials(
     return Credentials.basic(sid, token, sid)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def resolve_base_url(
     *, base_url: str | None, region: str | None, edge: str | None, env: Mapping[str, str]
 ) -> str:
@@ -145,7 +135,7 @@ def _checked_base_url(base_url: str, setting: str) -> str:
         raise ConfigurationError(setting, "must be an absolute http(s) URL") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(setting, "must be an absolute http(s) URL")
-    if url.scheme == "http" and not _is_loopback(url.host):
+    if url.scheme == "http" and not is_loopback(url.host):
         raise ConfigurationError(
             setting, "plain http is allowed only for loopback hosts; use https"
         )
@@ -204,7 +194,7 @@ def resolve_proxy(
                 "proxy_auth", "login and password must be str, no ':' in login"
             )
         url = url.with_user(login).with_password(password)
-    if target.scheme == "http" and not _is_loopback(url.host or ""):
+    if target.scheme == "http" and not is_loopback(url.host or ""):
         raise ConfigurationError(
             source, "a plain-http base URL may go only through a loopback proxy; use https"
         )

@@ -169,7 +169,7 @@ class AccessTokens(APIResource):
         ttl: int | None = None,
         ordered: bool = False,
     ) -> EnrollmentBatch:
-        """Enrol many identities; iterate the result for exactly one outcome per input item.
+        """Enroll many identities; iterate the result for exactly one outcome per input item.
 
         ``identities`` (strings or :class:`EnrollmentRequest`, sync or async iterable) is read
         lazily. At most ``concurrency`` requests are in flight; ``rate_limit`` is ``None``, a
