@@ -216,6 +216,15 @@ SURROGATE_SECRET = "tok-\udcff-secret"
             {},
             "proxy_auth",
         ),
+        (
+            {
+                "auth_token": AUTH_TOKEN,
+                "proxy": "http://127.0.0.1:3128",
+                "proxy_auth": ("u", "\ud800"),
+            },
+            {},
+            "proxy_auth",
+        ),
         ({"auth_token": AUTH_TOKEN, "proxy": "http://u:пароль@127.0.0.1:3128"}, {}, "proxy"),
         ({"auth_token": AUTH_TOKEN, "proxy": "http://пользователь:p@127.0.0.1:3128"}, {}, "proxy"),
     ],

@@ -206,13 +206,12 @@ def resolve_proxy(
             raise ConfigurationError(
                 "proxy_auth", "login and password must be str, no ':' in login"
             )
+        if not _encodable(f"{login}:{password}", "latin-1"):  # yarl would drop a surrogate
+            raise ConfigurationError("proxy_auth", "login and password must be latin-1 characters")
         url = url.with_user(login).with_password(password)
     if not _encodable(f"{url.user or ''}:{url.password or ''}", "latin-1"):
         # aiohttp sends Proxy-Authorization in latin-1, as most proxies expect.
-        raise ConfigurationError(
-            "proxy_auth" if proxy_auth is not None else source,
-            "proxy login and password must be latin-1 characters",
-        )
+        raise ConfigurationError(source, "login and password must be latin-1 characters")
     if target.scheme == "http" and not _is_loopback(url.host or ""):
         raise ConfigurationError(
             source, "a plain-http base URL may go only through a loopback proxy; use https"
