@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from types import TracebackType
 from typing import Self
 
@@ -23,9 +24,12 @@ class ProxyCounters:
 
 
 class ForwardProxy:
-    def __init__(self, *, credentials: str | None = None) -> None:
-        """``credentials``: the ``Proxy-Authorization`` value to demand (None: open proxy)."""
+    def __init__(self, *, credentials: str | None = None, echo: bool = False) -> None:
+        """``credentials``: the ``Proxy-Authorization`` value to demand (None: open proxy).
+        ``echo``: a hostile proxy, whose 407 quotes the ``Proxy-Authorization`` it got back in
+        its reason phrase and in a Twilio-shaped JSON body."""
         self.credentials = credentials
+        self.echo = echo
         self.counters = ProxyCounters()
         self.request_lines: list[str] = []
         self.proxy_authorizations: list[str | None] = []
@@ -68,9 +72,14 @@ class ForwardProxy:
                     headers.get("proxy-authorization") != self.credentials
                 ):
                     self.counters.refused += 1
+                    quoted = headers.get("proxy-authorization", "") if self.echo else ""
+                    body = json.dumps({"code": 407, "message": f"bad {quoted}"}).encode()
                     writer.write(
-                        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                        b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
+                        f"HTTP/1.1 407 Proxy Authentication Required {quoted}\r\n"
+                        'Proxy-Authenticate: Basic realm="test"\r\n'
+                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                        "\r\n".encode("latin-1")
+                        + body
                     )
                     await writer.drain()
                     continue

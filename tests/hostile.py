@@ -109,6 +109,17 @@ def echo_authorization(status: int = 401) -> Behaviour:
     return handler
 
 
+def long_status_line(status: int = 500) -> Behaviour:
+    """A status line over aiohttp's 8190-byte limit that starts by quoting the Authorization:
+    aiohttp's parser error keeps only its first 100 bytes, cutting the base64 in two."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        return web.Response(status=status, reason=f"PPPPPP{auth}" + "a" * 9000)
+
+    return handler
+
+
 class HostileServer:
     """``async with HostileServer() as server``; set ``server.behaviour``; ``server.base_url``."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 
 import aiohttp
 import pytest
@@ -150,6 +151,11 @@ def test_base_url_variable_is_refused_over_plain_http_off_loopback(
         ({"pool_limit": 0}, "pool_limit"),
         ({"keepalive_timeout": "x"}, "keepalive_timeout"),
         ({"retry_after_max": -5}, "retry_after_max"),
+        ({"timeout": math.inf}, "timeout"),
+        ({"deadline": math.inf}, "deadline"),
+        ({"deadline": math.nan}, "deadline"),
+        ({"keepalive_timeout": math.inf}, "keepalive_timeout"),
+        ({"retry_after_max": math.inf}, "retry_after_max"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs: dict[str, object], setting: str) -> None:
@@ -189,3 +195,56 @@ def test_repr_shows_no_secret() -> None:
     assert base64.b64encode(AUTH_TOKEN.encode()[:12]).decode()[:8] not in repr(
         c._transport.__dict__
     )
+
+
+SURROGATE_SECRET = "tok-\udcff-secret"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "setting"),
+    [
+        ({"auth_token": SURROGATE_SECRET}, {}, "auth_token"),
+        ({"api_key": "SK" + "1" * 32, "api_secret": SURROGATE_SECRET}, {}, "api_secret"),
+        ({}, {"TWILIO_AUTH_TOKEN": SURROGATE_SECRET}, "TWILIO_AUTH_TOKEN"),
+        ({"auth_token": AUTH_TOKEN, "proxy": "http://127.0.0.1:3128"}, {}, None),
+        (
+            {
+                "auth_token": AUTH_TOKEN,
+                "proxy": "http://127.0.0.1:3128",
+                "proxy_auth": ("u", "пароль"),
+            },
+            {},
+            "proxy_auth",
+        ),
+        (
+            {
+                "auth_token": AUTH_TOKEN,
+                "proxy": "http://127.0.0.1:3128",
+                "proxy_auth": ("u", "\ud800"),
+            },
+            {},
+            "proxy_auth",
+        ),
+        ({"auth_token": AUTH_TOKEN, "proxy": "http://u:пароль@127.0.0.1:3128"}, {}, "proxy"),
+        ({"auth_token": AUTH_TOKEN, "proxy": "http://пользователь:p@127.0.0.1:3128"}, {}, "proxy"),
+    ],
+)
+def test_unencodable_secrets_are_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+    kwargs: dict[str, object],
+    env: dict[str, str],
+    setting: str | None,
+) -> None:
+    """A secret the client could not put in its header (a lone surrogate; a proxy password
+    outside latin-1, the charset aiohttp sends Proxy-Authorization in) fails at build, typed,
+    naming the setting and not quoting the value, instead of a UnicodeEncodeError later."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if setting is None:  # the control: a latin-1 proxy setting builds
+        VerifyClient(ACCOUNT_SID, **kwargs)  # type: ignore[arg-type]
+        return
+    with pytest.raises(ConfigurationError) as info:
+        VerifyClient(ACCOUNT_SID, **kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == setting
+    for leaked in (SURROGATE_SECRET, "пароль", "пользователь"):
+        assert leaked not in str(info.value) + repr(info.value)

@@ -10,7 +10,8 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping
+import traceback
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +27,7 @@ from hostile import (
     huge,
     in_thread,
     json_body,
+    long_status_line,
     nested,
     raw_body,
 )
@@ -43,6 +45,7 @@ from verify_access_tokens import (
     ResponseValidationError,
     ServerError,
     VerifyClient,
+    VerifyError,
 )
 from verify_access_tokens._core._errors import Scrubber, connection_error
 from verify_access_tokens._http._body import read_body
@@ -52,6 +55,7 @@ pytestmark = pytest.mark.sockets
 SERVICE_SID = "VA" + "c" * 32
 TOKEN_SID = "YK" + "d" * 32
 BASIC = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+PROXY_BASIC = base64.b64encode(b"alice:pr0xy-pa55word").decode()
 
 
 def client_for(server: HostileServer, **options: Any) -> VerifyClient:
@@ -482,6 +486,128 @@ def test_connection_error_text_is_scrubbed() -> None:
     assert AUTH_TOKEN not in str(error)
     assert "<redacted>" in str(error)
     assert AUTH_TOKEN not in repr(scrub)
+
+
+def secret_windows(secret: str, size: int = 8) -> list[str]:
+    """Every run of ``size`` characters of ``secret``: none may appear in an error."""
+    return [secret[i : i + size] for i in range(len(secret) - size + 1)]
+
+
+async def test_a_cut_off_status_line_leaves_no_part_of_the_credentials(
+    hostile: HostileServer,
+) -> None:
+    """aiohttp quotes only the first 100 bytes of an over-long status line: the echoed Basic
+    value arrives cut in two, and no run of 8 characters of it (nor of the token) gets out."""
+    hostile.behaviour = long_status_line()
+    async with client_for(hostile) as c:
+        for call in (
+            lambda: c.access_tokens.fetch(SERVICE_SID, TOKEN_SID),
+            lambda: c.access_tokens.create(SERVICE_SID, identity=IDENTITY),
+        ):
+            with pytest.raises(VerifyError) as info:
+                await call()
+            text = "".join(traceback.format_exception(info.value)) + repr(info.value)
+            assert "malformed response" in str(info.value)
+            for window in secret_windows(BASIC) + secret_windows(AUTH_TOKEN):
+                assert window not in text
+
+
+def test_cli_does_not_print_part_of_a_cut_off_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    with in_thread(long_status_line()) as server:
+        code = main(["fetch", SERVICE_SID, TOKEN_SID, "--base-url", server.base_url])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.count("\n") == 1
+    for window in secret_windows(BASIC) + secret_windows(AUTH_TOKEN):
+        assert window not in out + err
+
+
+def test_the_scrubber_redacts_any_long_run_of_a_secret() -> None:
+    scrub = Scrubber("Basic " + BASIC, proxy_authorization="Basic " + PROXY_BASIC)
+    for secret in (BASIC, AUTH_TOKEN, PROXY_BASIC, "pr0xy-pa55word"):
+        for start, stop in ((0, 8), (3, 20), (len(secret) - 9, len(secret) - 1)):
+            text = scrub(f"said {secret[start:stop]}!")
+            assert text == "said <redacted>!", (secret, start, stop)
+    # a run of 7 characters, the account SID and ordinary text are kept
+    assert scrub(f"{AUTH_TOKEN[:7]} {ACCOUNT_SID} ok") == f"{AUTH_TOKEN[:7]} {ACCOUNT_SID} ok"
+
+
+async def capture_locals(call: Awaitable[object]) -> str:
+    """What an error tracker shows for the error ``call`` raises: the whole chain, with each
+    frame's local variables (this frame's own: only ``call``)."""
+    try:
+        await call
+    except VerifyError as exc:
+        te = traceback.TracebackException.from_exception(exc, capture_locals=True)
+        return type(exc).__name__ + "".join(te.format())
+    raise AssertionError("no error raised")  # pragma: no cover - a failing test
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "secrets"),
+    [
+        (echo_authorization(400), (BASIC, AUTH_TOKEN)),
+        (echo_authorization(500), (BASIC, AUTH_TOKEN)),
+        (json_body(token_body(ttl="300")), (JWT,)),
+        (json_body(token_body(ttl=10**30)), (JWT,)),
+        (raw_body(b"not json " + JWT.encode()), (JWT,)),
+        (raw_body(b"[" + json.dumps(token_body()).encode() + b"]"), (JWT,)),
+    ],
+    ids=["400 echo", "500 echo", "ttl string", "ttl huge", "not json", "not an object"],
+)
+async def test_no_secret_in_a_traceback_with_locals(
+    hostile: HostileServer, behaviour: Any, secrets: tuple[str, ...]
+) -> None:
+    """Frames the error passes through must not hold the answer (body, response, decoded
+    JSON) in their locals: Sentry-style reporters print them."""
+    hostile.behaviour = behaviour
+    async with client_for(hostile) as c:
+        for call in (
+            lambda: c.access_tokens.fetch(SERVICE_SID, TOKEN_SID),
+            lambda: c.access_tokens.create(SERVICE_SID, identity=IDENTITY),
+            lambda: c.access_tokens.fetch_with_http_info(SERVICE_SID, TOKEN_SID),
+        ):
+            text = await capture_locals(call())
+            assert "self = <verify_access_tokens" in text  # locals were captured
+            for secret in secrets:
+                assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"ttl": 10**30}, "$.ttl"),
+        ({"ttl": 86_401}, "$.ttl"),
+        ({"ttl": 0}, "$.ttl"),
+        ({"ttl": -300}, "$.ttl"),
+        ({"date_created": "9999-12-31T23:59:59Z"}, "$.date_created"),
+        ({"date_created": "9999-12-31T00:00:01Z"}, "$.date_created"),
+        ({"ttl": 86_400, "date_created": "9999-12-30T23:59:59Z"}, None),
+    ],
+)
+async def test_a_token_whose_expiry_cannot_be_computed_is_invalid(
+    hostile: HostileServer, override: dict[str, Any], field: str | None
+) -> None:
+    """``expires_at`` (date_created + ttl) must never raise OverflowError: a ttl outside
+    1..86400 s or a date_created within a day of the year 10000 is a ResponseValidationError."""
+    hostile.behaviour = json_body(token_body(**override))
+    async with client_for(hostile) as c:
+        if field is None:  # the edge that still works
+            token = await c.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+            assert token.expires_at.year == 9999
+            return
+        with pytest.raises(ResponseValidationError) as info:
+            await c.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+        assert info.value.field == field
+        hostile.behaviour = json_body(token_body(**override), status=201)
+        with pytest.raises(OutcomeUnknownError) as unknown:
+            await c.access_tokens.create(SERVICE_SID, identity=IDENTITY)
+        assert isinstance(unknown.value.cause, ResponseValidationError)
+        assert unknown.value.cause.field == field
 
 
 # --- 6. ambiguous 2xx on create -------------------------------------------------------------

@@ -310,3 +310,33 @@ async def test_a_refused_tunnel_sent_nothing_and_does_not_leak_the_proxy_secret(
     assert proxy.request_lines == ["CONNECT 127.0.0.1:9 HTTP/1.1"]
     for text in (str(info.value), repr(info.value), repr(info.value.__cause__)):
         assert PROXY_SECRET not in text
+
+
+@pytest.mark.parametrize("via", ["forwarded (plain http)", "CONNECT tunnel (https)"])
+@pytest.mark.parametrize("style", ["in the URL", "proxy_auth"])
+async def test_a_proxy_echoing_its_credentials_is_scrubbed(
+    verify_emulator: VerifyEmulator, via: str, style: str
+) -> None:
+    """A hostile proxy quotes the Proxy-Authorization it got, in its JSON 407 body (forwarded
+    request) or its CONNECT reason phrase: the proxy password and its Basic value are redacted
+    like the client's own credentials."""
+    sent = basic("alice", PROXY_SECRET)
+    async with ForwardProxy(credentials=basic("alice", "right"), echo=True) as proxy:
+        if style == "in the URL":
+            kwargs: dict[str, object] = {
+                "proxy": f"http://alice:{PROXY_SECRET}@127.0.0.1:{proxy.port}"
+            }
+        else:
+            kwargs = {"proxy": proxy.url, "proxy_auth": ("alice", PROXY_SECRET)}
+        base_url = (
+            verify_emulator.base_url if via.startswith("forwarded") else "https://127.0.0.1:9"
+        )
+        client = VerifyClient(ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, **kwargs)  # type: ignore[arg-type]
+        async with client:
+            with pytest.raises((APIStatusError, APIConnectionError)) as info:
+                await client.access_tokens.fetch("VA" + "0" * 32, "YK" + "0" * 32)
+    assert proxy.proxy_authorizations == [sent]  # the proxy did get, and quote, the secret
+    assert "<redacted>" in str(info.value)
+    text = str(info.value) + repr(info.value)
+    for leaked in (PROXY_SECRET, sent, sent.split(" ")[1]):
+        assert leaked not in text

@@ -8,6 +8,7 @@ name of the argument or variable at fault, never its value) instead of on the fi
 from __future__ import annotations
 
 import base64
+import math
 import re
 import urllib.request
 from collections.abc import Mapping
@@ -70,6 +71,8 @@ def _setting(
         raise ConfigurationError(source, f"must be a str, not {type(value).__name__}")
     if sid_prefix is not None and (rule := sid_rule(value, sid_prefix)) is not None:
         raise ConfigurationError(source, rule)
+    if not _encodable(value):  # the Basic header is UTF-8: a lone surrogate cannot be sent
+        raise ConfigurationError(source, "must not contain lone surrogates (not encodable)")
     return value
 
 
@@ -193,7 +196,12 @@ def resolve_proxy(
             raise ConfigurationError(
                 "proxy_auth", "login and password must be str, no ':' in login"
             )
+        if not _encodable(f"{login}:{password}", "latin-1"):  # yarl would drop a surrogate
+            raise ConfigurationError("proxy_auth", "login and password must be latin-1 characters")
         url = url.with_user(login).with_password(password)
+    if not _encodable(f"{url.user or ''}:{url.password or ''}", "latin-1"):
+        # aiohttp sends Proxy-Authorization in latin-1, as most proxies expect.
+        raise ConfigurationError(source, "login and password must be latin-1 characters")
     if target.scheme == "http" and not is_loopback(url.host or ""):
         raise ConfigurationError(
             source, "a plain-http base URL may go only through a loopback proxy; use https"
@@ -202,8 +210,9 @@ def resolve_proxy(
 
 
 def seconds(name: str, value: object) -> float:
-    if not is_number(value) or not value > 0:
-        raise ConfigurationError(name, "must be a positive number of seconds")
+    """A positive, finite number of seconds (``inf`` would overflow aiohttp's timers)."""
+    if not is_number(value) or not 0 < value < math.inf:
+        raise ConfigurationError(name, "must be a positive, finite number of seconds")
     return float(value)
 
 
@@ -243,9 +252,17 @@ def max_response_bytes(value: object) -> int:
     return value
 
 
-def _encodable(text: str) -> bool:
+def proxy_authorization(proxy: yarl.URL | None) -> str | None:
+    """The ``Proxy-Authorization`` value aiohttp will send for ``proxy`` (for the Scrubber)."""
+    if proxy is None or (proxy.user is None and proxy.password is None):
+        return None
+    pair = f"{proxy.user or ''}:{proxy.password or ''}".encode("latin-1")  # as aiohttp encodes
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _encodable(text: str, encoding: str = "utf-8") -> bool:
     try:
-        text.encode()
+        text.encode(encoding)
     except UnicodeEncodeError:
         return False
     return True

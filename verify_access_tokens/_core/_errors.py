@@ -45,39 +45,82 @@ REDACTED: Final = "<redacted>"
 
 
 class Scrubber:
-    """Removes the client's credentials from server-provided text and caps its length.
+    """Removes credentials from server-provided text and caps its length.
 
-    A server or proxy may echo the request's ``Authorization`` header back in its error message,
-    its status line or its headers; everything a server said passes through here before it
-    reaches an exception, a log record or the CLI.
+    A server or proxy may echo the request's ``Authorization`` (or a proxy's
+    ``Proxy-Authorization``) back in its error message, its status line or its headers;
+    everything a server said passes through here before it reaches an exception, a log record
+    or the CLI. Each whole form of a credential (the header value, its base64, ``user:secret``,
+    the secret) is replaced, and so is any run of at least :data:`FRAGMENT` characters of the
+    base64 or the secret: a server that cuts the text (aiohttp quotes only the first 100 bytes of
+    an over-long status line) must not leave most of a secret behind.
     """
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_fragments", "_secrets")
 
-    def __init__(self, authorization: str) -> None:
-        secrets = {authorization}
-        scheme, _, encoded = authorization.partition(" ")
-        if scheme == "Basic" and encoded:
-            secrets.add(encoded)
-            try:
-                pair = base64.b64decode(encoded, validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):  # pragma: no cover - we built it
-                pair = ""
-            secrets.update((pair, pair.partition(":")[2]))
+    def __init__(self, authorization: str, proxy_authorization: str | None = None) -> None:
+        secrets: set[str] = set()
+        fragments: set[str] = set()
+        # The client's header is UTF-8 (ours); aiohttp encodes a proxy's in latin-1.
+        for value, encoding in ((authorization, "utf-8"), (proxy_authorization, "latin-1")):
+            if value is not None:
+                _add_basic_forms(value, encoding, secrets, fragments)
         secrets.discard("")
         # Longest first, so that the Basic value goes before the base64 part it contains.
         self._secrets = tuple(sorted(secrets, key=len, reverse=True))
+        self._fragments = frozenset(fragments)
 
     def __call__(self, text: str, limit: int = SERVER_TEXT_MAX) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        if len(text) > limit:
-            text = text[:limit] + f"... ({len(text) - limit} more characters)"
-        return text
+        more = len(text) - limit
+        if more > 0:
+            text = text[:limit]
+        text = self._redact_fragments(text)  # after the cap: its cost is bounded by ``limit``
+        return text + f"... ({more} more characters)" if more > 0 else text
+
+    def _redact_fragments(self, text: str) -> str:
+        """Replace every run of text covered by windows of a credential's characters."""
+        fragments = self._fragments
+        spans: list[list[int]] = []
+        for i in range(len(text) - FRAGMENT + 1):
+            if text[i : i + FRAGMENT] in fragments:
+                if spans and i <= spans[-1][1]:
+                    spans[-1][1] = i + FRAGMENT
+                else:
+                    spans.append([i, i + FRAGMENT])
+        if not spans:
+            return text
+        parts: list[str] = []
+        end = 0
+        for start, stop in spans:
+            parts += (text[end:start], REDACTED)
+            end = stop
+        parts.append(text[end:])
+        return "".join(parts)
 
     def __repr__(self) -> str:
         return "Scrubber(<redacted>)"
+
+
+FRAGMENT: Final = 8  # a shorter run of a secret is not redacted on its own (too many false hits)
+
+
+def _add_basic_forms(value: str, encoding: str, secrets: set[str], fragments: set[str]) -> None:
+    """The forms of a ``Basic`` credential to replace whole, and the ones to match in part."""
+    secrets.add(value)
+    scheme, _, encoded = value.partition(" ")
+    if scheme != "Basic" or not encoded:
+        return  # pragma: no cover - we build Basic headers only
+    try:
+        pair = base64.b64decode(encoded, validate=True).decode(encoding)
+    except (binascii.Error, UnicodeDecodeError):  # pragma: no cover - we built it
+        pair = ""
+    secret = pair.partition(":")[2]
+    secrets.update((encoded, pair, secret))
+    for form in (encoded, ":" + secret):
+        fragments.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
 
 
 class VerifyError(Exception):
@@ -383,8 +426,7 @@ def connection_error(
             request_sent=False,
             attempts=attempts,
         )
-    # Scrubbed: aiohttp quotes what the server sent (a malformed status line, for example).
-    detail = scrub(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
+    detail = _connection_detail(exc, scrub)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return APITimeoutError(
             f"connect timed out ({detail})",
@@ -406,3 +448,18 @@ def connection_error(
     return APIConnectionError(
         f"connection failed ({detail})", method=method, url=url, attempts=attempts
     )
+
+
+def _connection_detail(exc: BaseException, scrub: Scrubber) -> str:
+    """What to say about a network failure without quoting what the server sent.
+
+    aiohttp's text for a malformed or cut-off answer (``ClientResponseError`` from its parser,
+    ``ClientPayloadError``) quotes the server's bytes, truncated where a secret may be cut in
+    two: only the class names are kept. Other failures (refused, reset, DNS) describe our side
+    of the socket; their text is kept, scrubbed all the same.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        cause = exc.__cause__
+        return f"{name}: malformed response" + (f" ({type(cause).__name__})" if cause else "")
+    return scrub(f"{name}: {exc}") if str(exc) else name

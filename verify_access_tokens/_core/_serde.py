@@ -15,7 +15,7 @@ import datetime as _dt
 import functools
 import json
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..models import AccessToken, FactorType
 from ._errors import ResponseValidationError
@@ -112,6 +112,7 @@ def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
         return _converter().structure(data, cls)
     except Exception:  # the fast path has no paths: re-diagnose
         field, problem = _diagnose(data, cls)
+    del data  # holds the JWT: not left for a traceback with locals
     raise ResponseValidationError(field, problem, status=status)
 
 
@@ -121,17 +122,18 @@ def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, An
         data = json.loads(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         data = _INVALID
-    if data is _INVALID:
-        # Raised outside the handler: the JSON error holds the whole body (``.doc``), a JWT
-        # perhaps, and would otherwise stay reachable as ``__context__``.
-        raise ResponseValidationError("$", f"not valid JSON ({len(body)} bytes)", status=status)
-    if not isinstance(data, dict):
-        raise ResponseValidationError(
-            "$",
-            f"expected a JSON object, got {type(data).__name__}",
-            status=status,
-        )
-    return data
+    if isinstance(data, dict):
+        return data
+    # Raised outside the handler: the JSON error holds the whole body (``.doc``), a JWT
+    # perhaps, and would otherwise stay reachable as ``__context__``; neither the body nor
+    # the data stays in this frame's locals.
+    problem = (
+        f"not valid JSON ({len(body)} bytes)"
+        if data is _INVALID
+        else f"expected a JSON object, got {type(data).__name__}"
+    )
+    del body, data
+    raise ResponseValidationError("$", problem, status=status)
 
 
 def unstructure(value: object) -> Any:
@@ -139,5 +141,31 @@ def unstructure(value: object) -> Any:
     return _converter().unstructure(value)
 
 
+# A ttl Twilio documents as 60..300 s; up to a day is accepted (room for Twilio to raise it),
+# and any date_created up to a day before the end of the calendar, so that ``expires_at``
+# (``date_created + ttl``) can always be computed.
+RESPONSE_TTL_MAX: Final = 86_400
+_LATEST_DATE_CREATED: Final = _dt.datetime.max.replace(tzinfo=_dt.UTC) - _dt.timedelta(
+    seconds=RESPONSE_TTL_MAX
+)
+
+
 def structure_access_token(data: dict[str, Any], *, status: int | None = None) -> AccessToken:
-    return structure(data, AccessToken, status=status)
+    token = structure(data, AccessToken, status=status)
+    if 0 < token.ttl <= RESPONSE_TTL_MAX and token.date_created <= _LATEST_DATE_CREATED:
+        return token
+    error = _out_of_range(token.ttl, token.date_created, status)
+    del data, token  # both hold the JWT: not left for a traceback with locals
+    raise error
+
+
+def _out_of_range(
+    ttl: int, date_created: _dt.datetime, status: int | None
+) -> ResponseValidationError:
+    if not 0 < ttl <= RESPONSE_TTL_MAX:
+        return ResponseValidationError(
+            "$.ttl", f"must be between 1 and {RESPONSE_TTL_MAX} seconds", status=status
+        )
+    return ResponseValidationError(
+        "$.date_created", "too close to the year 9999 to compute expires_at", status=status
+    )

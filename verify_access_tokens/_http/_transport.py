@@ -20,6 +20,7 @@ import aiohttp
 import attrs
 import yarl
 
+from .._core._config import proxy_authorization
 from .._core._constants import USER_AGENT_NAME
 from .._core._errors import (
     APIConnectionError,
@@ -70,7 +71,7 @@ class Transport:
         trace_configs: list[aiohttp.TraceConfig] | None = None,
     ) -> None:
         self.base_url = base_url
-        self.scrub = Scrubber(authorization)
+        self.scrub = Scrubber(authorization, proxy_authorization(proxy))
         self._headers: dict[str, str] = {
             "Authorization": _Redacted(authorization),
             "User-Agent": USER_AGENT,
@@ -248,6 +249,9 @@ class Transport:
                         self.scrub,
                         attempt,
                     )
+                # The answer may quote the credentials or hold a JWT: not left in this frame's
+                # locals, which a traceback with locals (an error tracker) would show.
+                del resp, body
             if pacer is not None:
                 pacer.after_attempt(error)
             delay = retry.retry_delay(error, attempt, idempotent)
