@@ -48,8 +48,10 @@ class AccessToken:
 
     @property
     def expires_at(self) -> _dt.datetime:
-        """When the token stops being usable (``date_created + ttl``, aware UTC): it must reach
-        its device before then."""
+        """When the token stops being usable (``date_created + ttl``, aware UTC).
+
+        It must reach its device before then.
+        """
         return (self.date_created + _dt.timedelta(seconds=self.ttl)).astimezone(_dt.UTC)
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,4 +105,5 @@ class EnrollmentResult:
 
     @property
     def ok(self) -> bool:
+        """True when the item got its token (``error`` is None)."""
         return self.error is None

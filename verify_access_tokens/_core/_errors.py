@@ -251,8 +251,10 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx: trouble at Twilio or a proxy in between (3xx, 409, 422 ... are plain
-    :class:`APIStatusError`)."""
+    """5xx: trouble at Twilio or a proxy in between.
+
+    3xx, 409, 422 ... are plain `APIStatusError`.
+    """
 
 
 class OutcomeUnknownError(VerifyError):

@@ -46,8 +46,11 @@ USER_AGENT: Final = (
 
 
 class _Redacted(str):
-    """A header value whose ``repr`` hides it, so that tracebacks with locals, debuggers and
-    error trackers that serialise frames show ``'<redacted>'`` instead of the credentials."""
+    """A header value whose ``repr`` hides it.
+
+    So tracebacks with locals, debuggers and error trackers that serialise frames show
+    ``'<redacted>'`` instead of the credentials.
+    """
 
     __slots__ = ()
 

@@ -151,8 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _silence_stdout() -> None:
-    """Point stdout at devnull, so that the interpreter's final flush of what is still buffered
-    does not raise BrokenPipeError again (and print a traceback) on the way out."""
+    """Point stdout at devnull.
+
+    So the interpreter's final flush of what is still buffered does not raise BrokenPipeError
+    again (and print a traceback) on the way out.
+    """
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
