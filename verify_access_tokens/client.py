@@ -90,9 +90,10 @@ class VerifyClient:
                 (default 60); ``None`` for no budget.
             retry_after_max: Longest ``Retry-After`` honoured in seconds (default 60); a longer
                 one is cut to this.
-            retry_ambiguous_creates: Re-send a ``create`` whose outcome is unknown (default
-                ``False``: it raises `OutcomeUnknownError` instead, since Verify has no
-                idempotency key).
+            retry_ambiguous_creates: Re-send, within ``max_retries``, a ``create`` whose
+                outcome is unknown (default ``False``: Verify has no idempotency key, so a
+                re-send may mint a second token). An unknown outcome left when retries are
+                spent is an `OutcomeUnknownError` either way.
             pool_limit: Connections of the client's own pool (default 100).
             keepalive_timeout: Seconds an idle pooled connection is kept (default 30).
             extra_headers: Headers added to every request (default none): ``str`` names and

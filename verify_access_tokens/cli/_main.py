@@ -121,7 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and ``python -m verify_access_tokens``."""
+    """Entry point of the console script and ``python -m verify_access_tokens``.
+
+    Errors are printed as one line on stderr, never a traceback.
+
+    Args:
+        argv: The arguments, without the program name (default ``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 for bad input or settings, 1 for an API or network
+        error (or output closed early), 130 when interrupted.
+
+    Raises:
+        SystemExit: From argparse, for ``--help`` (status 0) or unusable arguments (status 2).
+    """
     args = build_parser().parse_args(argv)
     try:
         code: int = asyncio.run(args.handler(args))

@@ -98,8 +98,8 @@ class AccessTokens(APIResource):
     ) -> AccessToken:
         """Create an enrollment token for ``identity``; hand ``token`` to the device, unlogged.
 
-        A ``create`` is never silently re-sent once it may have reached Twilio: it is retried
-        only on 429 and on connections that failed before sending.
+        A ``create`` is never silently re-sent once it may have reached Twilio: by default it
+        is retried only on 429 and on connections that failed before sending.
 
         Args:
             service_sid: The Verify Service (``VA`` + 32 hex).
@@ -122,16 +122,16 @@ class AccessTokens(APIResource):
             RequestValidationError: A parameter breaks a rule; raised before anything is sent,
                 naming the field.
             OutcomeUnknownError: The request failed after it may have reached Twilio (a
-                timeout or dropped connection after sending, a 5xx, or a 2xx that is not a
-                usable token, its `ResponseValidationError` as ``.cause``): a token may exist.
-                Not raised with ``retry_ambiguous_creates=True``, which re-sends instead.
-            APIStatusError: Twilio answered with an error status that did not create a token;
-                one of its subclasses (`BadRequestError`, `AuthenticationError`,
-                `PermissionDeniedError`, `NotFoundError`, `RateLimitError` once retries are
-                spent).
+                timeout or dropped connection after sending, a 408 or 5xx, or a 2xx that is not
+                a usable token, its `ResponseValidationError` as ``.cause``): a token may
+                exist. With ``retry_ambiguous_creates=True`` such a failure is re-sent first,
+                and raised once retries are spent.
+            APIStatusError: Twilio answered with another error status, which created no
+                token: `BadRequestError`, `AuthenticationError`, `PermissionDeniedError`,
+                `NotFoundError`, `RateLimitError` (once retries are spent) or the base class.
             APIConnectionError: The connection failed before the request was sent
                 (``request_sent=False``); `APITimeoutError` when connecting timed out or the
-                ``deadline`` ran out.
+                ``deadline`` ran out before sending.
             ClientStateError: The client is closed or used from another event loop.
         """
         raw = await self._send_create(
@@ -172,16 +172,16 @@ class AccessTokens(APIResource):
             RequestValidationError: A parameter breaks a rule; raised before anything is sent,
                 naming the field.
             OutcomeUnknownError: The request failed after it may have reached Twilio (a
-                timeout or dropped connection after sending, a 5xx, or a 2xx that is not a
-                usable token, its `ResponseValidationError` as ``.cause``): a token may exist.
-                Not raised with ``retry_ambiguous_creates=True``, which re-sends instead.
-            APIStatusError: Twilio answered with an error status that did not create a token;
-                one of its subclasses (`BadRequestError`, `AuthenticationError`,
-                `PermissionDeniedError`, `NotFoundError`, `RateLimitError` once retries are
-                spent).
+                timeout or dropped connection after sending, a 408 or 5xx, or a 2xx that is not
+                a usable token, its `ResponseValidationError` as ``.cause``): a token may
+                exist. With ``retry_ambiguous_creates=True`` such a failure is re-sent first,
+                and raised once retries are spent.
+            APIStatusError: Twilio answered with another error status, which created no
+                token: `BadRequestError`, `AuthenticationError`, `PermissionDeniedError`,
+                `NotFoundError`, `RateLimitError` (once retries are spent) or the base class.
             APIConnectionError: The connection failed before the request was sent
                 (``request_sent=False``); `APITimeoutError` when connecting timed out or the
-                ``deadline`` ran out.
+                ``deadline`` ran out before sending.
             ClientStateError: The client is closed or used from another event loop.
         """
         raw = await self._send_create(
