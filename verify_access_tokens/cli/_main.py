@@ -64,6 +64,11 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, every command included (``main`` runs what it parses).
+
+    Returns:
+        An ``argparse.ArgumentParser`` whose parsed namespace has the command's ``handler``.
+    """
     parser = argparse.ArgumentParser(
         prog="verify-access-tokens",
         description="Twilio Verify V2 enrollment access tokens: client, emulator and tools.",

@@ -75,8 +75,8 @@ class VerifyEmulator:
         auth_token: Its Auth Token (default: a random one).
         service_sids: The Verify Services that exist (default: one random ``VA`` sid).
         faults: What goes wrong on purpose (default ``Faults()``: nothing).
-        seed: Seed of the fault decisions and of ``add_service``'s sids (default ``None``:
-            not reproducible).
+        seed: Seed of the fault decisions and of the sids it makes up afterwards (tokens,
+            ``add_service``); default ``None``: not reproducible.
 
     Raises:
         RequestValidationError: A sid of ``service_sids`` is malformed.
