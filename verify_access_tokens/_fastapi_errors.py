@@ -1,6 +1,6 @@
 """The endpoint's answers when it refuses or fails, and their OpenAPI description.
 
-Private to :mod:`verify_access_tokens.fastapi` (which re-exports :class:`EndpointError`): one
+Private to `verify_access_tokens.fastapi` (which re-exports `EndpointError`): one
 place maps every failure (hook, body, upstream error, bug) to the JSON error shape of Twilio's
 sample backends, with fixed messages, and describes the same statuses for ``/docs``.
 """
@@ -38,6 +38,12 @@ class EndpointError(Exception):
 
     Raise it from an authorization hook to refuse a caller with the endpoint's JSON error shape
     (an ``HTTPException`` works too; its ``detail`` becomes the message).
+
+    Args:
+        status: The HTTP status of the answer.
+        message: The message the mobile client sees; it must be safe to show.
+        more_info: A link explaining the error (default ``None``).
+        headers: Extra headers of the answer (default none).
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class EndpointError(Exception):
         super().__init__(f"{status}: {message}")
 
     def response(self) -> JSONResponse:
+        """The JSON answer: ``{"error": {"message", "moreInfo"}}``, not to be cached."""
         body = {"error": {"message": self.message, "moreInfo": self.more_info}}
         return JSONResponse(body, status_code=self.status, headers=self.headers | NO_STORE)
 

@@ -66,6 +66,55 @@ class VerifyClient:
         proxy_auth: tuple[str, str] | None = None,
         trust_env: bool = False,
     ) -> None:
+        """Check every setting now, so that a misconfiguration fails here, not on a request.
+
+        Every argument is optional: credentials and the origin fall back to the environment
+        variables named below, the rest to the defaults stated.
+
+        Args:
+            account_sid: Account SID (``AC`` + 32 hex); default ``TWILIO_ACCOUNT_SID``.
+            auth_token: Auth Token; default ``TWILIO_AUTH_TOKEN``. Not needed with an API key.
+            api_key: API Key SID (``SK`` + 32 hex), used instead of the Auth Token when given;
+                default ``TWILIO_API_KEY`` when no ``auth_token`` is passed.
+            api_secret: The API key's secret; default ``TWILIO_API_SECRET``.
+            base_url: Origin of the API, http(s) without query, fragment or credentials; plain
+                ``http://`` only for loopback hosts. Default ``VERIFY_ACCESS_TOKENS_BASE_URL``,
+                else the one ``region``/``edge`` select, else ``https://verify.twilio.com``.
+            region: Twilio region (``TWILIO_REGION``): ``https://verify.{region}.twilio.com``.
+            edge: Twilio edge (``TWILIO_EDGE``): ``https://verify.{edge}.{region}.twilio.com``
+                (region ``us1`` if none is given).
+            timeout: Limit of one attempt in seconds (default 35: connect 5 s + read 30 s), or an
+                ``aiohttp.ClientTimeout`` used as it is.
+            max_retries: Retries per call, ``0`` disables them (default 2).
+            deadline: Total time budget of one call in seconds, retries and sleeps included
+                (default 60); ``None`` for no budget.
+            retry_after_max: Longest ``Retry-After`` honoured in seconds (default 60); a longer
+                one is cut to this.
+            retry_ambiguous_creates: Re-send, within ``max_retries``, a ``create`` whose
+                outcome is unknown (default ``False``: Verify has no idempotency key, so a
+                re-send may mint a second token). An unknown outcome left when retries are
+                spent is an `OutcomeUnknownError` either way.
+            pool_limit: Connections of the client's own pool (default 100).
+            keepalive_timeout: Seconds an idle pooled connection is kept (default 30).
+            extra_headers: Headers added to every request (default none): ``str`` names and
+                values, no control characters, none of the headers the client sets itself.
+            max_response_bytes: Largest decoded response body read (default 1 MiB); a longer
+                one is cut off and raises.
+            session: An ``aiohttp.ClientSession`` to lend (default: the client's own, pooled);
+                used as it is, never modified nor closed.
+            trace_configs: aiohttp ``TraceConfig`` hooks for the client's own session.
+            proxy: HTTP forward proxy, ``http://[user:password@]host:port`` (default none:
+                direct connections); its credentials never appear in reprs, logs or errors.
+            proxy_auth: ``(login, password)`` for ``proxy``, when its URL holds none.
+            trust_env: Read ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY`` once, now (default
+                ``False``); an explicit ``proxy`` wins. ``~/.netrc`` is never read.
+
+        Raises:
+            ConfigurationError: A credential, the origin or a setting is missing or malformed
+                (the error names the argument or variable, never its value), or ``session`` is
+                combined with ``pool_limit``, ``keepalive_timeout``, ``trace_configs``,
+                ``proxy``, ``proxy_auth`` or ``trust_env``, which it would silently drop.
+        """
         env = os.environ
         credentials = _config.resolve_credentials(
             account_sid=account_sid,
@@ -137,7 +186,23 @@ class VerifyClient:
     ) -> VerifyClient:
         """A sibling client with other per-call settings, sharing this client's session.
 
-        Closing the sibling does not close the session; closing this client does.
+        Closing the sibling does not close the session; closing this client does. An argument
+        not given keeps this client's value; each is checked as in the constructor.
+
+        Args:
+            timeout: Limit of one attempt in seconds, or an ``aiohttp.ClientTimeout``.
+            max_retries: Retries per call (``0`` disables them).
+            deadline: Total time budget of one call in seconds, or ``None`` for no budget.
+            retry_after_max: Longest ``Retry-After`` honoured, in seconds.
+            retry_ambiguous_creates: Re-send a ``create`` whose outcome is unknown.
+            extra_headers: Headers added to every request (they replace this client's).
+            max_response_bytes: Largest decoded response body read.
+
+        Returns:
+            A new client sharing this client's session, pool and proxy.
+
+        Raises:
+            ConfigurationError: A setting is malformed; it names the setting.
         """
         options = self._options
         retry = options.retry
@@ -166,8 +231,10 @@ class VerifyClient:
         return self._sibling(attrs.evolve(self._options, pacer=pacer))
 
     def _sibling(self, options: RequestOptions) -> VerifyClient:
-        """The one copy path: every attribute is carried over, then options and resources
-        replaced, so that a setting added to ``__init__`` cannot be forgotten here."""
+        """The one copy path: every attribute is carried over, then options and resources replaced.
+
+        So a setting added to ``__init__`` cannot be forgotten here.
+        """
         sibling = copy.copy(self)
         sibling._owns_transport = False
         sibling._options = options
@@ -194,10 +261,12 @@ class VerifyClient:
     # -- introspection ---------------------------------------------------------------------
     @property
     def account_sid(self) -> str:
+        """The Account SID requests are made for (``AC`` + 32 hex)."""
         return self._account_sid
 
     @property
     def base_url(self) -> str:
+        """The origin requests go to, without a trailing slash."""
         return self._transport.base_url
 
     @property
@@ -207,6 +276,7 @@ class VerifyClient:
 
     @property
     def max_retries(self) -> int:
+        """Retries per call (``0``: none)."""
         return self._options.retry.max_retries
 
     @property
@@ -216,6 +286,7 @@ class VerifyClient:
 
     @property
     def deadline(self) -> float | None:
+        """Total time budget of one call in seconds, retries included (None: no budget)."""
         return self._options.deadline
 
     @property
@@ -230,9 +301,11 @@ class VerifyClient:
 
     @property
     def closed(self) -> bool:
+        """Whether the client was closed; a closed client raises `ClientStateError` on use."""
         return self._transport.closed
 
     def __repr__(self) -> str:
+        """Account SID, API key SID, origin and proxy; never a secret nor proxy credentials."""
         via = "" if self._username == self._account_sid else f", api_key={self._username!r}"
         proxy = self.proxy
         via_proxy = "" if proxy is None else f", proxy={proxy!r}"
@@ -248,6 +321,7 @@ class VerifyClient:
             await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
+        """Return the client itself; its session is created on first use."""
         return self
 
     async def __aexit__(
@@ -256,4 +330,5 @@ class VerifyClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the client (`aclose`), whatever happened in the block."""
         await self.aclose()

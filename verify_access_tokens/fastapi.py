@@ -1,7 +1,7 @@
 """A ready backend endpoint for Twilio's Verify Push mobile SDKs, as a FastAPI router.
 
 A mobile app using the Verify Push SDK cannot hold Twilio credentials, so it asks its own
-backend for an enrollment access token. :func:`access_token_router` is that backend endpoint,
+backend for an enrollment access token. `access_token_router` is that backend endpoint,
 with the contract of Twilio's sample apps and ``verify-push-backend`` template: ``POST`` with a
 form-encoded (or JSON) ``identity``; 200 ``{"token", "serviceSid", "identity", "factorType"}``;
 errors as ``{"error": {"message", "moreInfo"}}``.
@@ -54,6 +54,13 @@ def identity_hash(identity: str, key: bytes | None = None) -> str:
 
     64 hex characters satisfy Verify's identity rule and keep the user's id (often PII) out of
     Twilio. A server-side ``key`` makes the mapping impossible to reverse by guessing ids.
+
+    Args:
+        identity: The app's own user id.
+        key: HMAC key, kept server-side (default ``None``: plain sha256).
+
+    Returns:
+        64 lowercase hex characters.
     """
     data = identity.encode("utf-8")
     if key is None:
@@ -103,6 +110,17 @@ async def requested_identity(request: Request) -> str:
 
     Missing, blank, not a string or longer than 256 characters is a 400. FastAPI caches it per
     request, so an authorization hook may depend on it too without reading the body twice.
+
+    Args:
+        request: The incoming request; its body is form-encoded or JSON, 16 KiB at most.
+
+    Returns:
+        The identity, as sent.
+
+    Raises:
+        EndpointError: 400 for a missing, blank, non-string, too long or repeated identity or
+            a body that is not UTF-8 (or not JSON when it says so), 413 for a body over 16 KiB,
+            415 for another content type.
     """
     value = _identity_from(await _read_body(request), request.headers.get("content-type", ""))
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -149,21 +167,35 @@ def access_token_router(
 ) -> APIRouter:
     """An ``APIRouter`` with ``POST {path}`` minting Verify Push enrollment access tokens.
 
-    - ``client``: the app's :class:`VerifyClient` (made at import time, closed by the app's
-      lifespan), or a FastAPI dependency returning it (for example one reading
-      ``request.app.state``). One client serves every request; none is made per request.
-    - ``authorize``: a FastAPI dependency returning the (unhashed) identity this caller may get a
-      token for; a request for any other identity, or a ``None`` answer, is refused with 403. It
-      may raise ``HTTPException`` or :class:`EndpointError` (for example 401) to refuse first.
-      Depend on :func:`requested_identity` to see what was asked for.
-    - ``allow_any_identity=True`` instead of a hook mints tokens for whatever identity a caller
-      names, which lets anyone enroll their phone as someone else's factor: an explicit opt-in
-      for demos or a backend reachable only by trusted callers; it logs a warning at startup.
-    - ``hash_identities`` (default on): send ``sha256(identity)`` hex to Twilio, or HMAC-SHA256
-      with ``identity_hash_key``; off, the identity must satisfy Verify's rule itself.
-    - ``ttl``, ``factor_friendly_name``: passed to every create.
+    Args:
+        client: The app's `VerifyClient` (made at import time, closed by the app's lifespan),
+            or a FastAPI dependency returning it (for example one reading
+            ``request.app.state``). One client serves every request; none is made per request.
+        service_sid: The Verify Service tokens are made in (``VA`` + 32 hex).
+        authorize: A FastAPI dependency returning the (unhashed) identity this caller may get a
+            token for; a request for any other identity, or a ``None`` answer, is refused with
+            403. It may raise ``HTTPException`` or `EndpointError` (for example 401) to refuse
+            first. Depend on `requested_identity` to see what was asked for.
+        allow_any_identity: ``True`` instead of a hook mints tokens for whatever identity a
+            caller names, which lets anyone enroll their phone as someone else's factor: an
+            explicit opt-in for demos or a backend reachable only by trusted callers; it logs a
+            warning at startup. Default ``False``.
+        path: The endpoint's path, starting with ``/`` (default ``"/access-token"``).
+        hash_identities: Send ``sha256(identity)`` hex to Twilio, or HMAC-SHA256 with
+            ``identity_hash_key`` (default ``True``); off, the identity must satisfy Verify's
+            rule itself.
+        identity_hash_key: HMAC key for ``hash_identities`` (default ``None``: plain sha256).
+        ttl: Passed to every create, 60 to 300 seconds (default ``None``: Twilio's 60).
+        factor_friendly_name: Passed to every create, 1-64 characters (default ``None``).
 
-    Raises ``ConfigurationError`` (naming the argument) for a bad setting, at construction.
+    Returns:
+        The router; include it with ``app.include_router``.
+
+    Raises:
+        ConfigurationError: A bad setting (naming the argument), at construction: a malformed
+            ``service_sid``, ``ttl`` or ``factor_friendly_name``; neither or both of
+            ``authorize`` and ``allow_any_identity``; an ``identity_hash_key`` that is empty or
+            without ``hash_identities``; a ``path`` not starting with ``/``.
     """
     try:
         _validation.check_service_sid(service_sid)

@@ -31,8 +31,20 @@ class FactorType(enum.StrEnum):
 class AccessToken:
     """An enrollment Access Token (``verify.v2.service.access_token``).
 
-    ``factor_type`` is a :class:`FactorType` when this client knows the value, otherwise the raw
+    ``factor_type`` is a `FactorType` when this client knows the value, otherwise the raw
     string a newer server sent, so parsing never breaks on a new factor type.
+
+    Attributes:
+        sid: The token's sid (``YK`` + 32 hex).
+        account_sid: The account it belongs to (``AC`` + 32 hex).
+        service_sid: The Verify Service (``VA`` + 32 hex).
+        entity_identity: The identity it was created for.
+        factor_type: A `FactorType`, or the raw string of a type this client does not know.
+        token: The enrollment JWT for the device; kept out of ``repr``.
+        url: The resource's URL at Twilio.
+        ttl: Seconds the token lives after ``date_created``.
+        date_created: When it was created (aware UTC).
+        factor_friendly_name: The device's name, if one was given; kept out of ``repr``.
     """
 
     sid: str
@@ -48,8 +60,10 @@ class AccessToken:
 
     @property
     def expires_at(self) -> _dt.datetime:
-        """When the token stops being usable (``date_created + ttl``, aware UTC): it must reach
-        its device before then."""
+        """When the token stops being usable (``date_created + ttl``, aware UTC).
+
+        It must reach its device before then.
+        """
         return (self.date_created + _dt.timedelta(seconds=self.ttl)).astimezone(_dt.UTC)
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,7 +79,14 @@ class AccessToken:
 
 @attrs.frozen(slots=True)
 class APIResponse(Generic[T]):
-    """A parsed model together with the HTTP details it came with (the seed's ``*WithHttpInfo``)."""
+    """A parsed model together with the HTTP details it came with (the seed's ``*WithHttpInfo``).
+
+    Attributes:
+        data: The parsed model, such as an `AccessToken`.
+        status: The HTTP status of the answer.
+        headers: The answer's headers; kept out of ``repr``.
+        attempts: HTTP attempts made (default 1).
+    """
 
     data: T
     status: int
@@ -84,6 +105,12 @@ class EnrollmentRequest:
 
     Values are validated when the batch sends the item, so a bad item becomes that item's
     result instead of an exception that would end the whole batch.
+
+    Attributes:
+        identity: The identity to enroll (the same rule as `AccessTokens.create`'s).
+        factor_friendly_name: This item's device name, 1-64 characters (default ``None``: the
+            batch's); kept out of ``repr``.
+        ttl: This item's token lifetime, 60 to 300 seconds (default ``None``: the batch's).
     """
 
     identity: str
@@ -93,7 +120,15 @@ class EnrollmentRequest:
 
 @attrs.frozen(slots=True)
 class EnrollmentResult:
-    """Exactly one per batch input item: the access token or the typed error, never both."""
+    """Exactly one per batch input item: the access token or the typed error, never both.
+
+    Attributes:
+        identity: The item's identity, as read from the input.
+        access_token: The token, on success (default ``None``).
+        error: The typed error, on failure (default ``None``).
+        attempts: HTTP attempts made for the item (default 0).
+        index: The item's position in the input, from 0 (default 0).
+    """
 
     identity: str
     access_token: AccessToken | None = None
@@ -103,4 +138,5 @@ class EnrollmentResult:
 
     @property
     def ok(self) -> bool:
+        """True when the item got its token (``error`` is None)."""
         return self.error is None

@@ -47,7 +47,14 @@ def _define() -> dict[str, Callable[..., AsyncIterator[Any]]]:
     """The fixture functions; each call makes new function objects with the same code."""
 
     async def verify_emulator(request: pytest.FixtureRequest) -> AsyncIterator[VerifyEmulator]:
-        """A running emulator; configure it with ``@pytest.mark.verify_emulator(...)``."""
+        """A running emulator; configure it with ``@pytest.mark.verify_emulator(...)``.
+
+        Args:
+            request: pytest's request; the marker's keyword arguments go to `VerifyEmulator`.
+
+        Yields:
+            The running `VerifyEmulator`, stopped after the test.
+        """
         from .emulator import VerifyEmulator
 
         marker = request.node.get_closest_marker(_MARKER)
@@ -56,7 +63,14 @@ def _define() -> dict[str, Callable[..., AsyncIterator[Any]]]:
             yield emulator
 
     async def verify_client(verify_emulator: VerifyEmulator) -> AsyncIterator[VerifyClient]:
-        """A client pointed at ``verify_emulator``, closed after the test."""
+        """A client pointed at ``verify_emulator``, closed after the test.
+
+        Args:
+            verify_emulator: The test's emulator fixture.
+
+        Yields:
+            A `VerifyClient` with the emulator's credentials.
+        """
         async with verify_emulator.client() as client:
             yield client
 

@@ -1,1 +1,1 @@
-"""_batch"""
+"""Batch enrollment: the engine behind ``create_many`` and its pacers."""

@@ -5,7 +5,7 @@ Shape: ``concurrency`` workers each read the next input item only when they are 
 but not yet yielded, so memory is O(concurrency) whatever the input size, and no task is made
 per identity.
 
-Every input item yields exactly one :class:`EnrollmentResult`. Per-item problems (bad input of
+Every input item yields exactly one `EnrollmentResult`. Per-item problems (bad input of
 any type, API errors) are results, not exceptions. ``stop()`` stops reading input and lets
 in-flight requests finish and be yielded; ending the iteration early (``break``, ``aclose()``,
 cancellation) cancels the workers: finished results not yet yielded are kept in ``undelivered``
@@ -61,7 +61,7 @@ def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedP
 
 
 class EnrollmentBatch:
-    """An async iterator of :class:`EnrollmentResult`, one per input item.
+    """An async iterator of `EnrollmentResult`, one per input item.
 
     Use ``async for result in batch`` (or ``async with batch: ...`` to guarantee clean-up even
     when you keep a reference). ``summary`` has running totals; ``stop()`` ends it gracefully.
@@ -85,6 +85,23 @@ class EnrollmentBatch:
         ttl: int | None,
         ordered: bool,
     ) -> None:
+        """Build a batch; `AccessTokens.create_many` is the way to make one.
+
+        Args:
+            create: The ``create_with_http_info`` each item is sent with.
+            pacer: Paces every attempt, or ``None`` for no rate limit.
+            service_sid: The Verify Service, already checked.
+            identities: Identity strings or `EnrollmentRequest` items, sync or async, read
+                lazily.
+            concurrency: Most requests in flight at once, an ``int`` >= 1.
+            factor_type: Factor type of every item.
+            factor_friendly_name: Friendly name of the items without their own.
+            ttl: Token lifetime of the items without their own.
+            ordered: Yield results in input order instead of completion order.
+
+        Raises:
+            RequestValidationError: ``concurrency`` is not an ``int`` >= 1.
+        """
         if not is_int(concurrency) or concurrency < 1:
             raise RequestValidationError("concurrency", "must be an int >= 1")
         self.pacer = pacer
@@ -118,7 +135,7 @@ class EnrollmentBatch:
         more requests are sent and (in completion order) at most ``concurrency`` more results
         are yielded: those of the items already taken. They are yielded as usual,
         except for requests still waiting in the rate limiter's pause: those are not sent and
-        end at once as a :class:`BatchStoppedError` result. The iteration then ends normally.
+        end at once as a `BatchStoppedError` result. The iteration then ends normally.
         """
         self._stopping = True
         if self.pacer is not None:
@@ -126,6 +143,7 @@ class EnrollmentBatch:
 
     @property
     def stopping(self) -> bool:
+        """Whether ``stop()`` was called."""
         return self._stopping
 
     def __aiter__(self) -> AsyncGenerator[EnrollmentResult, None]:

@@ -34,7 +34,7 @@ class FixedPacer:
     (``asyncio.Lock`` queues them in order): otherwise a retry could lose every race for a slot
     to fresh requests until its deadline ran out.
     ``interrupt()`` (a batch's ``stop()``) ends every wait at once with
-    :class:`BatchStoppedError`, so nothing waits for a long pause.
+    `BatchStoppedError`, so nothing waits for a long pause.
     """
 
     def __init__(self, rate: float) -> None:

@@ -1,1 +1,1 @@
-"""_core"""
+"""Rules, errors, types, defaults and (de)serialisation shared by every layer."""

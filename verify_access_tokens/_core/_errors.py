@@ -1,6 +1,6 @@
 """The one exception hierarchy of the package, and the mapping of failures onto it.
 
-Every failure a caller can meet is a :class:`VerifyError`, so ``except VerifyError`` is always
+Every failure a caller can meet is a `VerifyError`, so ``except VerifyError`` is always
 enough::
 
     VerifyError                         attempts (0 when nothing was sent)
@@ -23,7 +23,7 @@ enough::
 
 Messages are built only from things that are safe to show: status codes, Twilio error codes,
 method and path, field names, and server text (Twilio's message, a status line) after a
-:class:`Scrubber` removed the client's credentials from it and capped its length. Credentials and
+`Scrubber` removed the client's credentials from it and capped its length. Credentials and
 the JWT ``token`` are never passed into an exception, so they cannot reach ``str``, ``repr`` or a
 traceback.
 """
@@ -137,6 +137,13 @@ class APIError(VerifyError):
     """A request was attempted: which one, Twilio's request id when known, and how many tries.
 
     ``method`` and ``url`` are ``None`` only for a body checked outside a request.
+
+    Args:
+        message: The error text, already free of credentials.
+        method: HTTP method of the request (default ``None``).
+        url: URL of the request (default ``None``).
+        request_id: Twilio's ``Twilio-Request-Id`` of the answer, when known (default ``None``).
+        attempts: HTTP attempts made (default 0).
     """
 
     def __init__(
@@ -159,6 +166,10 @@ class ConfigurationError(VerifyError, ValueError):
     """Credentials, base URL or another client setting is missing or malformed.
 
     ``setting`` names the argument or environment variable at fault; the value is never echoed.
+
+    Args:
+        setting: The argument or environment variable at fault.
+        rule: The rule it broke, without its value.
     """
 
     def __init__(self, setting: str, rule: str) -> None:
@@ -168,7 +179,12 @@ class ConfigurationError(VerifyError, ValueError):
 
 
 class RequestValidationError(VerifyError, ValueError):
-    """A request parameter broke a documented rule; raised before anything is sent."""
+    """A request parameter broke a documented rule; raised before anything is sent.
+
+    Args:
+        field: The parameter at fault (``identity``, ``ttl`` ...).
+        rule: The rule it broke, without its value.
+    """
 
     def __init__(self, field: str, rule: str) -> None:
         self.field = field
@@ -180,6 +196,15 @@ class ResponseValidationError(APIError):
     """The server answered 2xx but the body is not a valid access token resource.
 
     ``field`` is the JSON path of the offending field (``"$"`` for the whole body).
+
+    Args:
+        field: JSON path of the offending field, such as ``$.ttl``.
+        problem: What is wrong with it.
+        status: The HTTP status of the answer (default ``None``).
+        method: HTTP method of the request (default ``None``).
+        url: URL of the request (default ``None``).
+        request_id: Twilio's request id, when it has Twilio's shape (default ``None``).
+        attempts: HTTP attempts made (default 0).
     """
 
     def __init__(
@@ -214,6 +239,13 @@ class APIConnectionError(APIError):
 
     ``request_sent`` is ``False`` when the failure provably happened before the request reached
     the server (for example a refused connection): only then is a ``create`` safe to retry.
+
+    Args:
+        message: What failed, already free of credentials.
+        method: HTTP method of the request.
+        url: URL of the request.
+        request_sent: Whether the request may have reached the server (default ``True``).
+        attempts: HTTP attempts made (default 0).
     """
 
     method: str
@@ -240,6 +272,17 @@ class APIStatusError(APIError):
     """The server answered with a non-success HTTP status (one without a subclass as such).
 
     ``retry_after`` is the server's ``Retry-After`` in seconds when it sent one (429, 503).
+
+    Args:
+        status: The HTTP status.
+        message: Twilio's ``message`` (or the status line's reason), credentials removed.
+        method: HTTP method of the request.
+        url: URL of the request.
+        code: Twilio's error code, such as 20404 (default ``None``).
+        more_info: Twilio's ``more_info`` link (default ``None``).
+        request_id: Twilio's ``Twilio-Request-Id``, when known (default ``None``).
+        retry_after: The server's ``Retry-After``, in seconds (default ``None``).
+        attempts: HTTP attempts made (default 0).
     """
 
     method: str
@@ -294,8 +337,10 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx: trouble at Twilio or a proxy in between (3xx, 409, 422 ... are plain
-    :class:`APIStatusError`)."""
+    """5xx: trouble at Twilio or a proxy in between.
+
+    3xx, 409, 422 ... are plain `APIStatusError`.
+    """
 
 
 class OutcomeUnknownError(VerifyError):
@@ -304,7 +349,10 @@ class OutcomeUnknownError(VerifyError):
     Verify has no idempotency key, so the access token may or may not exist, and re-sending the
     request could mint a second one. The underlying error is ``cause`` (also ``__cause__``). A
     2xx answer that is not a usable token (202, 204, a body cut off at ``max_response_bytes`` or
-    failing validation) is one too: ``cause`` is then the :class:`ResponseValidationError`.
+    failing validation) is one too: ``cause`` is then the `ResponseValidationError`.
+
+    Args:
+        cause: The underlying error; its ``attempts`` are this error's too.
     """
 
     def __init__(self, cause: VerifyError) -> None:
@@ -321,6 +369,7 @@ class BatchStoppedError(VerifyError):
     """A batch item that ``stop()`` caught waiting in the rate limiter: nothing was sent."""
 
     def __init__(self) -> None:
+        """Build the error; it takes no arguments."""
         super().__init__("the batch was stopped before this request was sent")
 
 

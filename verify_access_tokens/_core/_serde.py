@@ -6,7 +6,7 @@ lenient about evolution (unknown keys are ignored; an unknown ``factor_type`` st
 Two converters share the same hooks: a fast one without detailed validation for the hot path,
 and a detailed one that runs only after the fast one failed, to name the offending field. Both
 are built on first use.
-Every failure leaves here as :class:`ResponseValidationError`, never a cattrs or JSON error.
+Every failure leaves here as `ResponseValidationError`, never a cattrs or JSON error.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _diagnose(data: dict[str, Any], cls: type) -> tuple[str, str]:
 
 
 def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
-    """Build ``cls`` from decoded JSON, or raise :class:`ResponseValidationError`."""
+    """Build ``cls`` from decoded JSON, or raise `ResponseValidationError`."""
     if not isinstance(data, dict):
         raise ResponseValidationError(
             "$",
@@ -117,7 +117,7 @@ def structure(data: Any, cls: type[T], *, status: int | None = None) -> T:
 
 
 def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, Any]:
-    """Decode a JSON object body, or raise :class:`ResponseValidationError` saying why not."""
+    """Decode a JSON object body, or raise `ResponseValidationError` saying why not."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

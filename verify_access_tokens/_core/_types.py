@@ -1,5 +1,8 @@
-"""Types shared across layers: the ``NOT_GIVEN`` sentinel, per-call options, the pacer hook and
-the raw answer the transport hands a resource."""
+"""Types shared across layers.
+
+The ``NOT_GIVEN`` sentinel, per-call options, the pacer hook and the raw answer the transport
+hands a resource.
+"""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ def check_identity(value: object, field: str = "identity") -> str:
 
 
 def check_factor_type(value: object, field: str = "factor_type") -> FactorType:
-    """A :class:`FactorType` member or its exact string value."""
+    """A `FactorType` member or its exact string value."""
     if isinstance(value, FactorType):
         return value
     if isinstance(value, str) and value in FACTOR_TYPES:

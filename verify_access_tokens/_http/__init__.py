@@ -1,1 +1,1 @@
-"""_http"""
+"""The transport: one aiohttp session, attempts, retries and error mapping."""

@@ -3,10 +3,10 @@
 ``fetch`` is idempotent and retries every transient failure. ``create`` is not (Verify has no
 idempotency key; a second POST can mint a second token), so by default it retries only what
 provably created nothing: a 429, or a connection that failed before the request was sent.
-Everything else that leaves the outcome open is surfaced as :class:`OutcomeUnknownError`,
+Everything else that leaves the outcome open is surfaced as `OutcomeUnknownError`,
 unless the caller opted in to ``retry_ambiguous_creates``.
 
-:class:`RetryPolicy` is the one place that decides; the transport only asks it.
+`RetryPolicy` is the one place that decides; the transport only asks it.
 """
 
 from __future__ import annotations

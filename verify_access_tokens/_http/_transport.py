@@ -3,7 +3,7 @@
 The session is created lazily inside the running loop on first use, so a client can be built
 at import time (a FastAPI module, pytest collection) and used later. Using it from a second
 loop is refused with a clear error rather than aiohttp's obscure one. What to retry and how
-long to wait is the :class:`RetryPolicy`'s decision; which error a failure becomes is
+long to wait is the `RetryPolicy`'s decision; which error a failure becomes is
 ``_core._errors``'.
 """
 
@@ -47,8 +47,11 @@ USER_AGENT: Final = (
 
 
 class _Redacted(str):
-    """A header value whose ``repr`` hides it, so that tracebacks with locals, debuggers and
-    error trackers that serialise frames show ``'<redacted>'`` instead of the credentials."""
+    """A header value whose ``repr`` hides it.
+
+    So tracebacks with locals, debuggers and error trackers that serialise frames show
+    ``'<redacted>'`` instead of the credentials.
+    """
 
     __slots__ = ()
 
@@ -156,7 +159,7 @@ class Transport:
         """Send with retries per ``options``; return the first 2xx answer or raise.
 
         A 2xx whose body is over ``options.max_response_bytes`` raises
-        :class:`ResponseValidationError` (an :class:`OutcomeUnknownError` for a create).
+        `ResponseValidationError` (an `OutcomeUnknownError` for a create).
 
         Each attempt is bounded by its own timeout or what is left of the call's deadline,
         whichever ends first; a backoff sleep that would cross the deadline is never started,

@@ -1,5 +1,8 @@
-"""The commands ``demo``, ``emulator``, ``create`` and ``fetch`` (``enroll`` and ``serve`` have
-their own modules), and the emulator fault flags they share with ``serve --emulator``."""
+"""The commands ``demo``, ``emulator``, ``create`` and ``fetch``.
+
+``enroll`` and ``serve`` have their own modules; the emulator fault flags are shared with
+``serve --emulator``.
+"""
 
 from __future__ import annotations
 
@@ -55,8 +58,11 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
 
 @contextlib.asynccontextmanager
 async def _listening(emulator: VerifyEmulator, args: argparse.Namespace) -> AsyncIterator[None]:
-    """The emulator, started; a port that is busy (or an address not on this machine) is a
-    one-line settings error naming the flag."""
+    """The emulator, started.
+
+    A port that is busy (or an address not on this machine) is a one-line settings error naming
+    the flag.
+    """
     try:
         await emulator.start()
     except OSError as exc:

@@ -41,8 +41,10 @@ def detect_format(path: str, requested: str) -> str:
 
 
 def _decoded_lines(stream: Iterable[bytes | str]) -> Iterator[str]:
-    """UTF-8 lines, a leading byte-order mark (Excel's "CSV UTF-8") dropped; a line that is not
-    UTF-8 is a ConfigurationError naming it rather than a UnicodeDecodeError."""
+    """UTF-8 lines, a leading byte-order mark (Excel's "CSV UTF-8") dropped.
+
+    A line that is not UTF-8 is a ConfigurationError naming it rather than a UnicodeDecodeError.
+    """
     for number, raw in enumerate(stream, 1):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
@@ -242,8 +244,10 @@ async def run_enroll(args: argparse.Namespace) -> int:
 def _install_signal_handlers(
     loop: asyncio.AbstractEventLoop, batch: EnrollmentBatch
 ) -> list[signal.Signals]:
-    """Ctrl-C and SIGTERM stop the batch gracefully, where the loop supports signal handlers
-    (not on Windows: there Ctrl-C aborts, and --resume still picks up what was written)."""
+    """Ctrl-C and SIGTERM stop the batch gracefully, where the loop supports signal handlers.
+
+    Not on Windows: there Ctrl-C aborts, and --resume still picks up what was written.
+    """
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

@@ -64,6 +64,11 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, every command included (``main`` runs what it parses).
+
+    Returns:
+        An ``argparse.ArgumentParser`` whose parsed namespace has the command's ``handler``.
+    """
     parser = argparse.ArgumentParser(
         prog="verify-access-tokens",
         description="Twilio Verify V2 enrollment access tokens: client, emulator and tools.",
@@ -121,7 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and ``python -m verify_access_tokens``."""
+    """Entry point of the console script and ``python -m verify_access_tokens``.
+
+    Errors are printed as one line on stderr, never a traceback.
+
+    Args:
+        argv: The arguments, without the program name (default ``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 for bad input or settings, 1 for an API or network
+        error (or output closed early), 130 when interrupted.
+
+    Raises:
+        SystemExit: From argparse, for ``--help`` (status 0) or unusable arguments (status 2).
+    """
     args = build_parser().parse_args(argv)
     try:
         code: int = asyncio.run(args.handler(args))
@@ -151,8 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _silence_stdout() -> None:
-    """Point stdout at devnull, so that the interpreter's final flush of what is still buffered
-    does not raise BrokenPipeError again (and print a traceback) on the way out."""
+    """Point stdout at devnull.
+
+    So the interpreter's final flush of what is still buffered does not raise BrokenPipeError
+    again (and print a traceback) on the way out.
+    """
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -29,7 +29,20 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @attrs.define
 class Counters:
-    """What the emulator saw and did; read them in tests to prove what reached the server."""
+    """What the emulator saw and did; read them in tests to prove what reached the server.
+
+    Attributes:
+        requests: Requests received, whatever became of them.
+        tokens_created: Access tokens created (a lost answer's token included).
+        fetches: Tokens fetched successfully.
+        rate_limited: Requests answered 429 by ``Faults.rate_limit``.
+        errors_injected: Requests answered 503 by ``Faults.error_rate``.
+        dropped: Connections closed without an answer by ``Faults.drop_rate``.
+        unauthorized: Requests answered 401 (wrong or missing credentials).
+        bad_requests: Requests answered 400 (a parameter broke a rule).
+        not_found: Requests answered 404 (unknown service or token).
+        responses_lost: Creates whose token was made but whose answer was dropped.
+    """
 
     requests: int = 0
     tokens_created: int = 0
@@ -44,11 +57,30 @@ class Counters:
 
     @property
     def faults_injected(self) -> int:
+        """Requests a fault was injected into: 429s, 503s, dropped and lost answers."""
         return self.rate_limited + self.errors_injected + self.dropped + self.responses_lost
 
 
 class VerifyEmulator:
-    """An in-process Verify server on 127.0.0.1 (a random free port unless ``port`` is given)."""
+    """An in-process Verify server on 127.0.0.1 (a random free port unless ``port`` is given).
+
+    It accepts the Account SID + Auth Token it holds, and one API key (``api_key``,
+    ``api_secret``) it makes up. Use it as ``async with VerifyEmulator() as emu`` or call
+    ``start()`` and ``stop()``.
+
+    Args:
+        host: Address to listen on (default ``"127.0.0.1"``).
+        port: Port to listen on (default 0: a free one, read back from ``port`` once started).
+        account_sid: The account it accepts (default: a random ``AC`` sid).
+        auth_token: Its Auth Token (default: a random one).
+        service_sids: The Verify Services that exist (default: one random ``VA`` sid).
+        faults: What goes wrong on purpose (default ``Faults()``: nothing).
+        seed: Seed of the fault decisions and of the sids it makes up afterwards (tokens,
+            ``add_service``); default ``None``: not reproducible.
+
+    Raises:
+        RequestValidationError: A sid of ``service_sids`` is malformed.
+    """
 
     def __init__(
         self,
@@ -87,28 +119,71 @@ class VerifyEmulator:
 
     @property
     def base_url(self) -> str:
+        """``http://host:port`` of the running emulator.
+
+        Raises:
+            RuntimeError: The emulator is not running.
+        """
         if self._runner is None:
             raise RuntimeError("the emulator is not running; use 'async with' or start()")
         return f"http://{self.host}:{self.port}"
 
     def add_service(self, sid: str | None = None) -> str:
+        """Make one more Verify Service exist.
+
+        Args:
+            sid: Its sid (``VA`` + 32 hex); default ``None``: a new one, from ``seed``.
+
+        Returns:
+            The service's sid.
+
+        Raises:
+            RequestValidationError: ``sid`` is malformed.
+        """
         sid = v.check_service_sid(sid or hex_sid("VA", self._sid_rng))
         self.services.add(sid)
         return sid
 
     @property
     def faults(self) -> Faults:
+        """The faults in effect (change them with ``set_faults``)."""
         return self._faults.faults
 
     def set_faults(self, faults: Faults) -> None:
+        """Replace the faults in effect, while running too; the next request sees them.
+
+        Args:
+            faults: The new faults (``Faults()`` for none).
+        """
         self._faults.replace(faults)
 
     def decode_token(self, token: str) -> dict[str, Any]:
-        """The claims of a token this emulator minted (``ValueError`` for any other)."""
+        """The claims of a token this emulator minted.
+
+        Args:
+            token: The JWT, an `AccessToken`'s ``token``.
+
+        Returns:
+            The JWT's claims.
+
+        Raises:
+            ValueError: ``token`` was not minted (signed) by this emulator.
+        """
         return _jwt.decode(token, self._signing_key)
 
     def client(self, **kwargs: Any) -> VerifyClient:
-        """A :class:`VerifyClient` pointed at this emulator, with its credentials."""
+        """A `VerifyClient` pointed at this emulator, with its credentials.
+
+        Args:
+            **kwargs: Passed on to `VerifyClient`; ``account_sid`` and ``auth_token`` default to
+                the emulator's (no auth token when ``api_key`` is given).
+
+        Returns:
+            A new client; close it (``async with`` or ``aclose()``).
+
+        Raises:
+            RuntimeError: The emulator is not running.
+        """
         kwargs.setdefault("account_sid", self.account_sid)
         if "api_key" not in kwargs:
             kwargs.setdefault("auth_token", self.auth_token)
@@ -116,6 +191,11 @@ class VerifyEmulator:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
+        """Start listening; ``port`` is then the bound one.
+
+        Raises:
+            OSError: The address is busy or not on this machine.
+        """
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
@@ -125,6 +205,7 @@ class VerifyEmulator:
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        """Stop the server; a no-op when it is not running."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

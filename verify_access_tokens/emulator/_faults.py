@@ -1,6 +1,6 @@
 """Fault injection, apart from the fake API: what goes wrong on purpose, and when.
 
-The application (``_app.py``) asks :class:`FaultInjector` at three points of a request: before
+The application (``_app.py``) asks `FaultInjector` at three points of a request: before
 authentication (latency, dropped connection, injected 503), after it (the rate limit's 429) and
 after a create stored its token (a lost answer). Every decision comes from one seeded RNG.
 """
@@ -26,13 +26,19 @@ if TYPE_CHECKING:
 class Faults:
     """What goes wrong, on purpose. All off by default; decisions come from a seeded RNG.
 
-    - ``rate_limit``: requests per second allowed (a token bucket holding one second's worth);
-      beyond it, 429 with Twilio code 20429 and, if ``send_retry_after``, a ``Retry-After``.
-    - ``error_rate``: fraction of requests answered 503 (nothing is created).
-    - ``drop_rate``: fraction of connections closed without an answer (nothing is created).
-    - ``lost_response_rate``: fraction of creates whose token *is* created but whose answer is
-      lost (the connection is closed): the ambiguous case a client must not blindly retry.
-    - ``latency``: seconds added before each answer.
+    Keyword-only; a value out of range raises ``ValueError`` naming it.
+
+    Attributes:
+        rate_limit: Requests per second allowed (a token bucket holding one second's worth);
+            beyond it, 429 with Twilio code 20429. Default ``None``: no limit.
+        send_retry_after: Whether a 429 carries a ``Retry-After`` (default ``True``).
+        error_rate: Fraction of requests answered 503, nothing created (default 0.0).
+        drop_rate: Fraction of connections closed without an answer, nothing created
+            (default 0.0).
+        lost_response_rate: Fraction of creates whose token *is* created but whose answer is
+            lost (the connection is closed): the ambiguous case a client must not blindly
+            retry (default 0.0).
+        latency: Seconds added before each answer (default 0.0).
     """
 
     rate_limit: float | None = None
@@ -72,7 +78,7 @@ class _TokenBucket:
 
 
 class FaultInjector:
-    """Applies :class:`Faults` to requests and counts each fault in the emulator's counters."""
+    """Applies `Faults` to requests and counts each fault in the emulator's counters."""
 
     def __init__(self, faults: Faults, counters: Counters, rng: random.Random) -> None:
         self.faults = faults

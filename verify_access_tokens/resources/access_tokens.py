@@ -1,7 +1,7 @@
 """``client.access_tokens``: build the request, validate it, send it, parse the answer.
 
 A request's whole path: ``create`` -> ``_validation`` -> ``VerifyClient._request`` ->
-``Transport.request`` (attempts, retry policy, error mapping) -> ``_serde`` -> :class:`AccessToken`.
+``Transport.request`` (attempts, retry policy, error mapping) -> ``_serde`` -> `AccessToken`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ __all__ = ["AccessTokens"]
 
 
 def _token(raw: RawResponse, *, created: bool = False) -> AccessToken:
-    """Parse a 2xx answer. A create's 2xx that is not a token may still have made one, so its
-    failure is an :class:`OutcomeUnknownError` (the :class:`ResponseValidationError` as cause)."""
+    """Parse a 2xx answer.
+
+    A create's 2xx that is not a token may still have made one, so its failure is an
+    `OutcomeUnknownError` (the `ResponseValidationError` as cause).
+    """
     try:
         return structure_access_token(parse_json_object(raw.body), status=raw.status)
     except ResponseValidationError as exc:
@@ -95,9 +98,41 @@ class AccessTokens(APIResource):
     ) -> AccessToken:
         """Create an enrollment token for ``identity``; hand ``token`` to the device, unlogged.
 
-        Raises :class:`RequestValidationError` before sending if a parameter breaks a rule, and
-        :class:`OutcomeUnknownError` if the request failed after it may have created a token,
-        a 2xx without a usable token included.
+        A ``create`` is never silently re-sent once it may have reached Twilio: by default it
+        is retried only on 429 and on connections that failed before sending.
+
+        Args:
+            service_sid: The Verify Service (``VA`` + 32 hex).
+            identity: The entity the factor is for: 8-64 characters, letters and digits
+                separated by single dashes (a UUID, GUID or SID of your own), never PII such as
+                a phone number or e-mail address.
+            factor_type: A `FactorType` or exactly ``"push"`` (default ``FactorType.PUSH``, the
+                only type Twilio supports today).
+            factor_friendly_name: The device's name shown to the user, 1-64 characters
+                (default ``None``: not sent).
+            ttl: Seconds the token lives, an ``int`` from 60 to 300 (default ``None``: not
+                sent, and Twilio's default of 60 applies).
+            timeout: Limit of each attempt of this call, in seconds or an
+                ``aiohttp.ClientTimeout`` (default ``None``: the client's ``timeout``).
+
+        Returns:
+            The new `AccessToken`; its ``token`` is the JWT for the device.
+
+        Raises:
+            RequestValidationError: A parameter breaks a rule; raised before anything is sent,
+                naming the field.
+            OutcomeUnknownError: The request failed after it may have reached Twilio (a
+                timeout or dropped connection after sending, a 408 or 5xx, or a 2xx that is not
+                a usable token, its `ResponseValidationError` as ``.cause``): a token may
+                exist. With ``retry_ambiguous_creates=True`` such a failure is re-sent first,
+                and raised once retries are spent.
+            APIStatusError: Twilio answered with another error status, which created no
+                token: `BadRequestError`, `AuthenticationError`, `PermissionDeniedError`,
+                `NotFoundError`, `RateLimitError` (once retries are spent) or the base class.
+            APIConnectionError: The connection failed before the request was sent
+                (``request_sent=False``); `APITimeoutError` when connecting timed out or the
+                ``deadline`` ran out before sending.
+            ClientStateError: The client is closed or used from another event loop.
         """
         raw = await self._send_create(
             service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
@@ -114,7 +149,41 @@ class AccessTokens(APIResource):
         ttl: int | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
     ) -> APIResponse[AccessToken]:
-        """Like :meth:`create`, plus the HTTP status and headers (``request_id`` among them)."""
+        """Like `create`, plus the HTTP status and headers (``request_id`` among them).
+
+        Args:
+            service_sid: The Verify Service (``VA`` + 32 hex).
+            identity: The entity the factor is for: 8-64 characters, letters and digits
+                separated by single dashes (a UUID, GUID or SID of your own), never PII such as
+                a phone number or e-mail address.
+            factor_type: A `FactorType` or exactly ``"push"`` (default ``FactorType.PUSH``, the
+                only type Twilio supports today).
+            factor_friendly_name: The device's name shown to the user, 1-64 characters
+                (default ``None``: not sent).
+            ttl: Seconds the token lives, an ``int`` from 60 to 300 (default ``None``: not
+                sent, and Twilio's default of 60 applies).
+            timeout: Limit of each attempt of this call, in seconds or an
+                ``aiohttp.ClientTimeout`` (default ``None``: the client's ``timeout``).
+
+        Returns:
+            An `APIResponse` whose ``data`` is the new `AccessToken`.
+
+        Raises:
+            RequestValidationError: A parameter breaks a rule; raised before anything is sent,
+                naming the field.
+            OutcomeUnknownError: The request failed after it may have reached Twilio (a
+                timeout or dropped connection after sending, a 408 or 5xx, or a 2xx that is not
+                a usable token, its `ResponseValidationError` as ``.cause``): a token may
+                exist. With ``retry_ambiguous_creates=True`` such a failure is re-sent first,
+                and raised once retries are spent.
+            APIStatusError: Twilio answered with another error status, which created no
+                token: `BadRequestError`, `AuthenticationError`, `PermissionDeniedError`,
+                `NotFoundError`, `RateLimitError` (once retries are spent) or the base class.
+            APIConnectionError: The connection failed before the request was sent
+                (``request_sent=False``); `APITimeoutError` when connecting timed out or the
+                ``deadline`` ran out before sending.
+            ClientStateError: The client is closed or used from another event loop.
+        """
         raw = await self._send_create(
             service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
         )
@@ -139,7 +208,29 @@ class AccessTokens(APIResource):
         *,
         timeout: float | aiohttp.ClientTimeout | None = None,
     ) -> AccessToken:
-        """Fetch an access token by its ``YK`` sid."""
+        """Fetch an access token by its ``YK`` sid.
+
+        A ``fetch`` is idempotent: it is retried on connection errors, timeouts, 408, 429, 500,
+        502, 503 and 504.
+
+        Args:
+            service_sid: The Verify Service (``VA`` + 32 hex).
+            sid: The access token's sid (``YK`` + 32 hex).
+            timeout: Limit of each attempt of this call, in seconds or an
+                ``aiohttp.ClientTimeout`` (default ``None``: the client's ``timeout``).
+
+        Returns:
+            The `AccessToken`.
+
+        Raises:
+            RequestValidationError: A sid is malformed; raised before anything is sent.
+            NotFoundError: No such token (or it belongs to another service or account); the
+                other `APIStatusError` subclasses for the other error statuses.
+            APIConnectionError: The network failed once retries were spent; `APITimeoutError`
+                for a timeout or a spent ``deadline``.
+            ResponseValidationError: A 2xx body that is not an access token.
+            ClientStateError: The client is closed or used from another event loop.
+        """
         return _token(await self._send_fetch(service_sid, sid, timeout))
 
     async def fetch_with_http_info(
@@ -149,7 +240,26 @@ class AccessTokens(APIResource):
         *,
         timeout: float | aiohttp.ClientTimeout | None = None,
     ) -> APIResponse[AccessToken]:
-        """Like :meth:`fetch`, plus the HTTP status and headers."""
+        """Like `fetch`, plus the HTTP status and headers.
+
+        Args:
+            service_sid: The Verify Service (``VA`` + 32 hex).
+            sid: The access token's sid (``YK`` + 32 hex).
+            timeout: Limit of each attempt of this call, in seconds or an
+                ``aiohttp.ClientTimeout`` (default ``None``: the client's ``timeout``).
+
+        Returns:
+            An `APIResponse` whose ``data`` is the `AccessToken`.
+
+        Raises:
+            RequestValidationError: A sid is malformed; raised before anything is sent.
+            NotFoundError: No such token (or it belongs to another service or account); the
+                other `APIStatusError` subclasses for the other error statuses.
+            APIConnectionError: The network failed once retries were spent; `APITimeoutError`
+                for a timeout or a spent ``deadline``.
+            ResponseValidationError: A 2xx body that is not an access token.
+            ClientStateError: The client is closed or used from another event loop.
+        """
         return _with_http_info(await self._send_fetch(service_sid, sid, timeout))
 
     def _send_fetch(
@@ -171,12 +281,36 @@ class AccessTokens(APIResource):
     ) -> EnrollmentBatch:
         """Enroll many identities; iterate the result for exactly one outcome per input item.
 
-        ``identities`` (strings or :class:`EnrollmentRequest`, sync or async iterable) is read
+        ``identities`` (strings or `EnrollmentRequest`, sync or async iterable) is read
         lazily. At most ``concurrency`` requests are in flight; ``rate_limit`` is ``None``, a
         number of requests per second, or ``"adaptive"`` (find the account's limit from 429s).
         Results come in completion order, or input order with ``ordered=True``. If the
         iteration ends early, every item read from the input is yielded, in the batch's
         ``undelivered`` (finished, token kept) or in its ``unfinished`` (outcome unknown).
+
+        Args:
+            service_sid: The Verify Service (``VA`` + 32 hex).
+            identities: Identity strings or `EnrollmentRequest` items, a sync or async
+                iterable. A bad item becomes that item's result (its error), not an exception.
+            concurrency: Most requests in flight at once (default 32).
+            rate_limit: ``None`` (default: unpaced), requests per second, or ``"adaptive"``.
+            factor_type: Factor type of every item (default ``FactorType.PUSH``).
+            factor_friendly_name: Friendly name of the items without their own, 1-64
+                characters (default ``None``: not sent).
+            ttl: Seconds each token lives, 60 to 300, for items without their own (default
+                ``None``: Twilio's default of 60).
+            ordered: Yield results in input order instead of completion order (default
+                ``False``).
+
+        Returns:
+            An `EnrollmentBatch`: iterate it (``async for``) for one `EnrollmentResult` per
+            item; nothing is sent before the iteration starts.
+
+        Raises:
+            RequestValidationError: ``service_sid``, ``factor_type``, ``factor_friendly_name``,
+                ``ttl``, ``concurrency`` (an ``int`` >= 1) or ``rate_limit`` (a positive finite
+                number, ``"adaptive"`` or ``None``) breaks a rule; raised here, before anything
+                is sent.
         """
         pacer = make_pacer(rate_limit, self._client.retry_after_max)
         # The batch sends through a sibling whose every attempt the pacer paces: the engine
