@@ -47,7 +47,7 @@ from verify_access_tokens import (
     VerifyClient,
     VerifyError,
 )
-from verify_access_tokens._core._errors import Scrubber, connection_error
+from verify_access_tokens._core._error_mapping import Scrubber, connection_error
 from verify_access_tokens._http._body import read_body
 from verify_access_tokens.cli._main import main
 

@@ -23,7 +23,8 @@ from verify_access_tokens import (
     ServerError,
     VerifyClient,
 )
-from verify_access_tokens._core._errors import APIStatusError, parse_retry_after
+from verify_access_tokens._core._error_mapping import parse_retry_after
+from verify_access_tokens._core._errors import APIStatusError
 from verify_access_tokens._http._retry import RetryPolicy
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 

@@ -22,6 +22,7 @@ import yarl
 
 from .._core._config import proxy_authorization
 from .._core._constants import USER_AGENT_NAME
+from .._core._error_mapping import Scrubber, connection_error, status_error
 from .._core._errors import (
     APIConnectionError,
     APIStatusError,
@@ -29,10 +30,7 @@ from .._core._errors import (
     BatchStoppedError,
     ClientStateError,
     ResponseValidationError,
-    Scrubber,
     VerifyError,
-    connection_error,
-    status_error,
 )
 from .._core._log import logger
 from .._core._types import RawResponse, RequestOptions

@@ -1,0 +1,253 @@
+"""How failures become the package's errors: HTTP statuses, connection failures, server text.
+
+Beside the hierarchy in `_errors`, so that a reader finds "which error for which failure" in one
+place. Server text (Twilio's message, a proxy's page, a status line, aiohttp's own text quoting
+what the server sent) passes through a `Scrubber` before it reaches an exception, a log record
+or the CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+import aiohttp
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+
+SERVER_TEXT_MAX: Final = 500
+REDACTED: Final = "<redacted>"
+
+
+class Scrubber:
+    """Removes credentials from server-provided text and caps its length.
+
+    A server or proxy may echo the request's ``Authorization`` (or a proxy's
+    ``Proxy-Authorization``) back in its error message, its status line or its headers;
+    everything a server said passes through here before it reaches an exception, a log record
+    or the CLI. Each whole form of a credential (the header value, its base64, ``user:secret``,
+    the secret) is replaced, and so is any run of at least :data:`FRAGMENT` characters of the
+    base64 or the secret: a server that cuts the text (aiohttp quotes only the first 100 bytes of
+    an over-long status line) must not leave most of a secret behind.
+    """
+
+    __slots__ = ("_fragments", "_secrets")
+
+    def __init__(self, authorization: str, proxy_authorization: str | None = None) -> None:
+        secrets: set[str] = set()
+        fragments: set[str] = set()
+        # The client's header is UTF-8 (ours); aiohttp encodes a proxy's in latin-1.
+        for value, encoding in ((authorization, "utf-8"), (proxy_authorization, "latin-1")):
+            if value is not None:
+                _add_basic_forms(value, encoding, secrets, fragments)
+        secrets.discard("")
+        # Longest first, so that the Basic value goes before the base64 part it contains.
+        self._secrets = tuple(sorted(secrets, key=len, reverse=True))
+        self._fragments = frozenset(fragments)
+
+    def __call__(self, text: str, limit: int = SERVER_TEXT_MAX) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        more = len(text) - limit
+        if more > 0:
+            text = text[:limit]
+        text = self._redact_fragments(text)  # after the cap: its cost is bounded by ``limit``
+        return text + f"... ({more} more characters)" if more > 0 else text
+
+    def _redact_fragments(self, text: str) -> str:
+        """Replace every run of text covered by windows of a credential's characters."""
+        fragments = self._fragments
+        spans: list[list[int]] = []
+        for i in range(len(text) - FRAGMENT + 1):
+            if text[i : i + FRAGMENT] in fragments:
+                if spans and i <= spans[-1][1]:
+                    spans[-1][1] = i + FRAGMENT
+                else:
+                    spans.append([i, i + FRAGMENT])
+        if not spans:
+            return text
+        parts: list[str] = []
+        end = 0
+        for start, stop in spans:
+            parts += (text[end:start], REDACTED)
+            end = stop
+        parts.append(text[end:])
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        return "Scrubber(<redacted>)"
+
+
+FRAGMENT: Final = 8  # a shorter run of a secret is not redacted on its own (too many false hits)
+
+
+def _add_basic_forms(value: str, encoding: str, secrets: set[str], fragments: set[str]) -> None:
+    """The forms of a ``Basic`` credential to replace whole, and the ones to match in part."""
+    secrets.add(value)
+    scheme, _, encoded = value.partition(" ")
+    if scheme != "Basic" or not encoded:
+        return  # pragma: no cover - we build Basic headers only
+    try:
+        pair = base64.b64decode(encoded, validate=True).decode(encoding)
+    except (binascii.Error, UnicodeDecodeError):  # pragma: no cover - we built it
+        pair = ""
+    secret = pair.partition(":")[2]
+    secrets.update((encoded, pair, secret))
+    for form in (encoded, ":" + secret):
+        fragments.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+
+
+_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def parse_retry_after(value: str | None, *, now: _dt.datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isascii() and text.replace(".", "", 1).isdigit():
+        seconds = float(text)
+        return seconds if seconds < 1e9 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    delta = (when - (now or _dt.datetime.now(_dt.UTC))).total_seconds()
+    return max(delta, 0.0)
+
+
+def _twilio_error_fields(body: bytes) -> tuple[int | None, str | None, str | None]:
+    """``code``, ``message``, ``more_info`` from a Twilio JSON error body, if it is one."""
+    if not body.lstrip().startswith(b"{"):
+        return None, None, None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return None, None, None
+    if not isinstance(data, dict):
+        return None, None, None  # pragma: no cover - starts with "{" so it is an object
+    code, message, more_info = data.get("code"), data.get("message"), data.get("more_info")
+    return (
+        code if type(code) is int else None,
+        message if isinstance(message, str) else None,
+        more_info if isinstance(more_info, str) else None,
+    )
+
+
+def status_error(
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    method: str,
+    url: str,
+    scrub: Scrubber,
+    attempts: int,
+) -> APIStatusError:
+    """The typed error for a non-success answer, whether Twilio's JSON or a proxy's HTML.
+
+    ``body`` is ``None`` when it was larger than the client reads. Every piece of server text
+    goes through ``scrub``: a proxy may quote the request's credentials back.
+    """
+    code, message, more_info = _twilio_error_fields(body) if body is not None else (None,) * 3
+    if message is None:
+        # Proxies answer with HTML or nothing; describe it instead of quoting it.
+        kind = headers.get("Content-Type", "no content type").split(";")[0]
+        size = "too large, cut off" if body is None else f"{len(body)} bytes"
+        message = f"{reason or 'error'} ({kind} body, {size}, not a Twilio error)"
+    request_id = headers.get("Twilio-Request-Id")
+    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    return cls(
+        status=status,
+        message=scrub(message),
+        method=method,
+        url=url,
+        code=code,
+        more_info=None if more_info is None else scrub(more_info),
+        request_id=None if request_id is None else scrub(request_id, 64),
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+        attempts=attempts,
+    )
+
+
+def connection_error(
+    exc: BaseException, method: str, url: str, scrub: Scrubber, attempts: int
+) -> APIConnectionError:
+    """Map an aiohttp/asyncio failure; ``request_sent`` is False only when provably unsent.
+
+    aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
+    some aiohttp errors carry the request headers, Authorization included, in their ``repr``.
+    """
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        # The proxy refused the CONNECT tunnel: nothing reached the origin. aiohttp's text quotes
+        # the proxy URL, credentials included, so it is not kept.
+        return APIConnectionError(
+            f"the proxy refused the tunnel (HTTP {exc.status} {scrub(exc.message)})",
+            method=method,
+            url=url,
+            request_sent=False,
+            attempts=attempts,
+        )
+    detail = _connection_detail(exc, scrub)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(
+            f"connect timed out ({detail})",
+            method=method,
+            url=url,
+            request_sent=False,
+            attempts=attempts,
+        )
+    if isinstance(exc, TimeoutError):
+        return APITimeoutError(f"timed out ({detail})", method=method, url=url, attempts=attempts)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(
+            f"could not connect ({detail})",
+            method=method,
+            url=url,
+            request_sent=False,
+            attempts=attempts,
+        )
+    return APIConnectionError(
+        f"connection failed ({detail})", method=method, url=url, attempts=attempts
+    )
+
+
+def _connection_detail(exc: BaseException, scrub: Scrubber) -> str:
+    """What to say about a network failure without quoting what the server sent.
+
+    aiohttp's text for a malformed or cut-off answer (``ClientResponseError`` from its parser,
+    ``ClientPayloadError``) quotes the server's bytes, truncated where a secret may be cut in
+    two: only the class names are kept. Other failures (refused, reset, DNS) describe our side
+    of the socket; their text is kept, scrubbed all the same.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        cause = exc.__cause__
+        return f"{name}: malformed response" + (f" ({type(cause).__name__})" if cause else "")
+    return scrub(f"{name}: {exc}") if str(exc) else name
