@@ -6,7 +6,9 @@
 N creates at a fixed concurrency against a stand-in server in its own process on 127.0.0.1,
 through each contender in turn, the contenders interleaved ``--repeats`` times so that drift hits
 all of them (after one untimed warm-up round). For each: the client process's CPU per request
-(``process_time`` / requests) and requests/s, the median of the repeats. The server is
+(``process_time`` / requests) and requests/s, the median of the repeats; the ratios are the
+median of the ratios within each round, so that load from other processes, which drifts from
+round to round, hits both sides of a ratio alike. The server is
 ``fast`` (default: a minimal asyncio Protocol answering a canned 201 token, so the client is the
 bottleneck) or ``emulator`` (the package's emulator: real checks, but ~2 000 req/s at most).
 Contenders:
@@ -213,23 +215,29 @@ def main() -> None:
                 samples[name].append(asyncio.run(measure(server, n, args.concurrency)))
     cpu = {k: 1000 * statistics.median(c for _, c in v) / n for k, v in samples.items()}
     rps = {k: n / statistics.median(w for w, _ in v) for k, v in samples.items()}
-    lean = cpu[next(k for k in contenders if "lean" in k)]
-    as_dict = cpu.get("raw aiohttp, data=dict", float("nan"))
+
+    def ratio(a: str, b: str, index: int) -> float:
+        """Median over rounds of sample a / sample b (index 0: wall time, 1: CPU)."""
+        if a not in samples or b not in samples:
+            return float("nan")
+        pairs = zip(samples[a], samples[b], strict=True)
+        return statistics.median(x[index] / y[index] for x, y in pairs)
+
+    lean = next(k for k in contenders if "lean" in k)
     print()
-    print("| contender | CPU ms/req | vs lean | vs data=dict | req/s |")
+    print("| contender | CPU ms/req | CPU vs lean | CPU vs data=dict | req/s |")
     print("|---|---:|---:|---:|---:|")
     for name in contenders:
         print(
-            f"| {name} | {cpu[name]:.3f} | {cpu[name] / lean:.2f} | "
-            f"{cpu[name] / as_dict:.2f} | {rps[name]:.0f} |"
+            f"| {name} | {cpu[name]:.3f} | {ratio(name, lean, 1):.2f} | "
+            f"{ratio(name, 'raw aiohttp, data=dict', 1):.2f} | {rps[name]:.0f} |"
         )
     twilio_name = f"twilio-python {version} async"
     if "this client" in cpu and twilio_name in cpu:
-        throughput = rps["this client"] / rps[twilio_name]
         print(
-            f"\nthroughput, this client / twilio-python: {throughput:.2f}; "
-            f"CPU per request, twilio-python / this client: "
-            f"{cpu[twilio_name] / cpu['this client']:.2f}"
+            f"\nthroughput, this client / twilio-python: "
+            f"{ratio(twilio_name, 'this client', 0):.2f}; CPU per request, twilio-python / "
+            f"this client: {ratio(twilio_name, 'this client', 1):.2f}"
         )
     if args.import_runs <= 0:
         return
