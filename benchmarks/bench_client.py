@@ -1,11 +1,17 @@
 """Client CPU per request against raw aiohttp (and twilio-python), in one run.
 
-    python benchmarks/bench_client.py [--requests 3000] [--concurrency 50] [--repeats 3]
+    python benchmarks/bench_client.py [--requests 3000] [--concurrency 50] [--repeats 5]
+                                      [--server fast|emulator]
 
-N creates at a fixed concurrency against a stand-in server (the emulator) in its own process on
-127.0.0.1, through each contender in turn, the contenders interleaved ``--repeats`` times so that
-drift hits all of them. For each: the client process's CPU per request (``process_time`` /
-requests) and requests/s, the median of the repeats. Contenders:
+N creates at a fixed concurrency against a stand-in server in its own process on 127.0.0.1,
+through each contender in turn, the contenders interleaved ``--repeats`` times so that drift hits
+all of them (after one untimed warm-up round). For each: the client process's CPU per request
+(``process_time`` / requests) and requests/s, the median of the repeats; the ratios are the
+median of the ratios within each round, so that load from other processes, which drifts from
+round to round, hits both sides of a ratio alike. The server is
+``fast`` (default: a minimal asyncio Protocol answering a canned 201 token, so the client is the
+bottleneck) or ``emulator`` (the package's emulator: real checks, but ~2 000 req/s at most).
+Contenders:
 
 - raw aiohttp, ``data=dict``: what most hand-written code does (aiohttp builds a ``FormData``);
 - raw aiohttp, lean: the form pre-encoded to ``bytes`` with its ``Content-Type``, the URL and
@@ -27,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -36,11 +42,11 @@ import aiohttp
 import yarl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _server import Server, emulator_process
+from _server import Server, emulator_process, fast_process
 
 from verify_access_tokens import VerifyClient
 
-Measure = Callable[[Server, int, int], Awaitable[tuple[float, float]]]
+Measure = Callable[[Server, int, int], Coroutine[Any, Any, tuple[float, float]]]
 
 
 async def run_concurrently(
@@ -171,7 +177,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--server", choices=["fast", "emulator"], default="fast")
+    parser.add_argument("--only", help="run only the contenders whose name contains this")
     parser.add_argument("--import-runs", type=int, default=30)
     parser.add_argument("--uvloop", action="store_true", help="use uvloop if installed")
     args = parser.parse_args()
@@ -189,37 +197,50 @@ def main() -> None:
         print("note: twilio not installed (pip install twilio): twilio-python row skipped")
     else:
         contenders[f"twilio-python {version} async"] = twilio_python
+    if args.only:
+        contenders = {k: f for k, f in contenders.items() if args.only in k or "lean" in k}
     n = args.requests
     print(
         f"{n} creates at concurrency {args.concurrency}, median of {args.repeats} interleaved "
         f"runs; Python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
-        f"loop {'uvloop' if args.uvloop else 'asyncio'}; stand-in server in its own process"
+        f"loop {'uvloop' if args.uvloop else 'asyncio'}; server: {args.server} (own process)"
     )
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-    with emulator_process() as server:
+    stand_in = fast_process() if args.server == "fast" else emulator_process()
+    with stand_in as server:
+        for measure in contenders.values():  # warm-up: imports, converters, code caches
+            asyncio.run(measure(server, min(n, 500), args.concurrency))
         for _ in range(args.repeats):
             for name, measure in contenders.items():
                 samples[name].append(asyncio.run(measure(server, n, args.concurrency)))
     cpu = {k: 1000 * statistics.median(c for _, c in v) / n for k, v in samples.items()}
     rps = {k: n / statistics.median(w for w, _ in v) for k, v in samples.items()}
-    lean = cpu[next(k for k in contenders if "lean" in k)]
-    as_dict = cpu["raw aiohttp, data=dict"]
+
+    def ratio(a: str, b: str, index: int) -> float:
+        """Median over rounds of sample a / sample b (index 0: wall time, 1: CPU)."""
+        if a not in samples or b not in samples:
+            return float("nan")
+        pairs = zip(samples[a], samples[b], strict=True)
+        return statistics.median(x[index] / y[index] for x, y in pairs)
+
+    lean = next(k for k in contenders if "lean" in k)
     print()
-    print("| contender | CPU ms/req | vs lean | vs data=dict | req/s |")
+    print("| contender | CPU ms/req | CPU vs lean | CPU vs data=dict | req/s |")
     print("|---|---:|---:|---:|---:|")
     for name in contenders:
         print(
-            f"| {name} | {cpu[name]:.3f} | {cpu[name] / lean:.2f} | "
-            f"{cpu[name] / as_dict:.2f} | {rps[name]:.0f} |"
+            f"| {name} | {cpu[name]:.3f} | {ratio(name, lean, 1):.2f} | "
+            f"{ratio(name, 'raw aiohttp, data=dict', 1):.2f} | {rps[name]:.0f} |"
         )
-    if version is not None:
-        twilio_name = f"twilio-python {version} async"
-        throughput = rps["this client"] / rps[twilio_name]
+    twilio_name = f"twilio-python {version} async"
+    if "this client" in cpu and twilio_name in cpu:
         print(
-            f"\nthroughput, this client / twilio-python: {throughput:.2f}; "
-            f"CPU per request, twilio-python / this client: "
-            f"{cpu[twilio_name] / cpu['this client']:.2f}"
+            f"\nthroughput, this client / twilio-python: "
+            f"{ratio(twilio_name, 'this client', 0):.2f}; CPU per request, twilio-python / "
+            f"this client: {ratio(twilio_name, 'this client', 1):.2f}"
         )
+    if args.import_runs <= 0:
+        return
     aiohttp_ms = import_time("aiohttp", args.import_runs)
     ours_ms = import_time("verify_access_tokens", args.import_runs)
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aioresponses import aioresponses
@@ -43,6 +44,14 @@ def sent(mocked: aioresponses, method: str, url: str) -> list[Any]:
     return mocked.requests[(method, URL(url))]
 
 
+def sent_form(call: Any) -> dict[str, str]:
+    """The form a call sent: encoded by the client to bytes, with its Content-Type."""
+    assert call.kwargs["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    body = call.kwargs["data"]
+    assert isinstance(body, bytes)
+    return dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
+
+
 async def test_create_sends_exact_form_and_parses_token(
     client: VerifyClient, mocked: aioresponses
 ) -> None:
@@ -51,7 +60,7 @@ async def test_create_sends_exact_form_and_parses_token(
         SERVICE_SID, identity=IDENTITY, factor_friendly_name="Ana's phone", ttl=300
     )
     [call] = sent(mocked, "POST", CREATE_URL)
-    assert call.kwargs["data"] == {
+    assert sent_form(call) == {
         "Identity": IDENTITY,
         "FactorType": "push",
         "FactorFriendlyName": "Ana's phone",
@@ -78,9 +87,20 @@ async def test_create_omits_optionals_never_sends_none(
     mocked.post(CREATE_URL, status=201, payload=token_body(ttl=60, factor_friendly_name=None))
     token = await client.access_tokens.create(SERVICE_SID, identity=IDENTITY, factor_type="push")
     [call] = sent(mocked, "POST", CREATE_URL)
-    assert call.kwargs["data"] == {"Identity": IDENTITY, "FactorType": "push"}
+    assert sent_form(call) == {"Identity": IDENTITY, "FactorType": "push"}
     assert token.ttl == 60
     assert token.factor_friendly_name is None
+
+
+async def test_a_retried_create_sends_the_same_form(mocked: aioresponses) -> None:
+    """The form is encoded once per call: every attempt sends it, whatever an answer held."""
+    mocked.post(CREATE_URL, status=429, payload={"code": 20429}, headers={"Retry-After": "0"})
+    mocked.post(CREATE_URL, status=201, payload=token_body())
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_retries=1) as c:
+        await c.access_tokens.create(SERVICE_SID, identity=IDENTITY, ttl=60)
+    first, second = sent(mocked, "POST", CREATE_URL)
+    expected = {"Identity": IDENTITY, "FactorType": "push", "Ttl": "60"}
+    assert sent_form(first) == sent_form(second) == expected
 
 
 async def test_headers_auth_user_agent_accept(client: VerifyClient, mocked: aioresponses) -> None:

@@ -7,11 +7,14 @@ import gc
 import socket
 import types
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID, token_body
+from hypothesis import given
+from hypothesis import strategies as st
 from leaks import acquired_connections
 
 from verify_access_tokens import (
@@ -22,6 +25,7 @@ from verify_access_tokens import (
     OutcomeUnknownError,
     VerifyClient,
 )
+from verify_access_tokens._http._transport import encode_form
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -255,3 +259,12 @@ async def test_deadline_spent_waiting_for_the_pacer_sends_nothing(
     assert info.value.request_sent is False
     assert info.value.attempts == 0
     assert emulator.counters.requests == 0
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)  # no lone surrogates
+
+
+@given(st.dictionaries(st.sampled_from(["Identity", "FactorType", "Ttl", "X_y.z~-"]), _TEXT))
+def test_encode_form_is_urlencode(form: dict[str, str]) -> None:
+    """The hand-rolled fast path sends exactly the bytes ``urlencode`` would."""
+    assert encode_form(form) == urlencode(form).encode()

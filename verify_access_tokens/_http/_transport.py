@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import quote_plus
 
 import aiohttp
 import attrs
@@ -44,6 +46,24 @@ USER_AGENT: Final = (
 )
 
 
+# What ``quote_plus`` leaves unchanged: sids, identities, numbers and enum values all are.
+_URL_SAFE: Final = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
+def encode_form(form: Mapping[str, str]) -> bytes:
+    """Return ``urlencode(form).encode()``, about three times faster.
+
+    Only values with characters outside the unreserved set go through ``quote_plus``; names are
+    the API's own (URL-safe). Sent as bytes, aiohttp builds no ``FormData`` per request.
+    """
+    return "&".join(
+        [
+            name + "=" + (value if _URL_SAFE(value) else quote_plus(value))
+            for name, value in form.items()
+        ]
+    ).encode()
+
+
 class _Redacted(str):
     """A header value whose ``repr`` hides it.
 
@@ -55,6 +75,9 @@ class _Redacted(str):
 
     def __repr__(self) -> str:
         return "'<redacted>'"
+
+
+_FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 
 
 class Transport:
@@ -78,6 +101,7 @@ class Transport:
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
+        self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
         self._session = session
         self._owns_session = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,7 +189,12 @@ class Transport:
         """
         session = self.session()
         url = self.base_url + path
-        headers = self._headers
+        if form is None:
+            payload = None
+            headers = self._headers
+        else:  # encoded once for every attempt, with a prebuilt Content-Type
+            payload = encode_form(form)
+            headers = self._form_headers
         if options.extra_headers:
             headers = {**options.extra_headers, **headers}
         retry = options.retry  # asked only after a failure: the success path pays nothing
@@ -205,7 +234,7 @@ class Transport:
                 async with session.request(
                     method,
                     url,
-                    data=form,
+                    data=payload,
                     headers=headers,
                     timeout=timeout,
                     allow_redirects=False,
