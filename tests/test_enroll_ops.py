@@ -343,3 +343,62 @@ def test_progress_lines_without_tqdm(
     progress = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("progress:")]
     assert progress[-1].startswith("progress: 5/5 done, 0 failed, ")
     assert progress[-1].endswith("/s")
+
+
+@pytest.mark.parametrize(
+    ("previous", "skipped"),
+    [
+        ('{"identity":"user-000001","status":"created","expires_at":"2099-01-01T00:00:00"}', 1),
+        ('{"identity":"user-000001","status":"created","date_created":'
+         '"2024-01-01T00:00:00+00:00","ttl":1e300}', 1),
+        ('{"identity":"user-000001","status":"created","date_created":'
+         '"2024-01-01T00:00:00+00:00","ttl":100000000000000}', 1),
+        ('{"identity":"user-000001","status":"created","date_created":'
+         '"9999-12-31T23:59:00+00:00","ttl":300}', 1),
+        ("[" * 100_000, 0),
+    ],
+    ids=["naive expires_at", "ttl 1e300", "ttl 1e14", "date_created near max", "deep"],
+)  # fmt: skip
+def test_resume_reads_odd_records_without_a_traceback(
+    emulator: VerifyEmulator, tmp_path: Path, previous: str, skipped: int
+) -> None:
+    """An expiry that cannot be read counts as valid (skipped, as a record without one);
+    a line that cannot be parsed is no record (that identity is sent again)."""
+    source = tmp_path / "ids.txt"
+    source.write_text("user-000001\n")
+    out = tmp_path / "r.jsonl"
+    out.write_text(previous + "\n")
+    done = cli(*enroll_argv(emulator, source, out), "--resume", emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {skipped} already enrolled" in done.stderr
+    assert emulator.counters.tokens_created == 1 - skipped
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("identity\nuser-000001\n" + "x" * 200_000 + "\n",
+         "error: INPUT: line 3: field larger than field limit (131072)"),
+    ],
+    ids=["huge field"],
+)  # fmt: skip
+def test_csv_that_cannot_be_parsed_names_the_line(
+    emulator: VerifyEmulator, tmp_path: Path, content: str, message: str
+) -> None:
+    source = tmp_path / "ids.csv"
+    source.write_text(content)
+    done = cli(*enroll_argv(emulator, source, tmp_path / "r.jsonl"), emulator=emulator)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == message
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_results_file_that_cannot_be_written_is_one_line(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids(3)) + "\n")
+    done = cli(*enroll_argv(emulator, source, "/dev/full"), emulator=emulator)
+    assert done.returncode == 2
+    assert done.stderr == "error: --out: cannot write /dev/full: No space left on device\n"
+    assert emulator.counters.requests == 0  # the write-ahead line failed: nothing was sent
