@@ -287,3 +287,28 @@ async def test_an_item_whose_repr_raises_is_still_one_result(
     assert isinstance(results[1].error, RequestValidationError)
     assert results[1].error.field == "identity"
     assert results[1].identity == "<Unprintable (repr failed)>"
+
+
+async def test_aclose_returns_after_a_second_cancellation_cut_the_clean_up_short(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    verify_emulator.set_faults(Faults(latency=0.05))
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=4
+    )
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in batch:
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    task.cancel()
+    await asyncio.sleep(0)  # the iteration's clean-up starts, waiting for its workers
+    task.cancel()  # and is cut short
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(batch.aclose(), 30)  # a guard against hanging, not a timing check
+    assert len(batch.unfinished) + len(batch.undelivered) >= 1

@@ -315,12 +315,16 @@ class EnrollmentBatch:
             self.summary.finished_at = time.perf_counter()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
-            self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
-            with contextlib.suppress(Exception):
-                await cast(AsyncGenerator[BatchInput, None], items).aclose()
-            self._ended.set()
+            try:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await cast(AsyncGenerator[BatchInput, None], items).aclose()
+            finally:
+                # Even when a second cancellation cuts the wait short: the accounting is
+                # recorded, and aclose() never waits for an end that cannot come.
+                self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
+                self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
+                self._ended.set()
 
 
 def _identity_text(item: object) -> str:
