@@ -240,3 +240,75 @@ async def test_stop_ends_paced_waits_without_sending(always_429: tuple[str, list
     assert stopped
     assert all(r.error.attempts == 0 for r in stopped if r.error)
     assert len(results) == source.read
+
+
+@pytest.mark.parametrize("wait", ["aclose", "finalizer"])
+async def test_a_bare_break_takes_nothing_more_and_is_accounted(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient, wait: str
+) -> None:
+    """README's loop shape (no ``async with``): once the loop is left, no item is taken from
+    the input, and the accounting is complete after ``aclose()`` or the loop's finalizer."""
+    verify_emulator.set_faults(Faults(latency=0.02))
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=16
+    )
+    yielded: list[EnrollmentResult] = []
+    async for result in batch:
+        yielded.append(result)
+        if len(yielded) == 3:
+            break
+    read_at_break = source.read
+    if wait == "aclose":
+        await batch.aclose()
+    else:
+        for _ in range(1000):  # the finalizer closes the abandoned iteration a few turns later
+            if batch.undelivered or batch.unfinished:
+                break
+            await asyncio.sleep(0.01)
+    assert source.read == read_at_break
+    assert_accounted(verify_emulator, source, yielded, batch)
+    assert len(yielded) + len(batch.undelivered) + len(batch.unfinished) == read_at_break
+
+
+async def test_an_item_whose_repr_raises_is_still_one_result(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    items: list[Any] = ["good-identity-1", Unprintable(), "good-identity-2"]
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, items, ordered=True, concurrency=1
+    )
+    results = [r async for r in batch]
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, RequestValidationError)
+    assert results[1].error.field == "identity"
+    assert results[1].identity == "<Unprintable (repr failed)>"
+
+
+async def test_aclose_returns_after_a_second_cancellation_cut_the_clean_up_short(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    verify_emulator.set_faults(Faults(latency=0.05))
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=4
+    )
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in batch:
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    task.cancel()
+    await asyncio.sleep(0)  # the iteration's clean-up starts, waiting for its workers
+    task.cancel()  # and is cut short
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(batch.aclose(), 30)  # a guard against hanging, not a timing check
+    assert len(batch.unfinished) + len(batch.undelivered) >= 1

@@ -149,6 +149,8 @@ def test_fetch_json_with_show_token(
         ["fetch", "VAnope", "YK" + "0" * 32, "--base-url", "http://127.0.0.1:9"],
         ["fetch", "VA" + "0" * 32, "YK" + "0" * 32, "--base-url", "http://insecure.example"],
         ["emulator", "--error-rate", "2"],
+        ["demo", "--latency", "nan"],
+        ["emulator", "--latency", "inf"],
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

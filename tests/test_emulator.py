@@ -177,6 +177,13 @@ async def test_rate_limit_answers_429_with_retry_after(
         {"lost_response_rate": 2},
         {"rate_limit": 0},
         {"latency": -1},
+        {"latency": float("nan")},
+        {"latency": float("inf")},
+        {"rate_limit": float("nan")},
+        {"rate_limit": float("inf")},
+        {"error_rate": float("nan")},
+        {"drop_rate": float("nan")},
+        {"lost_response_rate": float("nan")},
     ],
 )
 def test_fault_settings_are_checked(bad: dict[str, float]) -> None:
@@ -238,3 +245,35 @@ async def test_every_answer_carries_a_twilio_request_id(
         await verify_client.access_tokens.fetch(sid, "YK" + "0" * 32)
     assert rq.fullmatch(info.value.request_id or "")
     assert f"request_id={info.value.request_id}" in caplog.text  # the log line names it too
+
+
+async def test_a_client_vanishing_mid_request_logs_no_traceback(
+    verify_emulator: VerifyEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that sends half a body and hangs up is nobody's error: no "Error handling
+    request" traceback from aiohttp's server logger."""
+    import asyncio
+
+    host, port = "127.0.0.1", verify_emulator.port
+    _, writer = await asyncio.open_connection(host, port)
+    auth = base64.b64encode(
+        f"{verify_emulator.account_sid}:{verify_emulator.auth_token}".encode()
+    ).decode()
+    writer.write(
+        (
+            f"POST /v2/Services/{verify_emulator.service_sid}/AccessTokens HTTP/1.1\r\n"
+            f"Host: {host}\r\nAuthorization: Basic {auth}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+            "Identity=abc"
+        ).encode()
+    )
+    await writer.drain()
+    before = verify_emulator.counters.requests
+    while verify_emulator.counters.requests == before:  # the handler is reading the body
+        await asyncio.sleep(0.01)
+    writer.transport.abort()
+    with caplog.at_level("DEBUG", logger="aiohttp"):
+        # The emulator is still serving, and the vanished request was handled (quietly).
+        async with verify_emulator.client() as client:
+            await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+    assert not [r for r in caplog.records if r.levelno >= 30 and r.name.startswith("aiohttp")]

@@ -7,7 +7,10 @@ that used to end in a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import errno
+import io
 import json
 import os
 import signal
@@ -24,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from verify_access_tokens import AccessToken
+from verify_access_tokens import AccessToken, BatchStoppedError, EnrollmentResult
 from verify_access_tokens.cli._main import build_parser
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
@@ -343,3 +346,125 @@ def test_progress_lines_without_tqdm(
     progress = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("progress:")]
     assert progress[-1].startswith("progress: 5/5 done, 0 failed, ")
     assert progress[-1].endswith("/s")
+
+
+@pytest.mark.parametrize(
+    ("previous", "skipped"),
+    [
+        ('{"identity":"user-000001","status":"created","expires_at":"2099-01-01T00:00:00"}', 1),
+        ('{"identity":"user-000001","status":"created","date_created":'
+         '"2024-01-01T00:00:00+00:00","ttl":1e300}', 1),
+        ('{"identity":"user-000001","status":"created","date_created":'
+         '"2024-01-01T00:00:00+00:00","ttl":100000000000000}', 1),
+        ('{"identity":"user-000001","status":"created","date_created":'
+         '"9999-12-31T23:59:00+00:00","ttl":300}', 1),
+        ("[" * 100_000, 0),
+    ],
+    ids=["naive expires_at", "ttl 1e300", "ttl 1e14", "date_created near max", "deep"],
+)  # fmt: skip
+def test_resume_reads_odd_records_without_a_traceback(
+    emulator: VerifyEmulator, tmp_path: Path, previous: str, skipped: int
+) -> None:
+    """An expiry that cannot be read counts as valid (skipped, as a record without one);
+    a line that cannot be parsed is no record (that identity is sent again)."""
+    source = tmp_path / "ids.txt"
+    source.write_text("user-000001\n")
+    out = tmp_path / "r.jsonl"
+    out.write_text(previous + "\n")
+    done = cli(*enroll_argv(emulator, source, out), "--resume", emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {skipped} already enrolled" in done.stderr
+    assert emulator.counters.tokens_created == 1 - skipped
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("identity\nuser-000001\n" + "x" * 200_000 + "\n",
+         "error: INPUT: line 3: field larger than field limit (131072)"),
+    ],
+    ids=["huge field"],
+)  # fmt: skip
+def test_csv_that_cannot_be_parsed_names_the_line(
+    emulator: VerifyEmulator, tmp_path: Path, content: str, message: str
+) -> None:
+    source = tmp_path / "ids.csv"
+    source.write_text(content)
+    done = cli(*enroll_argv(emulator, source, tmp_path / "r.jsonl"), emulator=emulator)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == message
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_results_file_that_cannot_be_written_is_one_line(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids(3)) + "\n")
+    done = cli(*enroll_argv(emulator, source, "/dev/full"), emulator=emulator)
+    assert done.returncode == 2
+    assert done.stderr == "error: --out: cannot write /dev/full: No space left on device\n"
+    assert emulator.counters.requests == 0  # the write-ahead line failed: nothing was sent
+
+
+def test_odd_records_in_process(tmp_path: Path) -> None:
+    """The same rules as above, in process: an unreadable expiry counts as valid."""
+    from verify_access_tokens.cli._journal import read_previous
+
+    out = tmp_path / "r.jsonl"
+    out.write_text(
+        '{"identity":"naive","status":"created","expires_at":"2099-01-01T00:00:00"}\n'
+        '{"identity":"huge","status":"created","date_created":"2024-01-01T00:00:00+00:00",'
+        '"ttl":1e300}\n'
+        '{"identity":"old","status":"created","expires_at":"2000-01-01T00:00:00+00:00"}\n'
+        + "[" * 100_000
+        + "\n"
+    )
+    previous = read_previous(out, now=dt.datetime.now(dt.UTC), keep_expired=False)
+    assert previous.done == {"naive", "huge"}
+    assert previous.expired == {"old"}
+
+
+class _FailingStream(io.StringIO):
+    """A results stream on a full disk (or whose reader went away)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__()
+        self.error = error
+
+    def flush(self) -> None:
+        raise self.error
+
+    def fileno(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            if self.error.errno == errno.ENOSPC:
+                raise self.error  # what was left buffered cannot be written either
+
+
+def test_journal_write_errors_are_one_configuration_error() -> None:
+    from verify_access_tokens import ConfigurationError
+    from verify_access_tokens.cli._journal import Journal, _closing
+
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    stream = _FailingStream(full)
+    journal = Journal("r.jsonl", stream)
+    for write in (lambda: journal.sending("user-000001"), journal.sync):
+        with pytest.raises(ConfigurationError) as caught:
+            write()
+        assert str(caught.value.rule) == "cannot write r.jsonl: No space left on device"
+    with contextlib.suppress(OSError):
+        stream.close()
+    with (
+        pytest.raises(ConfigurationError, match=r"cannot write r\.jsonl"),
+        _closing(_FailingStream(full), "r.jsonl"),
+    ):
+        pass
+    piped = Journal("-", _FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    piped.sending("user-000001")  # stdout gets no write-ahead lines
+    piped.sync()  # nor an fsync
+    with pytest.raises(BrokenPipeError):  # main() reports a closed stdout as such
+        piped.record(EnrollmentResult("user-000001", error=BatchStoppedError()))

@@ -152,6 +152,12 @@ async def test_keyed_hash_ttl_and_friendly_name(verify_emulator: VerifyEmulator)
         (b"[1]", {"Content-Type": "application/json"}, 400, "identity: missing"),
         (b'{"identity": 7}', {"Content-Type": "application/json"}, 400, "identity: must be a"),
         (b"{not json", {"Content-Type": "application/json"}, 400, "not valid JSON"),
+        (
+            b'{"identity": "user\\ud800abc"}',
+            {"Content-Type": "application/json"},
+            400,
+            "identity: not valid Unicode",
+        ),
         (b"identity=x", {"Content-Type": "text/plain"}, 415, "form-encoded"),
         (b"i" * (MAX_BODY_BYTES + 1), FORM, 413, "larger than"),
     ],
@@ -267,6 +273,9 @@ async def test_opt_in_without_a_hook_warns_at_startup(
         ({"path": "access-token"}, "path"),
         ({"identity_hash_key": b"k", "hash_identities": False}, "identity_hash_key"),
         ({"identity_hash_key": b""}, "identity_hash_key"),
+        ({"identity_hash_key": "not-bytes"}, "identity_hash_key"),
+        ({"path": None}, "path"),
+        ({"path": 5}, "path"),
     ],
 )
 def test_bad_settings_fail_at_construction(
@@ -466,3 +475,15 @@ async def test_no_worker_thread_per_request(
 def test_endpoint_error_is_shown_as_part_of_the_public_module() -> None:
     """It lives in a private module; tracebacks and docs name where users import it from."""
     assert EndpointError.__module__ == "verify_access_tokens.fastapi"
+
+
+async def test_a_hook_answering_a_lone_surrogate_is_403_not_500(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    def odd() -> str:
+        return "alice\ud800"
+
+    async with served(verify_emulator, authorize=odd) as http:
+        response = await http.post("/access-token", data={"identity": "alice"})
+    assert "not allowed" in assert_error_shape(response, 403)
+    assert verify_emulator.counters.requests == 0

@@ -108,7 +108,8 @@ def _identity_from(body: bytes, content_type: str) -> object:
 async def requested_identity(request: Request) -> str:
     """FastAPI dependency: the ``identity`` the caller asks a token for (form or JSON body).
 
-    Missing, blank, not a string or longer than 256 characters is a 400. FastAPI caches it per
+    Missing, blank, not a string, longer than 256 characters or not encodable as UTF-8 (a
+    JSON string escaping a lone surrogate, which UTF-8 cannot carry) is a 400. FastAPI caches it per
     request, so an authorization hook may depend on it too without reading the body twice.
 
     Args:
@@ -129,6 +130,10 @@ async def requested_identity(request: Request) -> str:
         raise EndpointError(400, f"identity: must be a string, not {type(value).__name__}")
     if len(value) > MAX_IDENTITY_CHARS:
         raise EndpointError(400, f"identity: longer than {MAX_IDENTITY_CHARS} characters")
+    try:
+        value.encode("utf-8")  # hashed and compared as UTF-8 bytes downstream
+    except UnicodeEncodeError:
+        raise EndpointError(400, "identity: not valid Unicode (a lone surrogate)") from None
     return value
 
 
@@ -209,10 +214,12 @@ def access_token_router(
             "pass an authorization dependency, or allow_any_identity=True (unsafe outside a "
             "demo or a trusted network), not both",
         )
-    if identity_hash_key is not None and (not hash_identities or not identity_hash_key):
+    if identity_hash_key is not None and (
+        not hash_identities or not isinstance(identity_hash_key, bytes) or not identity_hash_key
+    ):
         raise ConfigurationError("identity_hash_key", "needs hash_identities=True and bytes")
-    if not path.startswith("/"):
-        raise ConfigurationError("path", "must start with '/'")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigurationError("path", "must be a str starting with '/'")
 
     # The router's own dependencies are coroutines: FastAPI runs a plain `def` in a worker
     # thread, a hop per request that costs more than everything else the endpoint does.
@@ -251,7 +258,9 @@ def access_token_router(
         identity: Annotated[str, Depends(requested_identity)],
         verify: Annotated[VerifyClient, Depends(provider)],
     ) -> JSONResponse:
-        if allowed is None or not hmac.compare_digest(allowed.encode(), identity.encode()):
+        # surrogatepass: whatever string the hook answers compares (and differs) without a 500.
+        answer = allowed.encode("utf-8", "surrogatepass") if allowed is not None else None
+        if answer is None or not hmac.compare_digest(answer, identity.encode("utf-8")):
             raise EndpointError(403, "not allowed to enroll this identity")
         sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
         token: AccessToken = await verify.access_tokens.create(

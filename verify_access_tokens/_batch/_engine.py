@@ -2,8 +2,8 @@
 
 Shape: ``concurrency`` workers each read the next input item only when they are free to send it
 (nothing is read ahead), and hand finished results to the iteration. A window bounds items taken
-but not yet yielded, so memory is O(concurrency) whatever the input size, and no task is made
-per identity.
+whose result the consumer has not asked past, so memory is O(concurrency) whatever the input
+size, and no task is made per identity; a consumer that stops asking stops the taking.
 
 Every input item yields exactly one `EnrollmentResult`. Per-item problems (bad input of
 any type, API errors) are results, not exceptions. ``stop()`` stops reading input and lets
@@ -69,7 +69,10 @@ class EnrollmentBatch:
     Every item taken from the input ends in exactly one place: yielded; in ``undelivered``
     (finished, token included, but not yielded because the iteration ended early: a ``break``,
     ``aclose()`` or a cancellation); or in ``unfinished`` (its request was cut off, so its
-    outcome is unknown). Items never taken from the input are in none of them.
+    outcome is unknown). Items never taken from the input are in none of them. After a
+    ``break`` no further item is taken; the two tuples are complete once the iteration is
+    closed: on leaving ``async with batch``, on return from ``await batch.aclose()``, or,
+    after a bare ``break``, once the event loop's async generator finalizer has run.
     """
 
     def __init__(
@@ -126,6 +129,9 @@ class EnrollmentBatch:
         self._on_take: Callable[[str], None] | None = None
         self._iterator: weakref.ref[AsyncGenerator[EnrollmentResult, None]] | None = None
         self._held: AsyncGenerator[EnrollmentResult, None] | None = None
+        # Set once the iteration has ended and `undelivered`/`unfinished` are final; None
+        # until the iteration starts.
+        self._ended: asyncio.Event | None = None
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -172,11 +178,26 @@ class EnrollmentBatch:
         await self.aclose()
         self._held = None
 
+    @property
+    def _abandoned(self) -> bool:
+        """Whether the consumer dropped the iteration (a bare ``break``).
+
+        Its generator is gone even before the loop's finalizer closes it, so no worker may take
+        another item.
+        """
+        return self._iterator is not None and self._iterator() is None
+
     async def aclose(self) -> None:
-        """Cancel whatever is still running. Idempotent."""
+        """Cancel whatever is still running; on return the accounting is complete. Idempotent.
+
+        After a bare ``break`` the abandoned iteration is closed by the event loop's async
+        generator finalizer, soon but not at once; ``aclose()`` waits for it.
+        """
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is not None:
             await iterator.aclose()
+        if self._ended is not None:
+            await self._ended.wait()
 
     # -- machinery -------------------------------------------------------------------------
     async def _items(self) -> AsyncIterator[BatchInput]:
@@ -198,7 +219,12 @@ class EnrollmentBatch:
         """
         await window.acquire()
         async with lock:
-            if self._stopping or self._exhausted or self._input_error is not None:
+            if (
+                self._stopping
+                or self._exhausted
+                or self._input_error is not None
+                or self._abandoned
+            ):
                 window.release()
                 return None
             try:
@@ -267,14 +293,16 @@ class EnrollmentBatch:
 
     async def _run(self) -> AsyncGenerator[EnrollmentResult, None]:
         size = self._concurrency
-        # The window bounds items taken but not yet yielded: in flight plus finished results
-        # waiting for the consumer, so a slow consumer slows the sending and stop() leaves at
+        # The window bounds items taken whose result the consumer has not asked past: in
+        # flight, finished and waiting, or just yielded (a slot frees when the consumer asks
+        # for the next result), so a slow consumer slows the sending and stop() leaves at
         # most `concurrency` results to come. In input order results also wait for their
         # predecessors: a wider window keeps one slow item from stalling the others. Memory is
         # O(concurrency) whatever the input size.
         window = asyncio.Semaphore(size * 4 if self._ordered else size)
         ready: asyncio.Queue[object] = asyncio.Queue()
         lock = asyncio.Lock()
+        self._ended = asyncio.Event()
         items = self._items()
         tasks = [asyncio.create_task(self._work(items, lock, window, ready)) for _ in range(size)]
         self.summary.started_at = time.perf_counter()
@@ -293,9 +321,11 @@ class EnrollmentBatch:
                     # Removed only when handed over: a result still here when the iteration
                     # ends early is reported in `undelivered`, never lost.
                     result = self._finished.pop(index)
-                    window.release()
                     self.summary.record(result)
                     yield result
+                    # Its slot frees only when the consumer asks for more: once it stops
+                    # iterating (a `break`), no further item is taken from the input.
+                    window.release()
                     if not self._ordered:
                         break
                     next_index += 1
@@ -306,14 +336,25 @@ class EnrollmentBatch:
             self.summary.finished_at = time.perf_counter()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
-            self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
-            with contextlib.suppress(Exception):
-                await cast(AsyncGenerator[BatchInput, None], items).aclose()
+            try:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await cast(AsyncGenerator[BatchInput, None], items).aclose()
+            finally:
+                # Even when a second cancellation cuts the wait short: the accounting is
+                # recorded, and aclose() never waits for an end that cannot come.
+                self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
+                self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
+                self._ended.set()
 
 
 def _identity_text(item: object) -> str:
+    """How results and ``unfinished`` name an item; never raises, so no taken item is lost."""
     if isinstance(item, EnrollmentRequest):
         item = item.identity
-    return item if isinstance(item, str) else repr(item)
+    if isinstance(item, str):
+        return item
+    try:
+        return repr(item)
+    except Exception:
+        return f"<{type(item).__name__} (repr failed)>"

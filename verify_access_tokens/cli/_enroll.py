@@ -61,7 +61,7 @@ def read_items(stream: Iterable[bytes | str], fmt: str) -> Iterator[EnrollmentRe
     """
     lines = _decoded_lines(stream)
     if fmt == "csv":
-        rows = csv.reader(lines)
+        rows = _csv_rows(lines)
         header = [name.strip().lower() for name in next(rows, [])]
         if "identity" not in header:
             raise ConfigurationError(
@@ -96,6 +96,23 @@ def read_items(stream: Iterable[bytes | str], fmt: str) -> Iterator[EnrollmentRe
             )
         else:
             raise ConfigurationError("INPUT", f"line {number} needs an 'identity' key")
+
+
+def _csv_rows(lines: Iterable[str]) -> Iterator[list[str]]:
+    """Yield csv.reader's rows.
+
+    A line it cannot parse (a NUL, a field past its size limit) is a ConfigurationError naming
+    the line rather than a csv.Error.
+    """
+    reader = csv.reader(lines)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ConfigurationError("INPUT", f"line {reader.line_num}: {exc}") from None
+        yield row
 
 
 def _count_lines(path: str, fmt: str) -> int:

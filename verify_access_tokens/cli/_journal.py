@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,7 +38,7 @@ def read_previous(out: Path, *, now: _dt.datetime, keep_expired: bool) -> Previo
             for line in stream:
                 try:
                     record = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                     continue  # a line cut short by a crash: that identity is simply redone
                 if isinstance(record, dict) and "identity" in record:
                     last[str(record["identity"])] = record
@@ -56,14 +57,21 @@ def read_previous(out: Path, *, now: _dt.datetime, keep_expired: bool) -> Previo
 
 
 def _expires_at(record: dict[str, Any]) -> _dt.datetime | None:
-    """A created record's expiry; None when it does not say (then it counts as valid)."""
+    """Return a created record's expiry, or None.
+
+    None when it does not say, or says it in a way that cannot be read (malformed, without a
+    time zone, out of range): then it counts as valid, like a record written before
+    ``expires_at`` existed, and the identity is skipped.
+    """
     try:
         if isinstance(record.get("expires_at"), str):
-            return _dt.datetime.fromisoformat(record["expires_at"])
-        created = _dt.datetime.fromisoformat(record["date_created"])
-        return created + _dt.timedelta(seconds=int(record["ttl"]))
-    except (KeyError, TypeError, ValueError):
+            expires = _dt.datetime.fromisoformat(record["expires_at"])
+        else:
+            created = _dt.datetime.fromisoformat(record["date_created"])
+            expires = created + _dt.timedelta(seconds=int(record["ttl"]))
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
+    return expires if expires.utcoffset() is not None else None
 
 
 def result_record(result: EnrollmentResult) -> dict[str, Any]:
@@ -111,11 +119,27 @@ def _open_results(out: Path, resume: bool) -> IO[str]:
         # (no os.fchmod: Windows has it only from Python 3.13).
         fd = os.open(out, flags, 0o600)
     except OSError as exc:
-        raise ConfigurationError("--out", f"cannot write {out}: {exc.strerror}") from None
+        raise cannot_write(str(out), exc) from None
     results = os.fdopen(fd, "w", encoding="utf-8")
     if resume and _ends_mid_line(out):
         results.write("\n")  # a crash cut the last line short: keep it off the next record
     return results
+
+
+def cannot_write(out: str, exc: OSError) -> ConfigurationError:
+    """Every failure to open, write, flush, fsync or close ``--out``: one line, exit 2."""
+    return ConfigurationError("--out", f"cannot write {out}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def _closing(stream: IO[str], out: str) -> Iterator[IO[str]]:
+    try:
+        yield stream
+    finally:
+        try:
+            stream.close()  # flushes what a failed write left buffered: it may fail again
+        except OSError as exc:
+            raise cannot_write(out, exc) from None
 
 
 def _ends_mid_line(path: Path) -> bool:
@@ -128,7 +152,7 @@ def _ends_mid_line(path: Path) -> bool:
 
 def open_output(out: str, resume: bool) -> contextlib.AbstractContextManager[IO[str]]:
     if out != "-":
-        return _open_results(Path(out), resume)
+        return _closing(_open_results(Path(out), resume), out)
     if resume:
         raise ConfigurationError("--resume", "needs a results file, not --out -")
     return contextlib.nullcontext(sys.stdout)
@@ -142,6 +166,7 @@ class Journal:
     """
 
     def __init__(self, out: str, stream: IO[str]) -> None:
+        self._out = out
         self._to_file = out != "-"
         self._stream = stream
 
@@ -155,9 +180,17 @@ class Journal:
     def sync(self) -> None:
         """Durable on disk: at the end of a run and on a graceful stop."""
         if self._to_file:
-            self._stream.flush()
-            os.fsync(self._stream.fileno())
+            try:
+                self._stream.flush()
+                os.fsync(self._stream.fileno())
+            except OSError as exc:
+                raise cannot_write(self._out, exc) from None
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._stream.write(json.dumps(record) + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(json.dumps(record) + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            raise  # stdout's reader went away: main() reports that as closed output
+        except OSError as exc:
+            raise cannot_write(self._out, exc) from None

@@ -5,6 +5,7 @@ Faults are injected by ``_faults.FaultInjector``, which the middleware consults.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as _dt
@@ -245,6 +246,14 @@ class VerifyEmulator:
 
     @web.middleware
     async def _faults_and_auth(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        try:
+            return await self._answer(request, handler)
+        except ConnectionResetError:
+            # The client went away mid-request (a cancelled batch, a killed CLI): nobody is
+            # left to answer, and it is no error of the emulator's, so no traceback is logged.
+            raise asyncio.CancelledError from None
+
+    async def _answer(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         self.counters.requests += 1
         injected = await self._faults.before_auth(request)
         if injected is not None:

@@ -49,6 +49,11 @@ class Faults:
     latency: float = 0.0
 
     def __attrs_post_init__(self) -> None:
+        # One rule first: nan passes every comparison below, and inf latency would hang.
+        for name in ("rate_limit", "error_rate", "drop_rate", "lost_response_rate", "latency"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
         for name in ("error_rate", "drop_rate", "lost_response_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

@@ -285,8 +285,9 @@ class AccessTokens(APIResource):
         lazily. At most ``concurrency`` requests are in flight; ``rate_limit`` is ``None``, a
         number of requests per second, or ``"adaptive"`` (find the account's limit from 429s).
         Results come in completion order, or input order with ``ordered=True``. If the
-        iteration ends early, every item read from the input is yielded, in the batch's
-        ``undelivered`` (finished, token kept) or in its ``unfinished`` (outcome unknown).
+        iteration ends early, no further item is read, and every item read from the input is
+        yielded, in the batch's ``undelivered`` (finished, token kept) or in its ``unfinished``
+        (outcome unknown): complete after ``async with batch`` or ``await batch.aclose()``.
 
         Args:
             service_sid: The Verify Service (``VA`` + 32 hex).
