@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import threaded
 from aiohttp import web
 
 Behaviour = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -156,26 +156,8 @@ class HostileServer:
         await self._runner.cleanup()
 
 
-@contextlib.contextmanager
-def in_thread(behaviour: Behaviour | None = None) -> Iterator[HostileServer]:
-    """A server on its own loop in a thread: for code that runs its own ``asyncio.run()``."""
-    loop = asyncio.new_event_loop()
-    server = HostileServer(behaviour)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.__aenter__())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(server.__aexit__())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield server
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+def in_thread(
+    behaviour: Behaviour | None = None,
+) -> contextlib.AbstractContextManager[HostileServer]:
+    """A hostile server on its own loop in a thread, for code that runs ``asyncio.run()``."""
+    return threaded.in_thread(HostileServer(behaviour))

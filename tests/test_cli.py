@@ -11,11 +11,11 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from threaded import in_thread
 
 from verify_access_tokens import EnrollmentResult, __version__
 from verify_access_tokens.cli._main import MASK, main
@@ -28,26 +28,10 @@ IDENTITY = "0b9a1c5e3f1d4c1a"
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[VerifyEmulator]:
     """An emulator on its own loop in a thread, since the CLI runs its own asyncio.run()."""
-    loop = asyncio.new_event_loop()
-    emu = VerifyEmulator(seed=5)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(emu.start())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(emu.stop())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", emu.account_sid)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", emu.auth_token)
-    yield emu
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with in_thread(VerifyEmulator(seed=5)) as emu:
+        monkeypatch.setenv("TWILIO_ACCOUNT_SID", emu.account_sid)
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", emu.auth_token)
+        yield emu
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

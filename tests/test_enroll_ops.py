@@ -6,7 +6,6 @@ that used to end in a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import errno
@@ -18,7 +17,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from threaded import in_thread
 
 from verify_access_tokens import AccessToken, BatchStoppedError, EnrollmentResult
 from verify_access_tokens.cli._main import build_parser
@@ -37,24 +36,8 @@ pytestmark = pytest.mark.sockets
 @pytest.fixture
 def emulator() -> Iterator[VerifyEmulator]:
     """An emulator on its own loop in a thread, serving the CLI subprocesses."""
-    loop = asyncio.new_event_loop()
-    emu = VerifyEmulator(seed=7)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(emu.start())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(emu.stop())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield emu
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with in_thread(VerifyEmulator(seed=7)) as emu:
+        yield emu
 
 
 def cli_env(emulator: VerifyEmulator | None = None, **extra: str) -> dict[str, str]:
