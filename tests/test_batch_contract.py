@@ -312,3 +312,54 @@ async def test_aclose_returns_after_a_second_cancellation_cut_the_clean_up_short
         await task
     await asyncio.wait_for(batch.aclose(), 30)  # a guard against hanging, not a timing check
     assert len(batch.unfinished) + len(batch.undelivered) >= 1
+
+
+async def test_stop_ends_a_wait_for_input_that_has_nothing_to_give(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    """An async input waiting for more (a queue nobody fills) cannot hold a stopped batch."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for i in range(2):
+        queue.put_nowait(f"user-{i:08d}")
+
+    async def source() -> AsyncIterator[str]:
+        while True:
+            yield await queue.get()
+
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source(), concurrency=4
+    )
+    yielded: list[EnrollmentResult] = []
+    async with asyncio.timeout(30):  # a hang guard only
+        async for result in batch:
+            yielded.append(result)
+            batch.stop()
+    assert sorted(r.identity for r in [*yielded, *batch.undelivered]) == [
+        "user-00000000",
+        "user-00000001",
+    ]
+    assert batch.unfinished == ()
+    assert verify_emulator.counters.tokens_created == 2
+
+
+async def test_aclose_from_another_task_ends_the_iteration_and_accounts(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=8
+    )
+    yielded: list[EnrollmentResult] = []
+
+    async def consume() -> None:
+        async for result in batch:
+            yielded.append(result)
+            await asyncio.sleep(0.01)  # a slow consumer
+
+    consumer = asyncio.create_task(consume())
+    while len(yielded) < 5:
+        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):  # a hang guard only
+        await asyncio.gather(batch.aclose(), batch.aclose())  # from here, and twice at once
+        await consumer  # its loop simply ended
+    assert_accounted(verify_emulator, source, yielded, batch)

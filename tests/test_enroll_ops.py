@@ -451,3 +451,37 @@ def test_journal_write_errors_are_one_configuration_error() -> None:
     piped.sync()  # nor an fsync
     with pytest.raises(BrokenPipeError):  # main() reports a closed stdout as such
         piped.record(EnrollmentResult("user-000001", error=BatchStoppedError()))
+
+
+def test_a_pausing_pipe_on_stdin_holds_neither_requests_nor_ctrl_c(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    """The producer sends 5 identities and then goes quiet, pipe still open: the 5 requests
+    finish and are recorded, and Ctrl-C stops the run at once, without waiting for more input."""
+    out = tmp_path / "r.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verify_access_tokens",
+         *enroll_argv(emulator, "-", out), "--concurrency", "4", "--quiet"],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(emulator),
+    )  # fmt: skip
+    assert process.stdin is not None
+    assert process.stderr is not None
+    process.stdin.write(b"".join(f"pipe-user-{i:04d}\n".encode() for i in range(5)))
+    process.stdin.flush()  # and nothing more: the producer pauses with the pipe open
+    try:
+        deadline = 300  # polls of 0.1 s: a hang guard, not a measurement
+        while sum(r["status"] == "created" for r in (lines(out) if out.exists() else [])) < 5:
+            assert deadline > 0, "the requests waited for more input"
+            deadline -= 1
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+    finally:
+        process.kill()
+        process.stdin.close()
+    with process.stderr:
+        assert "Traceback" not in process.stderr.read().decode()
+    records = lines(out)
+    assert sorted(r["identity"] for r in records if r["status"] == "created") == [
+        f"pipe-user-{i:04d}" for i in range(5)
+    ]

@@ -150,6 +150,14 @@ async def test_keyed_hash_ttl_and_friendly_name(verify_emulator: VerifyEmulator)
         (b"identity=\xff\xfe", FORM, 400, "request body is not UTF-8"),
         (b"{}", {"Content-Type": "application/json"}, 400, "identity: missing"),
         (b"[1]", {"Content-Type": "application/json"}, 400, "identity: missing"),
+        (b'[["identity", "alice"]]', {"Content-Type": "application/json"}, 400, "missing"),
+        (
+            b'{"identity": "alice-000", "identity": "mallory-0"}',
+            {"Content-Type": "application/json"},
+            400,
+            "identity: given more than once",
+        ),
+        (b'{"identity": {"a": 1}}', {"Content-Type": "application/json"}, 400, "must be a"),
         (b'{"identity": 7}', {"Content-Type": "application/json"}, 400, "identity: must be a"),
         (b"{not json", {"Content-Type": "application/json"}, 400, "not valid JSON"),
         (

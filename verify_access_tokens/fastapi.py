@@ -91,10 +91,17 @@ def _identity_from(body: bytes, content_type: str) -> object:
         raise EndpointError(400, "request body is not UTF-8") from None
     if media_type == "application/json" or media_type.endswith("+json"):
         try:
-            document = json.loads(text)
+            # Every object's keys, kept in pairs: a repeated top-level "identity" must be
+            # refused as in a form, not read as its last value (what a WAF saw may differ).
+            document = json.loads(text, object_pairs_hook=lambda pairs: pairs)
         except (ValueError, RecursionError):
             raise EndpointError(400, "request body is not valid JSON") from None
-        return document.get("identity") if isinstance(document, dict) else None
+        if not isinstance(document, list) or not all(isinstance(p, tuple) for p in document):
+            return None  # not an object
+        values = [value for key, value in document if key == "identity"]
+        if len(values) > 1:
+            raise EndpointError(400, "identity: given more than once")
+        return values[0] if values else None
     if media_type not in ("", "application/x-www-form-urlencoded"):
         raise EndpointError(
             415, "send identity form-encoded (application/x-www-form-urlencoded) or as JSON"
@@ -109,8 +116,9 @@ async def requested_identity(request: Request) -> str:
     """FastAPI dependency: the ``identity`` the caller asks a token for (form or JSON body).
 
     Missing, blank, not a string, longer than 256 characters or not encodable as UTF-8 (a
-    JSON string escaping a lone surrogate, which UTF-8 cannot carry) is a 400. FastAPI caches it per
-    request, so an authorization hook may depend on it too without reading the body twice.
+    JSON string escaping a lone surrogate, which UTF-8 cannot carry) is a 400, and so is an
+    identity given twice (a form field or a JSON key). FastAPI caches it per request, so an
+    authorization hook may depend on it too without reading the body twice.
 
     Args:
         request: The incoming request; its body is form-encoded or JSON, 16 KiB at most.

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import math
 import time
+import types
 import weakref
 from collections.abc import (
     AsyncGenerator,
@@ -46,6 +47,8 @@ BatchInput = str | EnrollmentRequest
 RateLimit = float | Literal["adaptive"] | None
 
 _DONE = object()
+_CLOSE = object()  # aclose() from another task: end the iteration as if closed
+_STOP_READING = "stop() ends the wait for input"
 
 
 def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedPacer | None:
@@ -132,6 +135,12 @@ class EnrollmentBatch:
         # Set once the iteration has ended and `undelivered`/`unfinished` are final; None
         # until the iteration starts.
         self._ended: asyncio.Event | None = None
+        # The worker waiting on the input for the next item (one at a time, under the lock):
+        # stop() cancels that wait, so an input that has nothing to give cannot hold the batch.
+        self._reader: asyncio.Task[object] | None = None
+        # Results come to the consumer through this queue; aclose() from another task posts
+        # _CLOSE on it, since a running generator cannot be closed from outside.
+        self._ready: asyncio.Queue[object] | None = None
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -141,11 +150,15 @@ class EnrollmentBatch:
         more requests are sent and (in completion order) at most ``concurrency`` more results
         are yielded: those of the items already taken. They are yielded as usual,
         except for requests still waiting in the rate limiter's pause: those are not sent and
-        end at once as a `BatchStoppedError` result. The iteration then ends normally.
+        end at once as a `BatchStoppedError` result. A wait for the next input item ends too
+        (that item is not taken). The iteration then ends normally.
         """
         self._stopping = True
         if self.pacer is not None:
             self.pacer.interrupt()
+        reader, self._reader = self._reader, None  # cancelled once, however often stop() is called
+        if reader is not None:
+            reader.cancel(_STOP_READING)
 
     @property
     def stopping(self) -> bool:
@@ -191,11 +204,19 @@ class EnrollmentBatch:
         """Cancel whatever is still running; on return the accounting is complete. Idempotent.
 
         After a bare ``break`` the abandoned iteration is closed by the event loop's async
-        generator finalizer, soon but not at once; ``aclose()`` waits for it.
+        generator finalizer, soon but not at once; ``aclose()`` waits for it. Called from
+        another task while the consumer iterates (or twice at once), it ends the consumer's
+        loop and waits for the clean-up.
         """
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is not None:
-            await iterator.aclose()
+            running = cast(types.AsyncGeneratorType[EnrollmentResult, None], iterator).ag_running
+            if running and self._ready is not None:
+                # Iterated by another task, or being closed by a concurrent aclose(): ask it
+                # to end, and wait below for its clean-up.
+                self._ready.put_nowait(_CLOSE)
+            else:
+                await iterator.aclose()
         if self._ended is not None:
             await self._ended.wait()
 
@@ -227,8 +248,16 @@ class EnrollmentBatch:
             ):
                 window.release()
                 return None
+            self._reader = asyncio.current_task()
             try:
                 item = await anext(items)
+            except asyncio.CancelledError as cancelled:
+                task = asyncio.current_task()
+                if _STOP_READING not in cancelled.args or task is None or task.uncancel():
+                    raise  # not (only) stop()'s: a real cancellation
+                self._exhausted = True  # the wait was stop()'s: the item never came, none taken
+                window.release()
+                return None
             except StopAsyncIteration:
                 self._exhausted = True
                 window.release()
@@ -237,6 +266,8 @@ class EnrollmentBatch:
                 self._input_error = exc
                 window.release()
                 return None
+            finally:
+                self._reader = None
             index = self._taken
             self._taken += 1
             self._in_flight[index] = _identity_text(item)
@@ -301,6 +332,7 @@ class EnrollmentBatch:
         # O(concurrency) whatever the input size.
         window = asyncio.Semaphore(size * 4 if self._ordered else size)
         ready: asyncio.Queue[object] = asyncio.Queue()
+        self._ready = ready
         lock = asyncio.Lock()
         self._ended = asyncio.Event()
         items = self._items()
@@ -314,6 +346,8 @@ class EnrollmentBatch:
                 if got is _DONE:
                     running -= 1
                     continue
+                if got is _CLOSE:
+                    return
                 if isinstance(got, BaseException):
                     raise got
                 index = cast(int, got) if not self._ordered else next_index

@@ -19,15 +19,20 @@ import contextlib
 import csv
 import datetime as _dt
 import json
+import os
 import signal
+import stat
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from .. import ConfigurationError, EnrollmentBatch, EnrollmentRequest, VerifyClient
 from ._journal import Journal, Previous, open_output, read_previous
+
+_T = TypeVar("_T")
 
 FORMATS = ("auto", "lines", "csv", "jsonl")
 PROGRESS_EVERY = 10.0  # seconds between progress lines when there is no progress bar
@@ -183,6 +188,70 @@ def _open_input(path: str) -> contextlib.AbstractContextManager[Iterable[bytes |
         raise ConfigurationError("INPUT", f"cannot read {path}: {exc.strerror}") from None
 
 
+def _may_block(stream: object) -> bool:
+    """Whether reading ``stream`` can wait on a producer (a pipe, a terminal), unlike a file."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False  # in memory: never waits
+    return not stat.S_ISREG(mode)
+
+
+def _raw_lines(fd: int) -> Iterator[bytes]:
+    """Yield the lines of ``fd``, read with ``os.read``.
+
+    No buffered file object: a daemon thread blocked in its read would hold its lock at
+    interpreter exit, which is a fatal error.
+    """
+    pending = b""
+    while chunk := os.read(fd, 65536):
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if pending:
+        yield pending
+
+
+def _read_in_thread(items: Iterator[_T], lookahead: int = 256) -> AsyncIterator[_T]:
+    """The items of a blocking iterator, read by a daemon thread.
+
+    The event loop never waits for a producer (a pipe into stdin that pauses): requests in
+    flight finish on time, and Ctrl-C or SIGTERM act at once. The thread reads at most
+    ``lookahead`` items ahead; an error it meets (a bad line) is raised here, in order.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[bool, object]] = asyncio.Queue()
+    room = threading.Semaphore(lookahead)
+
+    def post(done: bool, value: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the run is over and its loop closed
+            loop.call_soon_threadsafe(queue.put_nowait, (done, value))
+
+    def pump() -> None:
+        try:
+            for item in items:
+                room.acquire()
+                post(False, item)
+        except Exception as exc:
+            post(True, exc)
+        else:
+            post(True, None)
+
+    threading.Thread(target=pump, name="enroll-input", daemon=True).start()
+
+    async def read() -> AsyncIterator[_T]:
+        while True:
+            done, value = await queue.get()
+            if done:
+                if value is not None:
+                    raise cast(Exception, value)
+                return
+            room.release()
+            yield cast(_T, value)
+
+    return read()
+
+
 async def run_enroll(args: argparse.Namespace) -> int:
     fmt = detect_format(args.input, args.format)
     rate_limit = _rate_limit(args.rate_limit)
@@ -200,11 +269,14 @@ async def run_enroll(args: argparse.Namespace) -> int:
         total = None if args.input == "-" else _count_lines(args.input, fmt)
         if total is not None:
             total = max(0, total - len(done))
-        items = (
+        blocking = _may_block(stream)
+        lines = _raw_lines(stream.fileno()) if blocking else stream  # type: ignore[attr-defined]
+        pending = (
             item
-            for item in read_items(stream, fmt)
+            for item in read_items(lines, fmt)
             if not (isinstance(item.identity, str) and item.identity in done)
         )
+        items = _read_in_thread(pending) if blocking else pending
 
         def before_send(identity: str) -> None:
             """The write-ahead record: a crash after this line is known to --resume."""
