@@ -363,3 +363,28 @@ async def test_aclose_from_another_task_ends_the_iteration_and_accounts(
         await asyncio.gather(batch.aclose(), batch.aclose())  # from here, and twice at once
         await consumer  # its loop simply ended
     assert_accounted(verify_emulator, source, yielded, batch)
+
+
+async def test_an_input_raising_cancelled_error_ends_the_batch_with_an_error(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    """Not a cancellation of the batch: an input error, raised after what was taken finished."""
+
+    async def source() -> AsyncIterator[str]:
+        yield "user-00000001"
+        raise asyncio.CancelledError
+
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source(), concurrency=2
+    )
+    yielded: list[EnrollmentResult] = []
+
+    async def consume() -> None:
+        async for result in batch:
+            yielded.append(result)
+
+    async with asyncio.timeout(30):  # a hang guard only
+        with pytest.raises(RuntimeError, match="input iterator raised CancelledError"):
+            await consume()
+    assert [r.identity for r in yielded] == ["user-00000001"]
+    assert yielded[0].ok

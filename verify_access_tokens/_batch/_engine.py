@@ -253,9 +253,13 @@ class EnrollmentBatch:
                 item = await anext(items)
             except asyncio.CancelledError as cancelled:
                 task = asyncio.current_task()
-                if _STOP_READING not in cancelled.args or task is None or task.uncancel():
-                    raise  # not (only) stop()'s: a real cancellation
-                self._exhausted = True  # the wait was stop()'s: the item never came, none taken
+                assert task is not None
+                if _STOP_READING in cancelled.args and task.uncancel() == 0:
+                    self._exhausted = True  # the wait was stop()'s: the item never came
+                elif task.cancelling() == 0:  # raised by the input itself, not a cancellation
+                    self._input_error = RuntimeError("the input iterator raised CancelledError")
+                else:
+                    raise  # a real cancellation of this worker
                 window.release()
                 return None
             except StopAsyncIteration:
