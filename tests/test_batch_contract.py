@@ -42,6 +42,15 @@ class Source:
             yield f"user-{i:08d}"
 
 
+def endless_batch(
+    emulator: VerifyEmulator, client: VerifyClient, *, concurrency: int
+) -> tuple[Source, EnrollmentBatch]:
+    """A batch over an endless, counting input: only how it ends bounds it."""
+    source = Source()
+    batch = client.access_tokens.create_many(emulator.service_sid, source, concurrency=concurrency)
+    return source, batch
+
+
 def assert_accounted(
     emulator: VerifyEmulator,
     source: Source,
@@ -63,10 +72,7 @@ def assert_accounted(
 async def test_break_keeps_finished_results_in_undelivered(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
-    source = Source()
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, source, concurrency=8
-    )
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=8)
     yielded: list[EnrollmentResult] = []
     async with batch:
         async for result in batch:
@@ -82,10 +88,7 @@ async def test_cancel_keeps_finished_results_in_undelivered(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
     verify_emulator.set_faults(Faults(latency=0.01))
-    source = Source()
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, source, concurrency=8
-    )
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=8)
     yielded: list[EnrollmentResult] = []
 
     async def consume() -> None:
@@ -107,10 +110,7 @@ async def test_cancel_keeps_finished_results_in_undelivered(
 async def test_aclose_keeps_finished_results_in_undelivered(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
-    source = Source()
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, source, concurrency=8
-    )
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=8)
     iterator = aiter(batch)
     yielded = [await anext(iterator) for _ in range(20)]
     await asyncio.sleep(0.1)  # workers finish more than the consumer takes
@@ -122,10 +122,7 @@ async def test_aclose_keeps_finished_results_in_undelivered(
 async def test_stop_sends_at_most_concurrency_more_requests(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
-    source = Source()
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, source, concurrency=32
-    )
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=32)
     yielded: list[EnrollmentResult] = []
     read_at_stop = requests_at_stop = 0
     async for result in batch:
@@ -249,10 +246,7 @@ async def test_a_bare_break_takes_nothing_more_and_is_accounted(
     """README's loop shape (no ``async with``): once the loop is left, no item is taken from
     the input, and the accounting is complete after ``aclose()`` or the loop's finalizer."""
     verify_emulator.set_faults(Faults(latency=0.02))
-    source = Source()
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, source, concurrency=16
-    )
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=16)
     yielded: list[EnrollmentResult] = []
     async for result in batch:
         yielded.append(result)
@@ -293,10 +287,7 @@ async def test_aclose_returns_after_a_second_cancellation_cut_the_clean_up_short
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
     verify_emulator.set_faults(Faults(latency=0.05))
-    source = Source()
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, source, concurrency=4
-    )
+    _, batch = endless_batch(verify_emulator, verify_client, concurrency=4)
     started = asyncio.Event()
 
     async def consume() -> None:
@@ -345,10 +336,7 @@ async def test_stop_ends_a_wait_for_input_that_has_nothing_to_give(
 async def test_aclose_from_another_task_ends_the_iteration_and_accounts(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
-    source = Source()
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, source, concurrency=8
-    )
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=8)
     yielded: list[EnrollmentResult] = []
 
     async def consume() -> None:

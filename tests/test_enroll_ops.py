@@ -215,6 +215,20 @@ def test_invalid_utf8_names_the_line(emulator: VerifyEmulator, tmp_path: Path) -
     assert done.stderr.strip().splitlines()[-1] == "error: INPUT: line 2 is not valid UTF-8"
 
 
+def test_invalid_utf8_from_a_pipe_names_the_line(emulator: VerifyEmulator, tmp_path: Path) -> None:
+    """A pipe is read by a background thread: its errors still end the run in one line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "verify_access_tokens",
+         *enroll_argv(emulator, "-", tmp_path / "r.jsonl")],
+        input=b"user-000001\nuser-\xff\xfe0002\n", capture_output=True,
+        env=cli_env(emulator), timeout=120, check=False,
+    )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert "Traceback" not in stderr
+    assert done.returncode == 2
+    assert stderr.strip().splitlines()[-1] == "error: INPUT: line 2 is not valid UTF-8"
+
+
 def test_jsonl_identity_of_the_wrong_type_is_that_lines_result(
     emulator: VerifyEmulator, tmp_path: Path
 ) -> None:

@@ -152,37 +152,18 @@ class AccessTokens(APIResource):
         """Like `create`, plus the HTTP status and headers (``request_id`` among them).
 
         Args:
-            service_sid: The Verify Service (``VA`` + 32 hex).
-            identity: The entity the factor is for: 8-64 characters, letters and digits
-                separated by single dashes (a UUID, GUID or SID of your own), never PII such as
-                a phone number or e-mail address.
-            factor_type: A `FactorType` or exactly ``"push"`` (default ``FactorType.PUSH``, the
-                only type Twilio supports today).
-            factor_friendly_name: The device's name shown to the user, 1-64 characters
-                (default ``None``: not sent).
-            ttl: Seconds the token lives, an ``int`` from 60 to 300 (default ``None``: not
-                sent, and Twilio's default of 60 applies).
-            timeout: Limit of each attempt of this call, in seconds or an
-                ``aiohttp.ClientTimeout`` (default ``None``: the client's ``timeout``).
+            service_sid: As for `create`.
+            identity: As for `create` (8-64 letters and digits, single dashes; never PII).
+            factor_type: As for `create`.
+            factor_friendly_name: As for `create`.
+            ttl: As for `create` (60 to 300).
+            timeout: As for `create`.
 
         Returns:
             An `APIResponse` whose ``data`` is the new `AccessToken`.
 
         Raises:
-            RequestValidationError: A parameter breaks a rule; raised before anything is sent,
-                naming the field.
-            OutcomeUnknownError: The request failed after it may have reached Twilio (a
-                timeout or dropped connection after sending, a 408 or 5xx, or a 2xx that is not
-                a usable token, its `ResponseValidationError` as ``.cause``): a token may
-                exist. With ``retry_ambiguous_creates=True`` such a failure is re-sent first,
-                and raised once retries are spent.
-            APIStatusError: Twilio answered with another error status, which created no
-                token: `BadRequestError`, `AuthenticationError`, `PermissionDeniedError`,
-                `NotFoundError`, `RateLimitError` (once retries are spent) or the base class.
-            APIConnectionError: The connection failed before the request was sent
-                (``request_sent=False``); `APITimeoutError` when connecting timed out or the
-                ``deadline`` ran out before sending.
-            ClientStateError: The client is closed or used from another event loop.
+            VerifyError: The same errors as `create`, for the same reasons.
         """
         raw = await self._send_create(
             service_sid, identity, factor_type, factor_friendly_name, ttl, timeout
@@ -243,22 +224,15 @@ class AccessTokens(APIResource):
         """Like `fetch`, plus the HTTP status and headers.
 
         Args:
-            service_sid: The Verify Service (``VA`` + 32 hex).
-            sid: The access token's sid (``YK`` + 32 hex).
-            timeout: Limit of each attempt of this call, in seconds or an
-                ``aiohttp.ClientTimeout`` (default ``None``: the client's ``timeout``).
+            service_sid: As for `fetch`.
+            sid: As for `fetch`.
+            timeout: As for `fetch`.
 
         Returns:
             An `APIResponse` whose ``data`` is the `AccessToken`.
 
         Raises:
-            RequestValidationError: A sid is malformed; raised before anything is sent.
-            NotFoundError: No such token (or it belongs to another service or account); the
-                other `APIStatusError` subclasses for the other error statuses.
-            APIConnectionError: The network failed once retries were spent; `APITimeoutError`
-                for a timeout or a spent ``deadline``.
-            ResponseValidationError: A 2xx body that is not an access token.
-            ClientStateError: The client is closed or used from another event loop.
+            VerifyError: The same errors as `fetch`, for the same reasons.
         """
         return _with_http_info(await self._send_fetch(service_sid, sid, timeout))
 
