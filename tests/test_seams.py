@@ -28,6 +28,7 @@ SESSION_LEVEL = {
     "region",
     "edge",
     "pool_limit",
+    "max_in_flight",  # one limiter per client, shared by its siblings
     "keepalive_timeout",
     "session",
     "trace_configs",
@@ -85,6 +86,7 @@ EXPORTED = [
     "EnrollmentRequest",
     "EnrollmentResult",
     "FactorType",
+    "LimiterState",
     "NotFoundError",
     "OutcomeUnknownError",
     "PermissionDeniedError",

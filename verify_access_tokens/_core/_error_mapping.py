@@ -29,6 +29,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._load import concurrent_requests, request_duration
 
 SERVER_TEXT_MAX: Final = 500
 REDACTED: Final = "<redacted>"
@@ -193,6 +194,8 @@ def status_error(
         request_id=None if request_id is None else scrub(request_id, 64),
         retry_after=parse_retry_after(headers.get("Retry-After")),
         attempts=attempts,
+        concurrent_requests=concurrent_requests(headers),
+        request_duration=request_duration(headers),
     )
 
 

@@ -191,6 +191,10 @@ class APIStatusError(APIError):
         request_id: Twilio's ``Twilio-Request-Id``, when known (default ``None``).
         retry_after: The server's ``Retry-After``, in seconds (default ``None``).
         attempts: HTTP attempts made (default 0).
+        concurrent_requests: The account's requests in flight, from
+            ``Twilio-Concurrent-Requests`` (default ``None``: not sent or malformed).
+        request_duration: Seconds Twilio spent on the request, from
+            ``Twilio-Request-Duration`` (default ``None``: not sent or malformed).
     """
 
     method: str
@@ -208,9 +212,13 @@ class APIStatusError(APIError):
         request_id: str | None = None,
         retry_after: float | None = None,
         attempts: int = 0,
+        concurrent_requests: int | None = None,
+        request_duration: float | None = None,
     ) -> None:
         self.status = status
         self.retry_after = retry_after
+        self.concurrent_requests = concurrent_requests
+        self.request_duration = request_duration
         self.code = code
         self.message = message
         self.more_info = more_info

@@ -293,7 +293,7 @@ async def run_enroll(args: argparse.Namespace) -> int:
                 rate_limit=rate_limit,
                 ttl=args.ttl,
             )
-            batch._on_take = before_send
+            batch._on_send = before_send
             graceful = _install_signal_handlers(loop, batch)
             bar = _progress(total, args.quiet)
             try:
