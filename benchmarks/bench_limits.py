@@ -207,9 +207,7 @@ def main() -> None:
         with emulator_process(*flags, "--reject-first", "1") as server:
             results = _run_workers(server, [("w0", total, {})])
         rows.append(
-            _row(
-                "no server limit, one 429 on the first request", results, 100 / latency, reference
-            )
+            _row("no server limit, one 429 on the first request", results, 100 / latency, reference)
         )
     print(f"L = {latency} s, {total} identities per scenario, python {sys.version.split()[0]}")
     for row in rows:
