@@ -30,15 +30,35 @@ Credentials and the JWT ``token`` are never passed into an exception, so they ca
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class VerifyError(Exception):
     """Base class of every error raised by this package.
 
     ``attempts`` is how many HTTP attempts were made before this error was raised (0 when it
     was raised before anything was sent).
+
+    Every error pickles with its class, message and public attributes, so it crosses a process
+    boundary (``ProcessPoolExecutor``, Celery, pytest-xdist) as it is; a ``__cause__`` that is a
+    `VerifyError` goes with it, any other one is left behind.
     """
 
     attempts: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls ``cls(*args)``, which the keyword-only constructors below
+        # cannot take: rebuild without the constructor, then restore the public attributes
+        # (whatever a subclass adds, without a list to keep up to date). Messages and public
+        # attributes are free of credentials; private ones are not carried.
+        state = {
+            name: value
+            for name, value in vars(self).items()
+            if not name.startswith("_") or name == "__notes__"
+        }
+        if isinstance(self.__cause__, VerifyError):
+            state["__cause__"] = self.__cause__  # set back by BaseException.__setstate__
+        return (_rebuild, (type(self), self.args), state)
 
 
 class APIError(VerifyError):
@@ -282,3 +302,10 @@ class BatchStoppedError(VerifyError):
 
 
 # -- mapping failures to the hierarchy ---------------------------------------------------
+
+
+def _rebuild(cls: type[VerifyError], args: tuple[Any, ...]) -> VerifyError:
+    """Unpickle an error: its class and ``args``, without calling its constructor."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
