@@ -12,9 +12,12 @@ import base64
 import binascii
 import datetime as _dt
 import json
+import re
+import string
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Final
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 
@@ -41,12 +44,13 @@ class Scrubber:
     ``Proxy-Authorization``) back in its error message, its status line or its headers;
     everything a server said passes through here before it reaches an exception, a log record
     or the CLI. Each whole form of a credential (the header value, its base64, ``user:secret``,
-    the secret) is replaced, and so is any run of at least :data:`FRAGMENT` characters of the
-    base64 or the secret: a server that cuts the text (aiohttp quotes only the first 100 bytes of
-    an over-long status line) must not leave most of a secret behind.
+    the secret, and each of them percent-encoded) is replaced in any letter case, and so is any
+    run of at least :data:`FRAGMENT` characters of the base64 or the secret (plain or
+    percent-encoded): a server that cuts the text (aiohttp quotes only the first 100 bytes of an
+    over-long status line) must not leave most of a secret behind.
     """
 
-    __slots__ = ("_fragments", "_secrets")
+    __slots__ = ("_fragments", "_pattern")
 
     def __init__(self, authorization: str, proxy_authorization: str | None = None) -> None:
         secrets: set[str] = set()
@@ -57,13 +61,13 @@ class Scrubber:
                 _add_basic_forms(value, encoding, secrets, fragments)
         secrets.discard("")
         # Longest first, so that the Basic value goes before the base64 part it contains.
-        self._secrets = tuple(sorted(secrets, key=len, reverse=True))
+        alternatives = "|".join(map(re.escape, sorted(secrets, key=len, reverse=True)))
+        self._pattern = re.compile(alternatives, re.IGNORECASE) if alternatives else None
         self._fragments = frozenset(fragments)
 
     def __call__(self, text: str, limit: int = SERVER_TEXT_MAX) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        if self._pattern is not None:
+            text = self._pattern.sub(REDACTED, text)
         more = len(text) - limit
         if more > 0:
             text = text[:limit]
@@ -73,9 +77,10 @@ class Scrubber:
     def _redact_fragments(self, text: str) -> str:
         """Replace every run of text covered by windows of a credential's characters."""
         fragments = self._fragments
+        folded = _ascii_lower(text)  # same length as ``text``: indices carry over
         spans: list[list[int]] = []
-        for i in range(len(text) - FRAGMENT + 1):
-            if text[i : i + FRAGMENT] in fragments:
+        for i in range(len(folded) - FRAGMENT + 1):
+            if folded[i : i + FRAGMENT] in fragments:
                 if spans and i <= spans[-1][1]:
                     spans[-1][1] = i + FRAGMENT
                 else:
@@ -95,6 +100,12 @@ class Scrubber:
 
 
 FRAGMENT: Final = 8  # a shorter run of a secret is not redacted on its own (too many false hits)
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _ascii_lower(text: str) -> str:
+    """``text`` with ASCII letters lower-cased; unlike ``str.lower``, never changes its length."""
+    return text.translate(_ASCII_LOWER)
 
 
 def _add_basic_forms(value: str, encoding: str, secrets: set[str], fragments: set[str]) -> None:
@@ -108,9 +119,12 @@ def _add_basic_forms(value: str, encoding: str, secrets: set[str], fragments: se
     except (binascii.Error, UnicodeDecodeError):  # pragma: no cover - we built it
         pair = ""
     secret = pair.partition(":")[2]
-    secrets.update((encoded, pair, secret))
-    for form in (encoded, ":" + secret):
-        fragments.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+    for form in (value, encoded, pair, secret):
+        secrets.update((form, quote(form), quote(form, safe=""), quote_plus(form, safe="")))
+    for plain in (encoded, ":" + secret):
+        for form in (plain, quote(plain), quote(plain, safe="")):
+            form = _ascii_lower(form)
+            fragments.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
 
 
 _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
@@ -243,10 +257,15 @@ def _connection_detail(exc: BaseException, scrub: Scrubber) -> str:
 
     aiohttp's text for a malformed or cut-off answer (``ClientResponseError`` from its parser,
     ``ClientPayloadError``) quotes the server's bytes, truncated where a secret may be cut in
-    two: only the class names are kept. Other failures (refused, reset, DNS) describe our side
-    of the socket; their text is kept, scrubbed all the same.
+    two, and a connection cut mid-headers (``ServerDisconnectedError``) quotes the headers
+    received so far: only the class names are kept. Other failures (refused, reset, DNS)
+    describe our side of the socket; their text is kept, scrubbed all the same.
     """
     name = type(exc).__name__
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        # Cut in the middle of the headers, its text is the partial answer's repr (every header
+        # name and value received so far): the class says enough.
+        return name
     if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
         cause = exc.__cause__
         return f"{name}: malformed response" + (f" ({type(cause).__name__})" if cause else "")
