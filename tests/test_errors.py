@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import multiprocessing
 import pickle
+import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
+from conftest import ACCOUNT_SID, AUTH_TOKEN, IDENTITY, SERVICE_SID, TOKEN_SID
 
 import verify_access_tokens as vat
 from verify_access_tokens import (
@@ -29,8 +34,11 @@ from verify_access_tokens import (
     RequestValidationError,
     ResponseValidationError,
     ServerError,
+    VerifyClient,
     VerifyError,
 )
+from verify_access_tokens._core._error_mapping import Scrubber, connection_error
+from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 URL = f"https://verify.twilio.com/v2/Services/{SERVICE_SID}/AccessTokens"
 
@@ -162,3 +170,130 @@ async def test_a_real_error_pickles_without_the_credentials(verify_emulator: Any
     data = pickle.dumps(info.value)
     assert AUTH_TOKEN.encode() not in data
     assert pickle.loads(data).status == 401
+
+
+# --- messages that say what to do -----------------------------------------------------------
+
+
+@pytest.mark.sockets
+async def test_a_wrong_auth_token_is_twilios_401_naming_the_settings_to_check(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    async with verify_emulator.client(auth_token="wrong-token", max_retries=0) as client:
+        with pytest.raises(AuthenticationError) as info:
+            await client.access_tokens.fetch(verify_emulator.service_sid, TOKEN_SID)
+    error = info.value
+    assert (error.status, error.code, error.message) == (401, 20003, "Authenticate")
+    assert error.more_info == "https://www.twilio.com/docs/errors/20003"
+    for setting in (
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_API_KEY",
+        "TWILIO_API_SECRET",
+    ):
+        assert setting in str(error)
+    assert "\n" not in str(error)
+
+
+def test_permission_denied_names_the_settings_to_check() -> None:
+    error = PermissionDeniedError(status=403, message="Forbidden", method="POST", url=URL)
+    assert str(error).startswith(f"HTTP 403: Forbidden [POST {URL}]; check that TWILIO_ACCOUNT_SID")
+    assert "TWILIO_API_KEY" in str(error)
+
+
+def test_other_status_errors_carry_no_remedy_text() -> None:
+    error = NotFoundError(status=404, message="not found", method="GET", url=URL, code=20404)
+    assert str(error) == f"HTTP 404 (Twilio code 20404): not found [GET {URL}]"
+
+
+@pytest.mark.sockets
+async def test_outcome_unknown_names_the_remedy(verify_emulator: VerifyEmulator) -> None:
+    verify_emulator.set_faults(Faults(lost_response_rate=1.0))
+    async with verify_emulator.client(max_retries=0) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+    text = str(info.value)
+    assert "create again if a second token is harmless" in text
+    assert "retry_ambiguous_creates=True" in text
+    assert "reconcile" in text
+    assert text.endswith(f"Cause: {info.value.cause}")
+
+
+def _hanging_emulator(emulator: VerifyEmulator) -> VerifyEmulator:
+    emulator.set_faults(Faults(latency=30.0))  # answers long after any limit below
+    return emulator
+
+
+@pytest.mark.sockets
+@pytest.mark.parametrize(
+    ("options", "limit"),
+    [
+        ({"timeout": 0.2}, "the attempt timeout (timeout=0.2 s) ran out"),
+        ({"timeout": aiohttp.ClientTimeout(sock_read=0.2)}, "the read timeout (sock_read=0.2 s)"),
+        ({"timeout": 30, "deadline": 0.25}, "the call's deadline (deadline=0.25 s) ran out"),
+    ],
+    ids=["attempt", "read", "deadline"],
+)
+async def test_a_timeout_names_the_limit_that_ran_out(
+    verify_emulator: VerifyEmulator, options: dict[str, Any], limit: str
+) -> None:
+    _hanging_emulator(verify_emulator)
+    async with verify_emulator.client(max_retries=0, **options) as client:
+        with pytest.raises(APITimeoutError) as info:
+            await client.access_tokens.fetch(verify_emulator.service_sid, TOKEN_SID)
+    assert limit in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "limit"),
+    [
+        (aiohttp.ClientTimeout(total=35, sock_connect=5), "(sock_connect=5 s)"),
+        (aiohttp.ClientTimeout(connect=2, sock_connect=5), "(connect=2 s)"),
+    ],
+)
+def test_a_connect_timeout_names_its_limit(timeout: aiohttp.ClientTimeout, limit: str) -> None:
+    scrub = Scrubber("Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode())
+    exc = aiohttp.ConnectionTimeoutError("Connection timeout to host")
+    error = connection_error(exc, "GET", URL, scrub, 1, timeout=timeout, deadline=60.0)
+    assert isinstance(error, APITimeoutError)
+    assert error.request_sent is False
+    assert str(error).startswith(f"connect timed out: the connect timeout {limit} ran out")
+
+
+def test_the_default_connect_timeout_is_named_with_its_value() -> None:
+    default = VerifyClient(ACCOUNT_SID, AUTH_TOKEN).timeout
+    assert f"sock_connect={default.sock_connect:g} s" in str(
+        connection_error(
+            aiohttp.ConnectionTimeoutError(), "GET", URL, Scrubber("Basic eA=="), 1, timeout=default
+        )
+    )
+
+
+@pytest.mark.sockets
+async def test_a_deadline_spent_before_sending_names_its_value(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    class SlowPacer:
+        async def before_attempt(self) -> None:
+            await asyncio.sleep(3600)
+
+        def after_attempt(self, error: object) -> None:
+            pass
+
+    async with verify_emulator.client(deadline=0.1) as client:
+        paced = client._with_pacer(SlowPacer())
+        with pytest.raises(APITimeoutError) as info:
+            await paced.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+    assert str(info.value).startswith(
+        "the call's deadline (deadline=0.1 s) ran out before the request was sent"
+    )
+
+
+def test_readme_says_what_to_do_for_every_error() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    remedies = {re.findall(r"`(\w+)`", row[0])[0]: row[2] for row in rows}
+    assert set(remedies) == {cls.__name__ for cls in _public_errors()} - {"VerifyError"}
+    assert all(remedy.strip(" |") for remedy in remedies.values())
+    assert "except VerifyError" in section  # the recipe's catch-all

@@ -211,12 +211,21 @@ def status_error(
 
 
 def connection_error(
-    exc: BaseException, method: str, url: str, scrub: Scrubber, attempts: int
+    exc: BaseException,
+    method: str,
+    url: str,
+    scrub: Scrubber,
+    attempts: int,
+    *,
+    timeout: aiohttp.ClientTimeout | None = None,
+    deadline: float | None = None,
 ) -> APIConnectionError:
     """Map an aiohttp/asyncio failure; ``request_sent`` is False only when provably unsent.
 
     aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
     some aiohttp errors carry the request headers, Authorization included, in their ``repr``.
+    ``timeout`` is the attempt's limits and ``deadline`` the call's deadline when it cut this
+    attempt's ``total`` short: a timeout's message names the limit that ran out, with its value.
     """
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         # The proxy refused the CONNECT tunnel: nothing reached the origin. aiohttp's text quotes
@@ -229,16 +238,16 @@ def connection_error(
             attempts=attempts,
         )
     detail = _connection_detail(exc, scrub)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+    if isinstance(exc, TimeoutError):
+        limit = "" if timeout is None else f": {_timeout_limit(exc, timeout, deadline)} ran out"
+        connect = isinstance(exc, aiohttp.ConnectionTimeoutError)
         return APITimeoutError(
-            f"connect timed out ({detail})",
+            f"{'connect ' if connect else ''}timed out{limit} ({detail})",
             method=method,
             url=url,
-            request_sent=False,
+            request_sent=not connect,
             attempts=attempts,
         )
-    if isinstance(exc, TimeoutError):
-        return APITimeoutError(f"timed out ({detail})", method=method, url=url, attempts=attempts)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return APIConnectionError(
             f"could not connect ({detail})",
@@ -250,6 +259,40 @@ def connection_error(
     return APIConnectionError(
         f"connection failed ({detail})", method=method, url=url, attempts=attempts
     )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _timeout_limit(
+    exc: TimeoutError, timeout: aiohttp.ClientTimeout, deadline: float | None
+) -> str:
+    """The limit behind a timeout, named as the caller sets it: ``the connect timeout (5 s)``."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # aiohttp raises it for either knob; the smaller one is the one that ran out.
+        knobs = [
+            (v, n)
+            for n, v in (("sock_connect", timeout.sock_connect), ("connect", timeout.connect))
+            if v
+        ]
+        if knobs:
+            value, name = min(knobs)
+            return f"the connect timeout ({name}={_seconds(value)})"
+        return "the connect timeout"  # pragma: no cover - aiohttp raises it only with a knob set
+    if isinstance(exc, aiohttp.SocketTimeoutError) and timeout.sock_read:
+        return f"the read timeout (sock_read={_seconds(timeout.sock_read)})"
+    if deadline is not None:
+        return f"the call's deadline (deadline={_seconds(deadline)})"
+    if timeout.total:
+        return f"the attempt timeout (timeout={_seconds(timeout.total)})"
+    return "a timeout"  # pragma: no cover - aiohttp times out only with a limit set
+
+
+def deadline_spent(deadline: float | None) -> str:
+    """The message of the `APITimeoutError` for a call whose deadline ran out before sending."""
+    value = "" if deadline is None else f" (deadline={_seconds(deadline)})"
+    return f"the call's deadline{value} ran out before the request was sent"
 
 
 def _connection_detail(exc: BaseException, scrub: Scrubber) -> str:

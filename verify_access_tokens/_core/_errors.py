@@ -30,7 +30,7 @@ Credentials and the JWT ``token`` are never passed into an exception, so they ca
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class VerifyError(Exception):
@@ -215,6 +215,7 @@ class APIStatusError(APIError):
 
     method: str
     url: str
+    _remedy: ClassVar[str] = ""  # what the caller should do, ending the message
 
     def __init__(
         self,
@@ -236,7 +237,7 @@ class APIStatusError(APIError):
         self.more_info = more_info
         code_part = f" (Twilio code {code})" if code is not None else ""
         super().__init__(
-            f"HTTP {status}{code_part}: {message} [{method} {url}]",
+            f"HTTP {status}{code_part}: {message} [{method} {url}]{self._remedy}",
             method=method,
             url=url,
             request_id=request_id,
@@ -249,11 +250,29 @@ class BadRequestError(APIStatusError):
 
 
 class AuthenticationError(APIStatusError):
-    """401: the credentials were refused (code 20003)."""
+    """401: the credentials were refused (code 20003).
+
+    Its message says which settings to check: ``TWILIO_ACCOUNT_SID`` with ``TWILIO_AUTH_TOKEN``,
+    or ``TWILIO_API_KEY`` with ``TWILIO_API_SECRET`` (or the client's matching arguments).
+    """
+
+    _remedy = (
+        "; check the credentials: TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY "
+        "with TWILIO_API_SECRET (or the VerifyClient arguments of the same names)"
+    )
 
 
 class PermissionDeniedError(APIStatusError):
-    """403: the credentials may not use this service."""
+    """403: the credentials may not use this service.
+
+    Its message says what to check: that ``TWILIO_ACCOUNT_SID`` owns the service, and that the
+    API key (``TWILIO_API_KEY``), if one is used, is allowed to use Verify.
+    """
+
+    _remedy = (
+        "; check that TWILIO_ACCOUNT_SID is the account that owns this service and, if you use "
+        "an API key (TWILIO_API_KEY), that the key may use Verify"
+    )
 
 
 class NotFoundError(APIStatusError):
@@ -275,9 +294,11 @@ class OutcomeUnknownError(VerifyError):
     """A ``create`` failed after the request may have reached Twilio.
 
     Verify has no idempotency key, so the access token may or may not exist, and re-sending the
-    request could mint a second one. The underlying error is ``cause`` (also ``__cause__``). A
-    2xx answer that is not a usable token (202, 204, a body cut off at ``max_response_bytes`` or
-    failing validation) is one too: ``cause`` is then the `ResponseValidationError`.
+    request could mint a second one. Its message names the remedy: create again when a second
+    token is harmless (or opt in with ``retry_ambiguous_creates=True``), else reconcile later.
+    The underlying error is ``cause`` (also ``__cause__``). A 2xx answer that is not a usable
+    token (202, 204, a body cut off at ``max_response_bytes`` or failing validation) is one too:
+    ``cause`` is then the `ResponseValidationError`.
 
     Args:
         cause: The underlying error; its ``attempts`` are this error's too.
@@ -288,8 +309,11 @@ class OutcomeUnknownError(VerifyError):
         self.attempts = cause.attempts
         self.__cause__ = cause
         super().__init__(
-            f"outcome unknown: the create request may have created an access token; "
-            f"it was not re-sent, because a retry could mint a second token. Cause: {cause}"
+            "outcome unknown: the create request may have created an access token, and it was not "
+            "re-sent because a retry could mint a second one. To recover, create again if a "
+            "second token is harmless to you (an unused one expires after its ttl); "
+            "retry_ambiguous_creates=True makes the client do that itself. Otherwise record the "
+            f"identity to reconcile later. Cause: {cause}"
         )
 
 

@@ -24,7 +24,7 @@ import yarl
 
 from .._core._config import proxy_authorization
 from .._core._constants import USER_AGENT_NAME
-from .._core._error_mapping import Scrubber, connection_error, status_error
+from .._core._error_mapping import Scrubber, connection_error, deadline_spent, status_error
 from .._core._errors import (
     APIConnectionError,
     APIStatusError,
@@ -218,7 +218,7 @@ class Transport:
                 remaining = deadline_at - loop.time()
                 if remaining <= 0:  # the pacer's wait used up the deadline: send nothing more
                     error = error or APITimeoutError(
-                        "deadline exceeded before the request was sent",
+                        deadline_spent(options.deadline),
                         method=method,
                         url=url,
                         request_sent=False,
@@ -242,7 +242,15 @@ class Transport:
                 ) as resp:
                     body = await read_body(resp, options.max_response_bytes)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error = connection_error(exc, method, url, self.scrub, attempt)
+                error = connection_error(
+                    exc,
+                    method,
+                    url,
+                    self.scrub,
+                    attempt,
+                    timeout=timeout,
+                    deadline=None if timeout is options.timeout else options.deadline,
+                )
             else:
                 if 200 <= resp.status < 300:
                     if body is not None:

@@ -263,7 +263,7 @@ class VerifyEmulator:
             return twilio_error(
                 401,
                 20003,
-                "Authentication Error - invalid username",
+                "Authenticate",
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
         return self._faults.rate_limited() or await handler(request)
