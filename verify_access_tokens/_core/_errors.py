@@ -193,7 +193,11 @@ class APIConnectionError(APIError):
 
 
 class APITimeoutError(APIConnectionError):
-    """The request timed out (connect, read, or the per-call deadline)."""
+    """The request timed out (connect, read, the attempt's timeout, or the call's deadline).
+
+    Its message names the limit that ran out and its value, as the caller sets it:
+    ``timeout=35 s``, ``sock_connect=5 s``, ``sock_read=...`` or ``deadline=60 s``.
+    """
 
 
 class APIStatusError(APIError):
