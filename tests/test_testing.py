@@ -14,7 +14,13 @@ from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 
 from verify_access_tokens import AccessToken, FactorType, VerifyClient
 from verify_access_tokens._http import _compat
-from verify_access_tokens.testing import access_token, access_token_body, aioresponses
+from verify_access_tokens.emulator import VerifyEmulator
+from verify_access_tokens.testing import (
+    _marker_options,
+    access_token,
+    access_token_body,
+    aioresponses,
+)
 
 CREATE_URL = f"https://verify.twilio.com/v2/Services/{SERVICE_SID}/AccessTokens"
 
@@ -46,20 +52,26 @@ async def test_the_shim_works_as_a_decorator_and_restores_aioresponses() -> None
     assert upstream_core.ClientResponse is aiohttp.ClientResponse
 
 
-async def test_aioresponses_alone_fails_on_this_aiohttp() -> None:
+# aiohttp 3.14 made ClientResponse's `stream_writer` required; older lines need no shim.
+NEEDS_SHIM = "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
+
+
+async def test_aioresponses_alone_fails_where_the_shim_is_needed() -> None:
     """Why the shim exists. When this fails, aioresponses builds responses itself again:
     delete the shim (verify_access_tokens._http._compat) and make `aioresponses` an alias."""
     with upstream.aioresponses() as mocked:
         mocked.post(CREATE_URL, payload=access_token_body())
-        with pytest.raises(TypeError, match="stream_writer"):
-            await create()
+        if NEEDS_SHIM:
+            with pytest.raises(TypeError, match="stream_writer"):
+                await create()
+        else:
+            assert (await create()).ttl == 300
 
 
 def test_the_aiohttp_internals_the_shim_needs_still_exist() -> None:
-    """ClientResponse takes `stream_writer` and reads only its `output_size` for a request
-    already sent; aioresponses looks its response class up as `aioresponses.core.ClientResponse`."""
-    assert "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
-    assert _compat.mock_response_class() is not aiohttp.ClientResponse
+    """ClientResponse reads only `output_size` from its `stream_writer` for a request already
+    sent; aioresponses looks its response class up as `aioresponses.core.ClientResponse`."""
+    assert (_compat.mock_response_class() is not aiohttp.ClientResponse) == NEEDS_SHIM
     assert _compat.require(upstream_core, "ClientResponse") is aiohttp.ClientResponse
     with aioresponses() as mocked:
         mocked.get("http://mocked.test/", body=b"ok", status=203, headers={"X-A": "1"})
@@ -116,3 +128,20 @@ async def test_access_token_equals_what_the_client_parses_from_the_body() -> Non
     assert access_token(**overrides, date_created=created) == parsed
     assert access_token(**overrides, date_created="2026-01-02T03:04:05Z") == parsed
     assert access_token(factor_type="totp-next").factor_type == "totp-next"  # unknown: a str
+
+
+@pytest.mark.parametrize(
+    ("mark", "message"),
+    [
+        (pytest.mark.verify_emulator(seed=1, fault=2), "unknown keyword 'fault'; it takes"),
+        (pytest.mark.verify_emulator(1), "positional arguments; it takes the keywords host,"),
+    ],
+)
+def test_the_marker_check_fails_the_test_in_one_line(
+    mark: pytest.MarkDecorator, message: str
+) -> None:
+    with pytest.raises(pytest.fail.Exception, match=message) as info:
+        _marker_options(mark.mark, VerifyEmulator)
+    assert "\n" not in str(info.value)
+    assert info.value.pytrace is False
+    assert _marker_options(pytest.mark.verify_emulator(seed=1).mark, VerifyEmulator) == {"seed": 1}
