@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import ACCOUNT_SID, AUTH_TOKEN, IDENTITY, SERVICE_SID, TOKEN_SID
+from hostile import HostileServer, echo_credentials
 
 import verify_access_tokens as vat
 from verify_access_tokens import (
@@ -297,3 +298,19 @@ def test_readme_says_what_to_do_for_every_error() -> None:
     assert set(remedies) == {cls.__name__ for cls in _public_errors()} - {"VerifyError"}
     assert all(remedy.strip(" |") for remedy in remedies.values())
     assert "except VerifyError" in section  # the recipe's catch-all
+
+
+@pytest.mark.sockets
+async def test_an_echoed_secret_is_not_in_the_pickle(hostile: HostileServer) -> None:
+    hostile.behaviour = echo_credentials(str.upper, status=500)
+    async with VerifyClient(
+        ACCOUNT_SID, AUTH_TOKEN, base_url=hostile.base_url, max_retries=0
+    ) as client:
+        with pytest.raises(OutcomeUnknownError) as info:  # a 5xx on create, echoing the secrets
+            await client.access_tokens.create(SERVICE_SID, identity=IDENTITY)
+    data = pickle.dumps(info.value).lower()
+    basic = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    for secret in (AUTH_TOKEN, basic):
+        for i in range(len(secret) - 7):
+            assert secret[i : i + 8].lower().encode() not in data
+    assert isinstance(pickle.loads(pickle.dumps(info.value)).cause, ServerError)
