@@ -11,7 +11,6 @@ import asyncio
 import math
 
 import pytest
-from aioresponses import aioresponses
 from conftest import ACCOUNT_SID, AUTH_TOKEN, CREATE_URL, IDENTITY, SERVICE_SID, token_body
 
 from verify_access_tokens import (
@@ -28,6 +27,7 @@ from verify_access_tokens._flow._limits import (
     AdaptiveLimit,
     FixedLimit,
 )
+from verify_access_tokens.testing import aioresponses
 
 
 def answer(limit: AdaptiveLimit, *, at: float, sent_at: float | None = None, in_flight: int = -1,

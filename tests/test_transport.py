@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID, token_body
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,6 +28,7 @@ from verify_access_tokens._core._types import CallHooks
 from verify_access_tokens._http._transport import encode_form
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.models import FactorType
+from verify_access_tokens.testing import aioresponses
 
 pytestmark = pytest.mark.sockets
 IDENTITY = "abcdef0123456789"

@@ -24,7 +24,7 @@ import yarl
 
 from .._core._config import proxy_authorization
 from .._core._constants import USER_AGENT_NAME
-from .._core._error_mapping import Scrubber, connection_error, status_error
+from .._core._error_mapping import Scrubber, connection_error, deadline_spent, status_error
 from .._core._errors import (
     APIConnectionError,
     APIStatusError,
@@ -232,7 +232,9 @@ class Transport:
                 try:
                     await limiter.acquire(deadline_at)
                 except TimeoutError:
-                    error = error or self._unsent(method, url, attempt, "a free slot", limiter)
+                    error = error or self._unsent(
+                        method, url, attempt, "a free slot", limiter, options.deadline
+                    )
                     raise retry.give_up(_logged(error, method, path), idempotent) from None
             sent_at = None
             rate_limited = False
@@ -251,7 +253,9 @@ class Transport:
                 if deadline_at is not None:
                     remaining = deadline_at - loop.time()
                     if remaining <= 0:  # waiting used up the deadline: send nothing more
-                        error = error or self._unsent(method, url, attempt, "pacing", limiter)
+                        error = error or self._unsent(
+                            method, url, attempt, "pacing", limiter, options.deadline
+                        )
                         raise retry.give_up(_logged(error, method, path), idempotent)
                     if timeout.total is None or remaining < timeout.total:
                         # Rarely taken (a retry near the deadline): the common case reuses the
@@ -276,7 +280,15 @@ class Transport:
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     if self._closed:  # our own aclose() cut it: a state, not a network failure
                         raise self._closed_error() from None
-                    error = connection_error(exc, method, url, self.scrub, attempt)
+                    error = connection_error(
+                        exc,
+                        method,
+                        url,
+                        self.scrub,
+                        attempt,
+                        timeout=timeout,
+                        deadline=None if timeout is options.timeout else options.deadline,
+                    )
                 except RuntimeError:
                     if session.closed:  # aiohttp's "Session is closed": a lent one, closed
                         raise self._closed_error() from None
@@ -355,11 +367,16 @@ class Transport:
 
     @staticmethod
     def _unsent(
-        method: str, url: str, attempts: int, waited_for: str, limiter: Limiter
+        method: str,
+        url: str,
+        attempts: int,
+        waited_for: str,
+        limiter: Limiter,
+        deadline: float | None,
     ) -> APITimeoutError:
         """The deadline ran out before the request left: safe to retry, nothing was sent."""
         return APITimeoutError(
-            f"deadline exceeded while waiting for {waited_for}, before the request was sent "
+            f"{deadline_spent(deadline)}, waiting for {waited_for} "
             f"({limiter.in_flight} in flight, limit {limiter.limit})",
             method=method,
             url=url,

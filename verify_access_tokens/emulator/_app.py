@@ -288,7 +288,7 @@ class VerifyEmulator:
             return twilio_error(
                 401,
                 20003,
-                "Authentication Error - invalid username",
+                "Authenticate",
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
         limited = self._faults.rate_limited()
