@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from markdown import Markdown
 from markdown.extensions import Extension
+from markdown.extensions.toc import slugify as toc_slugify
 from markdown.preprocessors import Preprocessor
 from mkdocs.exceptions import PluginError
 
@@ -42,6 +44,10 @@ class _GuideExtension(Extension):
 def on_config(config: Any) -> Any:
     docs = Path(config["docs_dir"])
     readme = (Path(config["config_file_path"]).parent / "README.md").read_text(encoding="utf-8")
+    for _, text in support.headings(readme):
+        plain = re.sub(r"[*_]", "", re.sub(r"`([^`]*)`", r"\1", text))
+        if support.slugify(text) != toc_slugify(plain, "-"):
+            raise PluginError(f"support.slugify disagrees with Markdown's on {text!r}")
     _anchors.clear()
     _anchors.update(support.anchor_pages(readme, docs))
     config["markdown_extensions"].append(_GuideExtension())

@@ -21,6 +21,7 @@ import importlib
 import inspect
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,13 +191,17 @@ def guide_pages(docs: Path) -> dict[str, list[str]]:
 
 
 def slugify(text: str) -> str:
-    """The anchor Python-Markdown's ``toc`` extension gives a heading (its default slugify)."""
-    from markdown.extensions.toc import slugify as toc_slugify
+    """The anchor Python-Markdown's ``toc`` extension gives a heading.
 
+    Its default ``slugify``, restated so the tests need no Markdown package; the build checks
+    that both agree on every README heading (``mkdocs_hooks.on_config``).
+    """
     plain = re.sub(r"`([^`]*)`", r"\1", text)
     plain = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", plain)
     plain = re.sub(r"[*_]", "", plain)
-    return str(toc_slugify(plain, "-"))
+    plain = unicodedata.normalize("NFKD", plain).encode("ascii", "ignore").decode("ascii")
+    plain = re.sub(r"[^\w\s-]", "", plain).strip().lower()
+    return re.sub(r"[-\s]+", "-", plain)
 
 
 def headings(markdown: str) -> Iterator[tuple[int, str]]:
