@@ -246,7 +246,7 @@ def _attributes_section(doc: str) -> set[str]:
     for line in section.splitlines():
         if line and not line.startswith(" "):
             break
-        if (match := re.match(r"^    (\w+):", line)) is not None:
+        if (match := re.match(r"^    (\w+)( \([^)]*\))?:", line)) is not None:
             names.add(match.group(1))
     return names
 
