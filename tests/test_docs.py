@@ -67,6 +67,13 @@ def test_emulator_and_plugin_modules_are_documented() -> None:
     assert {"verify_access_tokens.emulator", "verify_access_tokens.testing"} <= documented()
 
 
+def test_the_plugin_page_shows_every_public_helper_of_the_module() -> None:
+    # Only pytest's hooks are left out, so a helper added to verify_access_tokens.testing shows.
+    page = (REFERENCE / "testing.md").read_text()
+    assert "members:" not in page
+    assert 'filters: ["!^_", "!^pytest_"]' in page
+
+
 def test_reference_pages_are_in_the_nav() -> None:
     config = (ROOT / "mkdocs.yml").read_text()
     for page in REFERENCE.glob("*.md"):
