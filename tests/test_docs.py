@@ -126,6 +126,9 @@ def test_a_default_renders_as_its_value(path: str, parameter: str, source: str, 
 def test_a_literal_default_is_kept_as_written() -> None:
     assert support.rendered_default(CLIENT_INIT, "account_sid", "None") is None
     assert support.rendered_default(CLIENT_INIT, "trust_env", "False") is None
+    # Not reachable at runtime, or not a parameter: the source stays as written.
+    assert support.rendered_default("verify_access_tokens.nowhere.f", "x", "LIMIT") is None
+    assert support.rendered_default(CLIENT_INIT, "no_such_parameter", "LIMIT") is None
 
 
 def _source_defaults(function: Any) -> dict[str, str]:

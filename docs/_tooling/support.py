@@ -79,7 +79,10 @@ def rendered_default(path: str, parameter: str, source: str) -> str | None:
         return repr(getattr(_constants, stands_for))
     if not _CONSTANT.match(source):
         return None
-    value = inspect.signature(resolve(path)).parameters[parameter].default
+    try:
+        value = inspect.signature(resolve(path)).parameters[parameter].default
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+        return None  # not reachable at runtime (a nested or generated function): as written
     if isinstance(value, NotGiven):
         return "..."
     if isinstance(value, enum.Enum):
