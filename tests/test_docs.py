@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT_SID, AUTH_TOKEN
+from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 
 import verify_access_tokens
 import verify_access_tokens.emulator
@@ -269,6 +269,22 @@ def test_every_public_attribute_of_the_emulator_is_documented() -> None:
     for name, member in vars(VerifyEmulator).items():
         if isinstance(member, property) and not name.startswith("_"):
             assert inspect.getdoc(member), name
+
+
+async def test_every_public_attribute_of_a_batch_is_documented() -> None:
+    from verify_access_tokens import EnrollmentBatch
+
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN) as client:
+        batch = client.access_tokens.create_many(SERVICE_SID, [], rate_limit=10)
+        public = {name for name in vars(batch) if not name.startswith("_")}
+        await batch.aclose()
+    assert {"summary", "undelivered", "unfinished", "pacer"} <= public
+    assert public <= _attributes_section(EnrollmentBatch.__doc__ or "")
+
+
+def test_the_clients_resource_is_documented() -> None:
+    source = (ROOT / "verify_access_tokens" / "client.py").read_text()
+    assert re.search(r"access_tokens: AccessTokens\n\s+\"\"\"\S", source)
 
 
 # -- no internal words -------------------------------------------------------------------------
