@@ -42,6 +42,7 @@ class VerifyClient:
     """
 
     access_tokens: AccessTokens
+    """Verify's enrollment Access Tokens: ``create``, ``fetch`` and ``create_many``."""
 
     def __init__(
         self,

@@ -81,7 +81,9 @@ class AccessToken:
 
 @attrs.frozen(slots=True)
 class APIResponse(Generic[T]):
-    """A parsed model together with the HTTP details it came with (the seed's ``*WithHttpInfo``).
+    """A parsed model together with the HTTP details it came with.
+
+    What ``create_with_http_info`` and ``fetch_with_http_info`` return.
 
     Attributes:
         data: The parsed model, such as an `AccessToken`.

@@ -92,6 +92,16 @@ class EnrollmentBatch:
     After a ``break`` no further item is taken; the two tuples are complete once the iteration
     is closed: on leaving ``async with batch``, on return from ``await batch.aclose()``, or,
     after a bare ``break``, once the event loop's async generator finalizer has run.
+
+    Attributes:
+        summary (BatchSummary): Running totals: succeeded, failed by error class, retried,
+            elapsed, rate.
+        undelivered (tuple[EnrollmentResult, ...]): Finished results that were not yielded
+            because the iteration ended early.
+        unfinished (tuple[str, ...]): Identities whose request was cut off: their outcome is
+            unknown.
+        pacer: The batch's rate limiter, or ``None`` without ``rate_limit``; its ``rate`` is
+            the pace in requests per second, and ``rate_limited`` counts the 429s it saw.
     """
 
     def __init__(

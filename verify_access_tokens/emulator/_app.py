@@ -85,6 +85,19 @@ class VerifyEmulator:
         seed: Seed of the fault decisions and of the sids it makes up afterwards (tokens,
             ``add_service``); default ``None``: not reproducible.
 
+    Attributes:
+        host (str): The address it listens on.
+        port (int): The port it listens on; the one chosen, once started with ``port=0``.
+        account_sid (str): The Account SID it accepts (``AC`` + 32 hex).
+        auth_token (str): The Auth Token it accepts with ``account_sid``.
+        api_key (str): The API key SID it accepts (``SK`` + 32 hex), made up per emulator.
+        api_secret (str): That API key's secret.
+        services: The sids of the Verify Services that exist; ``add_service`` adds one.
+        counters (Counters): What it saw and did so far: assert on it in tests.
+        tokens: Every token it created, by sid (``YK…``), as `AccessToken` models.
+        app (aiohttp.web.Application): Its aiohttp application, to serve it with a runner of
+            your own instead of ``start()``.
+
     Raises:
         RequestValidationError: A sid of ``service_sids`` is malformed.
     """
