@@ -186,7 +186,7 @@ async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
 
 def test_slow_headers_and_slow_bodies_are_closed_over_a_real_socket() -> None:
     argv = ("--emulator", "--header-timeout", "0.5", "--body-timeout", "0.5")
-    with serving(*argv) as (url, _):
+    with serving(*argv) as (url, process):
         port = int(url.rsplit(":", 1)[1])
 
         async def attack() -> tuple[bytes, bytes, bytes, int]:
@@ -205,8 +205,13 @@ def test_slow_headers_and_slow_bodies_are_closed_over_a_real_socket() -> None:
             return results[0], results[1], results[2], ok.status_code
 
         silent, header, body, ok = asyncio.run(attack())
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
     assert (silent, header, body) == (b"", b"", b"")  # closed, nothing answered
     assert ok == 200
+    # The operator's view, at shutdown: what the guard closed, and how late.
+    assert "slow-client guard: 2 closed past the header limit, 1 past the body limit" in err
+    assert "0 closed to make room, 0 answered 503" in err
 
 
 @contextlib.asynccontextmanager

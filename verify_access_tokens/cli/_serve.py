@@ -51,12 +51,23 @@ Identities are sent to Twilio as sha256 hex (HMAC-SHA256 keyed with
 """
 
 
-def _default_max_connections() -> int:
-    """Three quarters of the open-file limit: the rest is for Twilio, the emulator and logs."""
+def _open_file_limit() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:  # pragma: no cover - an unlimited machine
-        return 10_000
-    return max(16, soft * 3 // 4)
+    return 65_536 if soft == resource.RLIM_INFINITY else soft
+
+
+def _backlog() -> int:
+    """The listen queue, which is also how many connections asyncio accepts in one go."""
+    return max(64, min(2048, _open_file_limit() // 8))
+
+
+def _default_max_connections() -> int:
+    """What the open-file limit allows.
+
+    Room is left for two accept batches of `_backlog` (asyncio accepts a whole batch before
+    the cap can close anything) and 256 descriptors for Twilio, the emulator and logs.
+    """
+    return max(16, _open_file_limit() - 2 * _backlog() - 256)
 
 
 def _positive(kind: type[float] | type[int]) -> Any:
@@ -154,7 +165,7 @@ def add_serve_command(commands: Any) -> None:
         "--max-connections",
         type=_positive(int),
         help="open connections per worker; past it a new one closes the oldest still sending "
-        "its request, or is answered 503 (default: 3/4 of the open-file limit, "
+        "its request, or is answered 503 (default: what the open-file limit allows, "
         f"{_default_max_connections()} here)",
     )
     limits.add_argument(
@@ -238,6 +249,7 @@ def _uvicorn_config(args: argparse.Namespace, app: Any) -> Any:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=max_connections,
+        backlog=_backlog(),
     )
 
 

@@ -29,16 +29,19 @@ _CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
 
 
 def log_to_stderr() -> None:
-    """Show the package's warnings and errors on stderr, beside uvicorn's own lines (once)."""
+    """Show the package's warnings and errors on stderr, beside uvicorn's lines (once).
+
+    And the slow-client guard's INFO summary; the client's own INFO lines stay quiet.
+    """
     package = logging.getLogger("verify_access_tokens")
     if not any(getattr(h, "_serve", False) for h in package.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
         handler._serve = True  # type: ignore[attr-defined]
         package.addHandler(handler)
-        handler.setLevel(logging.WARNING)
         if package.getEffectiveLevel() > logging.WARNING:
             package.setLevel(logging.WARNING)
+        logging.getLogger("verify_access_tokens.serve").setLevel(logging.INFO)
 
 
 def _bearer_hook(expected: str) -> Callable[..., Any]:
@@ -96,6 +99,9 @@ def build_app(
                 yield
             finally:
                 ready = False
+                from ._uvicorn_guard import log_summaries
+
+                log_summaries()  # connections are closed by now
 
     app = FastAPI(
         title="Verify Push access tokens",

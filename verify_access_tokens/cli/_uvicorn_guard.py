@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import weakref
+from collections import OrderedDict
 from socket import socket
 from typing import Any, Final
 
@@ -99,13 +100,25 @@ class Counters:
         self.body_timeouts = 0
         self.evicted = 0
         self.refused = 0
+        self.max_lateness = 0.0  # seconds a time-limit close came after its limit
+        self.late = 0  # time-limit closes more than a second after their limit
+
+    def summary(self) -> str:
+        """One line for the log."""
+        return (
+            f"slow-client guard: {self.header_timeouts} closed past the header limit, "
+            f"{self.body_timeouts} past the body limit (latest {self.max_lateness:.2f} s after "
+            f"it, {self.late} more than 1 s after), {self.evicted} closed to make room, "
+            f"{self.refused} answered 503"
+        )
 
 
 class _Registry:
     """One server's connections still sending a request, oldest first."""
 
     def __init__(self) -> None:
-        self.waiting: dict[GuardedH11Protocol, None] = {}
+        # An OrderedDict, not a dict: taking the oldest after many removals stays O(1).
+        self.waiting: OrderedDict[GuardedH11Protocol, None] = OrderedDict()
         self.counters = Counters()
 
 
@@ -114,7 +127,20 @@ _REGISTRIES: weakref.WeakKeyDictionary[Any, _Registry] = weakref.WeakKeyDictiona
 
 def counters_of(server_state: Any) -> Counters:
     """The guard's counters for one uvicorn server."""
-    return _REGISTRIES.setdefault(server_state, _Registry()).counters
+    return _registry(server_state).counters
+
+
+def _registry(server_state: Any) -> _Registry:
+    registry = _REGISTRIES.get(server_state)
+    if registry is None:
+        registry = _REGISTRIES[server_state] = _Registry()
+    return registry
+
+
+def log_summaries() -> None:
+    """Log what the guard did, at INFO, for each server of this process (at shutdown)."""
+    for registry in list(_REGISTRIES.values()):
+        logger.info("%s", registry.counters.summary())
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -123,9 +149,10 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, config: Any, server_state: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, server_state, *args, **kwargs)
         self._limits = config
-        self._registry = _REGISTRIES.setdefault(server_state, _Registry())
+        self._registry = _registry(server_state)
         self._phase: str | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; past the cap, close the oldest slow one or refuse this one."""
@@ -163,7 +190,9 @@ class GuardedH11Protocol(H11Protocol):
         self._leave()
         self._phase = phase
         self._registry.waiting[self] = None
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + seconds
+        self._timer = loop.call_at(self._deadline, self._expire)
 
     def _leave(self) -> None:
         if self._timer is not None:
@@ -174,6 +203,9 @@ class GuardedH11Protocol(H11Protocol):
 
     def _expire(self) -> None:
         counters = self._registry.counters
+        lateness = asyncio.get_running_loop().time() - self._deadline
+        counters.max_lateness = max(counters.max_lateness, lateness)
+        counters.late += lateness > 1
         if self._phase == "headers":
             counters.header_timeouts += 1
         else:
