@@ -5,6 +5,7 @@ Through httpx's ASGI transport, against a real emulator on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import logging
@@ -303,3 +304,27 @@ def test_openapi_lists_422_only_when_the_hook_has_parameters(
     common = {"200", "400", "413", "415", "429", "500", "502", "503", "504"}
     assert responses(allow_any_identity=True) == common
     assert responses(authorize=header_session) == common | {"401", "403", "422"}
+
+
+async def test_a_client_bound_to_another_event_loop_is_the_same_logged_503(
+    verify_emulator: VerifyEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client is first used on this test's loop; TestClient runs the app on its own."""
+    async with verify_emulator.client() as client:
+        await client.access_tokens.create(verify_emulator.service_sid, identity="user-0001")
+        app = FastAPI()
+        app.include_router(
+            access_token_router(
+                client=client, service_sid=verify_emulator.service_sid, allow_any_identity=True
+            )
+        )
+
+        def in_another_loop() -> httpx.Response:
+            with TestClient(app) as http:
+                return http.post("/access-token", data={"identity": "alice"})
+
+        response = await asyncio.to_thread(in_another_loop)
+    assert "closed or belongs to another event loop" in error_of(response, 503)
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.exc_info is not None
+    assert type(record.exc_info[1]).__name__ == "ClientStateError"
