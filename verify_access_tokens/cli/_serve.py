@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import resource
 import sys
@@ -264,7 +265,17 @@ async def serve_command(args: argparse.Namespace) -> int:
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
 
-    log_to_stderr()
+    handler = log_to_stderr()
+    try:
+        return await _serve(args, uvicorn, bearer, hash_key)
+    finally:
+        if handler is not None:
+            logging.getLogger("verify_access_tokens").removeHandler(handler)
+
+
+async def _serve(
+    args: argparse.Namespace, uvicorn: Any, bearer: str | None, hash_key: bytes | None
+) -> int:
     faults = faults_from_args(args)
     options = {} if args.timeout is None else {"timeout": args.timeout}
     async with contextlib.AsyncExitStack() as stack:

@@ -28,20 +28,36 @@ ENV_WORKER: Final = "_VERIFY_ACCESS_TOKENS_SERVE_WORKER"
 _CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
 
 
-def log_to_stderr() -> None:
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record is emitted."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+def log_to_stderr() -> logging.Handler | None:
     """Show the package's warnings and errors on stderr, beside uvicorn's lines (once).
 
     And the slow-client guard's INFO summary; the client's own INFO lines stay quiet.
+
+    Returns:
+        The handler added, for the caller to remove when it is done; ``None`` if one was there.
     """
     package = logging.getLogger("verify_access_tokens")
-    if not any(getattr(h, "_serve", False) for h in package.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        handler._serve = True  # type: ignore[attr-defined]
-        package.addHandler(handler)
-        if package.getEffectiveLevel() > logging.WARNING:
-            package.setLevel(logging.WARNING)
-        logging.getLogger("verify_access_tokens.serve").setLevel(logging.INFO)
+    if any(isinstance(h, _Stderr) for h in package.handlers):
+        return None
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    package.addHandler(handler)
+    if package.getEffectiveLevel() > logging.WARNING:
+        package.setLevel(logging.WARNING)
+    logging.getLogger("verify_access_tokens.serve").setLevel(logging.INFO)
+    return handler
 
 
 def _bearer_hook(expected: str) -> Callable[..., Any]:
