@@ -19,6 +19,8 @@ APPS = {
     "verify_access_tokens.emulator": PACKAGE / "emulator",
     "verify_access_tokens.fastapi": PACKAGE / "fastapi.py",
     "verify_access_tokens._fastapi_errors": PACKAGE / "_fastapi_errors.py",
+    "verify_access_tokens._fastapi_body": PACKAGE / "_fastapi_body.py",
+    "verify_access_tokens._fastapi_openapi": PACKAGE / "_fastapi_openapi.py",
     "verify_access_tokens.testing": PACKAGE / "testing.py",
 }
 SHARED_RULES = "verify_access_tokens._core._validation"
@@ -68,8 +70,14 @@ def _allowed(importer: str, target: str, names: list[str]) -> bool:
     return any(target == app or target.startswith(app + ".") for app in APPS) and (
         target.startswith(own_app)
         or not target.rpartition(".")[2].startswith("_")
-        or (own_app, target)
-        == ("verify_access_tokens.fastapi", "verify_access_tokens._fastapi_errors")
+        or (_is_router(own_app) and _is_router(target))
+    )
+
+
+def _is_router(module: str) -> bool:
+    """The FastAPI router and its private modules, which may import each other."""
+    return module == "verify_access_tokens.fastapi" or module.startswith(
+        "verify_access_tokens._fastapi_"
     )
 
 
