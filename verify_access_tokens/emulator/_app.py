@@ -266,7 +266,10 @@ class VerifyEmulator:
                 "Authentication Error - invalid username",
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
-        return self._faults.rate_limited() or await handler(request)
+        limited = self._faults.rate_limited()
+        if limited is not None:  # not `or`: before aiohttp 3.12 an empty web.Response is falsy
+            return limited
+        return await handler(request)
 
     def _not_found(self, what: str) -> web.Response:
         self.counters.not_found += 1
