@@ -37,7 +37,7 @@ from .._core._errors import (
 from .._core._log import logger
 from .._core._types import RawResponse, RequestOptions
 from .._version import __version__
-from ._body import read_body
+from ._body import ACCEPT_ENCODING, read_body
 from ._compat import disable_connection_retry
 
 USER_AGENT: Final = (
@@ -100,6 +100,7 @@ class Transport:
             "Authorization": _Redacted(authorization),
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,  # what read_body inflates, not what aiohttp can
         }
         self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
         self._session = session
@@ -239,6 +240,7 @@ class Transport:
                     timeout=timeout,
                     allow_redirects=False,
                     raise_for_status=False,
+                    auto_decompress=False,  # read_body inflates, within max_response_bytes
                 ) as resp:
                     body = await read_body(resp, options.max_response_bytes)
             except (aiohttp.ClientError, TimeoutError) as exc:
