@@ -102,6 +102,11 @@ class Transport:
             "Accept": "application/json",
             "Accept-Encoding": ACCEPT_ENCODING,  # what read_body inflates, not what aiohttp can
         }
+        proxy_auth = proxy_authorization(proxy)
+        if proxy_auth is not None and base_url.startswith("http://"):
+            # Plain http through a proxy carries Proxy-Authorization on every request. aiohttp
+            # 3.11 and 3.12 add it only on a new proxy connection, not on a reused one.
+            self._headers["Proxy-Authorization"] = _Redacted(proxy_auth)
         self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
         self._session = session
         self._owns_session = session is None
