@@ -38,7 +38,7 @@ from .._core._log import logger
 from .._core._types import RawResponse, RequestOptions
 from .._version import __version__
 from ._body import ACCEPT_ENCODING, read_body
-from ._compat import disable_connection_retry
+from ._compat import new_session
 
 USER_AGENT: Final = (
     f"{USER_AGENT_NAME}/{__version__} aiohttp/{aiohttp.__version__} "
@@ -146,14 +146,13 @@ class Transport:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_limit, keepalive_timeout=self._keepalive_timeout
             )
-            self._session = aiohttp.ClientSession(
+            self._session = new_session(  # with the proxy, and no re-send by aiohttp
                 connector=connector,
                 trace_configs=self._trace_configs,
                 proxy=self._proxy,
                 # Timeouts are passed per request: see RequestOptions and request().
                 timeout=aiohttp.ClientTimeout(),
             )
-            disable_connection_retry(self._session)
         return self._session
 
     async def aclose(self) -> None:
