@@ -18,7 +18,6 @@ Differences between the supported aiohttp lines (3.10 and newer):
 from __future__ import annotations
 
 import inspect
-import weakref
 from typing import Any, Final
 
 import aiohttp
@@ -91,26 +90,28 @@ def acquired_connections(session: aiohttp.ClientSession) -> int:
 
 # --- aiohttp 3.10 ---------------------------------------------------------------------------
 # ``_request`` keeps one timer object for a call, across its re-send; the response records the
-# failure aiohttp would re-send after, under that timer, and the request built for the re-send
-# finds it and raises it again instead of being sent: the call ends with its first failure, as
-# on 3.11. Class and arguments only are kept (no traceback, so no frame holds the timer alive).
+# failure aiohttp re-sends after (on a request of an idempotent method, which aiohttp always
+# re-sends once), under that timer, and the request built for the re-send finds it and raises it
+# again instead of being sent: the call ends with its first failure, as on 3.11. The record is
+# keyed by ``id()``, holding the timer so that the id cannot be reused meanwhile (aiohttp's timer
+# may refuse weak references), and taken out by that re-send; it keeps class and arguments only.
 
-_FAILED: weakref.WeakKeyDictionary[object, tuple[type[BaseException], tuple[Any, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_FAILED: dict[int, tuple[object, type[BaseException], tuple[Any, ...]]] = {}
 
 
 class _NoResendResponse(aiohttp.ClientResponse):
-    def __init__(self, *args: Any, timer: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, timer=timer, **kwargs)
-        self._vat_timer = timer
+    def __init__(self, method: str, *args: Any, timer: Any = None, **kwargs: Any) -> None:
+        super().__init__(method, *args, timer=timer, **kwargs)
+        self._vat_timer = timer if method in _IDEMPOTENT else None
 
     async def start(self, connection: Any) -> aiohttp.ClientResponse:
         try:
             return await super().start(connection)
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-            if self._vat_timer is not None:
-                _FAILED[self._vat_timer] = (type(exc), exc.args)
+            timer = self._vat_timer
+            if timer is not None:
+                _FAILED[id(timer)] = (timer, type(exc), exc.args)
             raise
 
 
@@ -118,10 +119,10 @@ class _NoResendRequest(aiohttp.ClientRequest):
     default_proxy: yarl.URL | None = None
 
     def __init__(self, *args: Any, proxy: Any = None, timer: Any = None, **kwargs: Any) -> None:
-        failed = None if timer is None else _FAILED.pop(timer, None)
-        if failed is not None:
-            cls, args = failed  # aiohttp is about to re-send: end the call with that failure
-            raise cls(*args)
+        failed = None if timer is None else _FAILED.pop(id(timer), None)
+        if failed is not None and failed[0] is timer:
+            _, cls, exc_args = failed  # aiohttp is about to re-send: end the call with that failure
+            raise cls(*exc_args)
         if proxy is None:
             proxy = self.default_proxy
         super().__init__(*args, proxy=proxy, timer=timer, **kwargs)
