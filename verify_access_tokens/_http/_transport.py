@@ -39,8 +39,8 @@ from .._core._log import logger
 from .._core._types import CallHooks, RawResponse, RequestOptions
 from .._flow._limiter import Limiter
 from .._version import __version__
-from ._body import read_body
-from ._compat import disable_connection_retry
+from ._body import ACCEPT_ENCODING, read_body
+from ._compat import new_session
 
 USER_AGENT: Final = (
     f"{USER_AGENT_NAME}/{__version__} aiohttp/{aiohttp.__version__} "
@@ -104,7 +104,13 @@ class Transport:
             "Authorization": _Redacted(authorization),
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,  # what read_body inflates, not what aiohttp can
         }
+        proxy_auth = proxy_authorization(proxy)
+        if proxy_auth is not None and base_url.startswith("http://"):
+            # Plain http through a proxy carries Proxy-Authorization on every request. aiohttp
+            # 3.11 and 3.12 add it only on a new proxy connection, not on a reused one.
+            self._headers["Proxy-Authorization"] = _Redacted(proxy_auth)
         self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
         self._session = session
         self._owns_session = session is None
@@ -146,14 +152,13 @@ class Transport:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_limit, keepalive_timeout=self._keepalive_timeout
             )
-            self._session = aiohttp.ClientSession(
+            self._session = new_session(  # with the proxy, and no re-send by aiohttp
                 connector=connector,
                 trace_configs=self._trace_configs,
                 proxy=self._proxy,
                 # Timeouts are passed per request: see RequestOptions and request().
                 timeout=aiohttp.ClientTimeout(),
             )
-            disable_connection_retry(self._session)
         return self._session
 
     async def aclose(self) -> None:
@@ -274,6 +279,7 @@ class Transport:
                         timeout=timeout,
                         allow_redirects=False,
                         raise_for_status=False,
+                        auto_decompress=False,  # read_body inflates, within max_response_bytes
                     ) as resp:
                         concurrent = concurrent_requests(resp.headers)
                         body = await read_body(resp, options.max_response_bytes)

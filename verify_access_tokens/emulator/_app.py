@@ -305,8 +305,9 @@ class VerifyEmulator:
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
         limited = self._faults.rate_limited()
-        # `is not None`: a web.Response is falsy on some aiohttp versions.
-        return limited if limited is not None else await handler(request)
+        if limited is not None:  # not `or`: before aiohttp 3.12 an empty web.Response is falsy
+            return limited
+        return await handler(request)
 
     def _not_found(self, what: str) -> web.Response:
         self.counters.not_found += 1
