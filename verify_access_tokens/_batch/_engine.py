@@ -128,8 +128,8 @@ class EnrollmentBatch:
         self.summary = BatchSummary()
         self.unfinished: tuple[str, ...] = ()
         self.undelivered: tuple[EnrollmentResult, ...] = ()
-        # Called with each identity as it is taken, before it is sent: enroll's write-ahead.
-        self._on_take: Callable[[str], None] | None = None
+        # Called with each identity before it is sent: enroll's write-ahead.
+        self._on_send: Callable[[str], None] | None = None
         self._iterator: weakref.ref[AsyncGenerator[EnrollmentResult, None]] | None = None
         self._held: AsyncGenerator[EnrollmentResult, None] | None = None
         # Set once the iteration has ended and `undelivered`/`unfinished` are final; None
@@ -275,8 +275,8 @@ class EnrollmentBatch:
             index = self._taken
             self._taken += 1
             self._in_flight[index] = _identity_text(item)
-            if self._on_take is not None:
-                self._on_take(self._in_flight[index])
+            if self._on_send is not None:
+                self._on_send(self._in_flight[index])
             return index, item
 
     async def _work(

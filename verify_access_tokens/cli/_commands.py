@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 
 from .. import ConfigurationError, VerifyClient
 from ..emulator import Faults, VerifyEmulator
+from ._listen import check_port
 from ._output import emulator_printout, print_token
 
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
@@ -23,10 +25,18 @@ def _client(args: argparse.Namespace) -> VerifyClient:
     return VerifyClient(base_url=args.base_url)
 
 
+def _service_sid(args: argparse.Namespace) -> str:
+    """SERVICE_SID, else ``$VERIFY_SERVICE_SID`` (as ``serve`` does)."""
+    sid: str | None = args.service_sid or os.environ.get("VERIFY_SERVICE_SID") or None
+    if sid is None:
+        raise ConfigurationError("SERVICE_SID", "missing: pass it or set VERIFY_SERVICE_SID")
+    return sid
+
+
 async def create_command(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         token = await client.access_tokens.create(
-            args.service_sid,
+            _service_sid(args),
             identity=args.identity,
             factor_type=args.factor_type,
             factor_friendly_name=args.friendly_name,
@@ -38,7 +48,7 @@ async def create_command(args: argparse.Namespace) -> int:
 
 async def fetch_command(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        token = await client.access_tokens.fetch(args.service_sid, args.sid)
+        token = await client.access_tokens.fetch(_service_sid(args), args.sid)
     print_token(token, args, sys.stdout)
     return EXIT_OK
 
@@ -77,6 +87,7 @@ async def _listening(emulator: VerifyEmulator, args: argparse.Namespace) -> Asyn
 
 
 async def emulator_command(args: argparse.Namespace) -> int:
+    check_port(args.port)
     emulator = VerifyEmulator(
         host=args.host,
         port=args.port,

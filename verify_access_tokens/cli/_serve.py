@@ -17,6 +17,7 @@ from .. import ConfigurationError, VerifyClient
 from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
 from ._commands import add_fault_flags, faults_from_args
+from ._listen import check_listen
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -164,6 +165,7 @@ def _settings(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
 async def serve_command(args: argparse.Namespace) -> int:
     """Run the endpoint until Ctrl-C (or SIGTERM)."""
     bearer, hash_key = _settings(args)
+    check_listen(args.host, args.port)  # a bad port or host, a busy port: one line, not a traceback
     try:
         import uvicorn
     except ImportError:  # pragma: no cover - the test extra installs it
