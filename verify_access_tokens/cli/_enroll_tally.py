@@ -104,9 +104,9 @@ def summary_text(tally: Tally, *, resume: bool, notes: list[str], tail: str) -> 
     if tally.not_sent:
         parts.append(f"not sent {tally.not_sent} (stopped before sending; --resume sends them)")
     if tally.duplicates:
+        plural = "identities" if tally.duplicates != 1 else "identity"
         parts.append(
-            f"{tally.duplicates} duplicate{'s' if tally.duplicates != 1 else ''} in INPUT "
-            "enrolled once (--allow-duplicates sends each)"
+            f"{tally.duplicates} repeated {plural} in INPUT skipped (--allow-duplicates sends each)"
         )
     if resume:
         parts.append(f"skipped {tally.skipped} already enrolled")
