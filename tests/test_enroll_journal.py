@@ -471,3 +471,26 @@ def test_readme_jq_commands_run(emulator: VerifyEmulator, tmp_path: Path) -> Non
     token = next(t.token for t in emulator.tokens.values())
     assert outputs == [f"user-000001\t{token}\n", "not valid!\n"]
     assert ROOT.is_dir()
+
+
+def test_progress_has_a_total_only_for_a_regular_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipe is not read ahead to count it: its progress counts up without a total."""
+    from verify_access_tokens.cli import _enroll_progress
+    from verify_access_tokens.cli._input_stream import InputStream
+
+    source = write_ids(tmp_path / "ids.txt", ["identity", *ids(3)])
+    with InputStream(str(source)) as regular:
+        assert regular.count() == (4, "identity")
+    reader, writer = os.pipe()
+    os.write(writer, b"user-000001\n")
+    os.close(writer)
+    with InputStream(f"/dev/fd/{reader}") as pipe:
+        assert pipe.count() is None
+        assert list(pipe.lines()) == [b"user-000001\n"]  # nothing was consumed by counting
+    os.close(reader)
+    monkeypatch.setattr(_enroll_progress, "PROGRESS_EVERY", 0.0)
+    bar = _enroll_progress.ProgressLines(None)
+    bar.update(1)
+    assert capsys.readouterr().err.startswith("progress: 1 done, 0 failed, ")
