@@ -21,7 +21,12 @@ from pathlib import Path
 import pytest
 from test_enroll_ops import cli, cli_env, created_line, emulator, enroll_argv, ids, lines, outcomes
 
-from verify_access_tokens import APITimeoutError, BatchStoppedError, EnrollmentResult
+from verify_access_tokens import (
+    APIStatusError,
+    APITimeoutError,
+    BatchStoppedError,
+    EnrollmentResult,
+)
 from verify_access_tokens.cli._enroll_tally import Tally
 from verify_access_tokens.cli._journal import result_record
 from verify_access_tokens.cli._resume import read_index
@@ -494,3 +499,49 @@ def test_progress_has_a_total_only_for_a_regular_file(
     bar = _enroll_progress.ProgressLines(None)
     bar.update(1)
     assert capsys.readouterr().err.startswith("progress: 1 done, 0 failed, ")
+
+
+def test_systemic_stop_names_each_cause_and_resets_on_anything_else() -> None:
+    from verify_access_tokens import AuthenticationError, NotFoundError, PermissionDeniedError
+    from verify_access_tokens.cli._enroll_tally import SystemicStop
+
+    def error(kind: type[APIStatusError], status: int, code: int | None) -> APIStatusError:
+        return kind(status=status, message="no", method="POST", url="u", code=code)
+
+    never = SystemicStop(0, OTHER_SERVICE)
+    assert not any(never.observe(error(AuthenticationError, 401, 20003)) for _ in range(50))
+    for kind, status, code, cause in [
+        (PermissionDeniedError, 403, None, f"permission denied 2 times in a row: check that "
+                                           f"these credentials may use {OTHER_SERVICE}"),
+        (NotFoundError, 404, 20404, f"service {OTHER_SERVICE} not found 2 times in a row: "
+                                    "check SERVICE_SID"),
+    ]:  # fmt: skip
+        stop = SystemicStop(2, OTHER_SERVICE)
+        assert not stop.observe(error(kind, status, code))
+        assert not stop.observe(None)  # a success ends the streak
+        assert not stop.observe(error(kind, status, code))
+        assert stop.observe(error(kind, status, code))
+        assert stop.reason == cause
+        assert not stop.observe(error(kind, status, code))  # said once
+
+
+def test_report_table_of_failures_and_errors_in_one_line(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.jsonl"
+    source = write_ids(tmp_path / "ids.txt", ["user-000001", "not valid!"])
+    assert cli(*enroll_argv(emulator, source, out), emulator=emulator).returncode == 0
+    with out.open("a") as journal:
+        journal.write('{"identity": "user-000002", "status": "sending"}\n{"identity": "user-0')
+    table = cli("report", str(out), "--failures").stdout.splitlines()
+    assert table[0] == f"3 identities in {out}: 1 created, 1 failed, 1 sending"
+    assert table[1].split() == ["identity", "status", "error_class", "http_status", "code",
+                                "message"]  # fmt: skip
+    assert table[2].split()[:6] == ["not", "valid!", "failed", "RequestValidationError", "-", "-"]
+    assert table[3].split()[:5] == ["user-000002", "sending", "-", "-", "-"]
+    assert table[3].endswith("in flight when a run ended: the outcome is unknown")
+    one_line_error(cli("report", str(tmp_path / "missing.jsonl")), 2,
+                   "error: RESULTS: cannot read ")  # fmt: skip
+    done = cli(*enroll_argv(emulator, source, tmp_path / "x"), "--max-consecutive-failures", "-1",
+               emulator=emulator)  # fmt: skip
+    one_line_error(done, 2, "error: --max-consecutive-failures: must be 0 (never stop) or more")

@@ -37,7 +37,7 @@ class InputStream:
                 self.fd = sys.stdin.fileno()
             except (AttributeError, OSError, ValueError):  # replaced by an in-memory stream
                 self._memory = getattr(sys.stdin, "buffer", sys.stdin)
-                self.stat = os.stat_result((0,) * 10)
+                self.stat: os.stat_result | None = None
                 self.regular = False
                 self.may_block = False
                 return

@@ -96,12 +96,11 @@ class ResultsFile:
                     f"{exc.strerror}",
                 ) from None
 
-    def same_file_as(self, other: os.stat_result) -> bool:
-        """Whether ``other`` (INPUT's stat) is this results file."""
-        return self.stat is not None and (self.stat.st_dev, self.stat.st_ino) == (
-            other.st_dev,
-            other.st_ino,
-        )
+    def same_file_as(self, other: os.stat_result | None) -> bool:
+        """Whether ``other`` (INPUT's stat; None for an in-memory stdin) is this results file."""
+        if self.stat is None or other is None:
+            return False
+        return (self.stat.st_dev, self.stat.st_ino) == (other.st_dev, other.st_ino)
 
     def _ends_mid_line(self) -> bool:
         assert self.fd is not None
