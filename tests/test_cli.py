@@ -208,7 +208,7 @@ def test_demo_server_rate_limit_is_the_emulators_429_threshold(
 def test_demo_lost_responses_are_unknown_though_created(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--identities", "20", "--lost-response-rate", "1")
     assert code == 1
-    assert "errors:   20 {'OutcomeUnknownError': 20}" in out
+    assert "errors:   20: 20 OutcomeUnknownError\n" in out  # prose, not a Python dict
     assert "20 tokens created, 20 faults injected" in out  # created server-side, answers lost
 
 

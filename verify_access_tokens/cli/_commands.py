@@ -130,7 +130,8 @@ async def demo_command(args: argparse.Namespace) -> int:
         f"created:  {summary.succeeded}/{len(identities)} tokens in {summary.elapsed:.2f}s "
         f"({summary.rate:.0f} req/s, {summary.retried} retries)"
     )
-    print(f"errors:   {failed}" + (f" {dict(summary.failed)}" if failed else ""))
+    kinds = ", ".join(f"{n} {name}" for name, n in summary.failed.most_common())
+    print(f"errors:   {failed}" + (f": {kinds}" if failed else ""))
     print(f"fetched:  {len(fetched)} back, {matches} identical to what create returned")
     counters = emulator.counters
     print(
