@@ -169,9 +169,10 @@ async def test_fastapi_example_starts_its_own_emulator_by_default() -> None:
 # - bash: each command (`&&`-separated, comments dropped) must pass a rule: CLI invocations
 #   (`verify-access-tokens ...`, `python3 -m verify_access_tokens ...`) parse with the CLI's own
 #   parser; `python3 -m pip install [-e] .[EXTRAS]` names extras pyproject.toml defines;
-#   `bash .ci/run` exists; other tools are run by .ci/run as written. A block of only `export`s
-#   and `create`/`fetch` commands (the emulator's printout) is run in bash against an emulator,
-#   each exported value replaced by the emulator's own.
+#   `bash .ci/run` exists; `jq` commands are run by a test (JQ_RUN_BY_TEST); a pipeline passes
+#   when each of its commands does; other tools are run by .ci/run as written. A block of only
+#   `export`s and `create`/`fetch` commands (the emulator's printout) is run in bash against an
+#   emulator, each exported value replaced by the emulator's own.
 # - toml: pytest settings for a user's pyproject.toml. It must parse, and a fresh project with it
 #   and examples/test_mocking.py must pass with no pytest-asyncio configuration warning.
 # - text: not code (a diagram, a file tree, sample output); there is nothing to run.
@@ -183,6 +184,11 @@ TESTED_EXAMPLES = {
     "examples/fastapi_app.py": "test_fastapi_example_against_an_emulator",
     "examples/test_my_app.py": "test_plugin_example_runs_under_pytest",
     "examples/test_mocking.py": "test_mocking_example_runs_under_pytest",
+}
+# The jq commands of README, run by test_enroll_journal.py::test_readme_jq_commands_run.
+JQ_RUN_BY_TEST = {
+    """jq -r 'select(.status == "created") | [.identity, .token] | @tsv' results.jsonl""",
+    """jq -r 'select(.error_class == "RequestValidationError") | .identity'""",
 }
 FRAGMENT_MARKER = re.compile(r"From \[`(examples/[^`]+)`\]\(\1\), which the test suite runs:")
 RUN_TIMEOUT = 60
@@ -291,7 +297,13 @@ def check_command(argv: list[str]) -> None:
     from verify_access_tokens.cli._main import build_parser
 
     line = shlex.join(argv)
-    if (args := cli_args(argv)) is not None:
+    if "|" in argv:  # a pipeline: each command passes its own rule
+        cut = argv.index("|")
+        check_command(argv[:cut])
+        check_command(argv[cut + 1 :])
+    elif argv[0] == "jq":  # run on a real journal by tests/test_enroll_journal.py
+        assert line in JQ_RUN_BY_TEST, f"no test runs `{line}`"
+    elif (args := cli_args(argv)) is not None:
         try:
             parsed = build_parser().parse_args(args)
         except SystemExit:

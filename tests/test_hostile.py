@@ -334,9 +334,10 @@ def test_enroll_jsonl_with_a_lone_surrogate_records_it_without_a_traceback(
             ["enroll", SERVICE_SID, str(source), "--out", str(out), "--base-url", server.base_url]
         )
     _, err = capsys.readouterr()
-    assert code == 1
+    assert code == 0  # failed for good: nothing is left that a --resume could still enroll
     assert "Traceback" not in err
-    records = {r["identity"]: r for r in map(json.loads, out.read_text().splitlines())}
+    lines = map(json.loads, out.read_text().splitlines())
+    records = {r["identity"]: r for r in lines if "identity" in r}  # not the run's header
     assert records[IDENTITY]["status"] == "created"
     assert records["abcdefgh-1"]["status"] == "failed"
     assert records["abcdefgh-1"]["error"]["class"] == "RequestValidationError"
@@ -713,7 +714,8 @@ def test_enroll_records_an_ambiguous_2xx_as_unknown(
         )
     capsys.readouterr()
     assert code == 1
-    sending, record = map(json.loads, out.read_text().splitlines())  # write-ahead, then outcome
+    header, sending, record = map(json.loads, out.read_text().splitlines())
+    assert header["record"] == "header"  # the run's, then the write-ahead, then the outcome
     assert sending["status"] == "sending"
     assert record["status"] == "unknown"
     assert record["error"]["class"] == "OutcomeUnknownError"

@@ -84,7 +84,7 @@ def check_identity(value: object, field: str = "identity") -> str:
     if _IDENTITY.fullmatch(text) is None:
         raise RequestValidationError(
             field,
-            "may contain only letters and digits, separated by single dashes "
+            "may contain only ASCII letters and digits, separated by single dashes "
             "(use a UUID, GUID or SID, never PII such as an e-mail or phone number)",
         )
     return text

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 
 from .. import ConfigurationError, VerifyClient
 from ..emulator import Faults, VerifyEmulator
+from ._listen import check_port
 from ._output import emulator_printout, print_token
 
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
@@ -23,10 +25,18 @@ def _client(args: argparse.Namespace) -> VerifyClient:
     return VerifyClient(base_url=args.base_url)
 
 
+def _service_sid(args: argparse.Namespace) -> str:
+    """SERVICE_SID, else ``$VERIFY_SERVICE_SID`` (as ``serve`` does)."""
+    sid: str | None = args.service_sid or os.environ.get("VERIFY_SERVICE_SID") or None
+    if sid is None:
+        raise ConfigurationError("SERVICE_SID", "missing: pass it or set VERIFY_SERVICE_SID")
+    return sid
+
+
 async def create_command(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         token = await client.access_tokens.create(
-            args.service_sid,
+            _service_sid(args),
             identity=args.identity,
             factor_type=args.factor_type,
             factor_friendly_name=args.friendly_name,
@@ -38,7 +48,7 @@ async def create_command(args: argparse.Namespace) -> int:
 
 async def fetch_command(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        token = await client.access_tokens.fetch(args.service_sid, args.sid)
+        token = await client.access_tokens.fetch(_service_sid(args), args.sid)
     print_token(token, args, sys.stdout)
     return EXIT_OK
 
@@ -80,6 +90,7 @@ async def _listening(emulator: VerifyEmulator, args: argparse.Namespace) -> Asyn
 
 
 async def emulator_command(args: argparse.Namespace) -> int:
+    check_port(args.port)
     emulator = VerifyEmulator(
         host=args.host,
         port=args.port,
@@ -122,7 +133,8 @@ async def demo_command(args: argparse.Namespace) -> int:
         f"created:  {summary.succeeded}/{len(identities)} tokens in {summary.elapsed:.2f}s "
         f"({summary.rate:.0f} req/s, {summary.retried} retries)"
     )
-    print(f"errors:   {failed}" + (f" {dict(summary.failed)}" if failed else ""))
+    kinds = ", ".join(f"{n} {name}" for name, n in summary.failed.most_common())
+    print(f"errors:   {failed}" + (f": {kinds}" if failed else ""))
     print(f"fetched:  {len(fetched)} back, {matches} identical to what create returned")
     counters = emulator.counters
     print(
@@ -134,6 +146,22 @@ async def demo_command(args: argparse.Namespace) -> int:
     if not counters.faults_injected:
         print("try:      demo --server-rate-limit 100 --drop-rate 0.02  (retries, lost answers)")
     return EXIT_OK if not failed else EXIT_API_ERROR
+
+
+def concurrency(text: str) -> int | str:
+    """``--concurrency``: ``adaptive`` or a whole number >= 1 (checked by ``create_many``)."""
+    if text == "adaptive":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'adaptive' or a number, not {text!r}") from None
+
+
+CONCURRENCY_HELP = (
+    "requests in flight at once: 'adaptive' finds the account's free concurrency from Twilio's "
+    "429s (at most the pool's 100), or a number"
+)
 
 
 def _latency(text: str) -> float | tuple[float, float]:

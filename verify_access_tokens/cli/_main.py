@@ -18,9 +18,11 @@ from typing import Any
 
 from .. import APIStatusError, ConfigurationError, RequestValidationError, VerifyError, __version__
 from ._commands import (
+    CONCURRENCY_HELP,
     EXIT_API_ERROR,
     EXIT_USAGE,
     add_fault_flags,
+    concurrency,
     create_command,
     demo_command,
     emulator_command,
@@ -63,6 +65,30 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# --- SERVICE_SID from the environment, enroll and report (issue 18) ----------------------------
+def _add_service_sid(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "service_sid",
+        metavar="SERVICE_SID",
+        nargs="?",
+        help="the Verify Service (VA...); default: $VERIFY_SERVICE_SID",
+    )
+
+
+def _add_journal_commands(commands: Any, options: dict[str, Any]) -> None:
+    from ._enroll_options import add_enroll_command
+    from ._report import add_report_command
+
+    add_enroll_command(commands, **options)
+    add_report_command(commands, **options)
+
+
+def _cli_rule(rule: str) -> str:
+    """A rule in the CLI's words: Python's ``None`` is no value a flag can take."""
+    return re.sub(r"\bNone(?:, | or )", "", rule)
+
+
+# ------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser, every command included (``main`` runs what it parses).
 
@@ -83,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         **options,
     )
     demo.add_argument("--identities", type=int, default=300, help="how many identities")
-    demo.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
+    demo.add_argument("--concurrency", type=concurrency, default="adaptive", help=CONCURRENCY_HELP)
     add_fault_flags(demo)
     demo.set_defaults(handler=demo_command)
 
@@ -91,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator", help="run a local Verify emulator until Ctrl-C", **options
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    emulator.add_argument("--port", type=int, default=8099, help="port to listen on")
+    emulator.add_argument("--port", type=int, default=8099, help="port to listen on (0-65535)")
     emulator.add_argument("--account-sid", help="the Account SID it accepts (default: generated)")
     emulator.add_argument("--auth-token", help="the Auth Token it accepts (default: generated)")
     add_fault_flags(emulator)
@@ -102,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create an enrollment access token (credentials from TWILIO_* env vars)",
         **options,
     )
-    create.add_argument("service_sid", metavar="SERVICE_SID", help="the Verify Service (VA...)")
+    _add_service_sid(create)
     create.add_argument("--identity", required=True, help="the entity's non-PII id (a UUID)")
     create.add_argument("--friendly-name", help="the device's name (up to 64 characters)")
     create.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
@@ -111,14 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=create_command)
 
     fetch = commands.add_parser("fetch", help="fetch an access token by sid", **options)
-    fetch.add_argument("service_sid", metavar="SERVICE_SID", help="the Verify Service (VA...)")
+    _add_service_sid(fetch)
     fetch.add_argument("sid", metavar="SID", help="the access token (YK...)")
     _add_output_flags(fetch)
     fetch.set_defaults(handler=fetch_command)
 
-    from ._enroll import add_enroll_command
-
-    add_enroll_command(commands, **options)
+    _add_journal_commands(commands, options)
     from ._serve import add_serve_command
 
     add_serve_command(commands)
@@ -152,11 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: output closed before everything was written", file=sys.stderr)
         return EXIT_API_ERROR
     except RequestValidationError as exc:
-        print(f"error: {_FLAGS.get(exc.field, exc.field)}: {exc.rule}", file=sys.stderr)
+        print(f"error: {_FLAGS.get(exc.field, exc.field)}: {_cli_rule(exc.rule)}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigurationError as exc:
         # The CLI takes credentials only from the environment: drop the Python alternative.
-        rule = re.sub(r"pass \w+= or ", "", exc.rule)
+        rule = _cli_rule(re.sub(r"pass \w+= or ", "", exc.rule))
         print(f"error: {_FLAGS.get(exc.setting, exc.setting)}: {rule}", file=sys.stderr)
         return EXIT_USAGE
     except APIStatusError as exc:

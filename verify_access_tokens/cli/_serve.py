@@ -26,6 +26,7 @@ from .. import (
 from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
 from ._commands import EXIT_API_ERROR, add_fault_flags, faults_from_args
+from ._listen import check_listen
 from ._serve_app import ENV_BEARER, ENV_HASH_KEY, ENV_WORKER, build_app, log_to_stderr
 
 __all__ = ["ENV_BEARER", "ENV_HASH_KEY", "add_serve_command", "build_app", "serve_command"]
@@ -257,6 +258,7 @@ def _uvicorn_config(args: argparse.Namespace, app: Any) -> Any:
 
 async def serve_command(args: argparse.Namespace) -> int:
     """Run the endpoint until Ctrl-C (or SIGTERM)."""
+    check_listen(args.host, args.port)  # a bad port or host, a busy port: one line, not a traceback
     bearer, hash_key = _settings(args)
     try:
         import uvicorn
