@@ -16,61 +16,47 @@ identities whose request was cut off are listed in ``unfinished``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
 import time
 import types
 import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
-    Awaitable,
     Callable,
     Iterable,
 )
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
-from .._core._errors import RateLimitError, RequestValidationError, VerifyError
-from .._core._types import CallHooks
-from .._core._validation import is_int, is_number
-from ..models import EnrollmentRequest, EnrollmentResult
-from ._pacer import AdaptivePacer, FixedPacer
+from .._core._errors import RequestValidationError
+from .._core._validation import is_int
+from ..models import EnrollmentResult
+from ._input import END, BatchInput, InputReader
+from ._item import BatchCreate, ItemSender, identity_text
+from ._pacer import FixedPacer, RateLimit, make_pacer
 from ._requeue import Requeue
 from ._summary import BatchSummary
 
 if TYPE_CHECKING:
     from .._flow import Limiter
-    from ..models import AccessToken, APIResponse
 
-# BatchSummary is re-exported: callers take the batch API from this module.
-__all__ = ["BatchInput", "BatchSummary", "Concurrency", "EnrollmentBatch", "RateLimit"]
+# Re-exported: callers take the batch API from this module.
+__all__ = [
+    "BatchInput",
+    "BatchSummary",
+    "Concurrency",
+    "EnrollmentBatch",
+    "RateLimit",
+    "make_pacer",
+]
 
-BatchInput = str | EnrollmentRequest
-RateLimit = float | Literal["adaptive"] | None
 Concurrency = int | Literal["adaptive"]
-# create(identity, factor_friendly_name, ttl, hooks): the resource's create, service bound.
-BatchCreate = Callable[[object, object, object, CallHooks], Awaitable["APIResponse[AccessToken]"]]
 
 # The window of concurrency="adaptive" when nothing else bounds the client (no pool bound).
 ADAPTIVE_WINDOW_MAX = 10_000
 
 _DONE = object()
 _CLOSE = object()  # aclose() from another task: end the iteration as if closed
-_STOP = "stop() ends the wait"
-
-
-def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedPacer | None:
-    if rate_limit is None:
-        return None
-    if rate_limit == "adaptive":
-        return AdaptivePacer(pause_max=pause_max)
-    if not is_number(rate_limit) or not 0 < rate_limit < math.inf:  # nan fails the comparison
-        raise RequestValidationError(
-            "rate_limit", "must be none, a positive finite number of requests/s, or 'adaptive'"
-        )
-    return FixedPacer(rate_limit)
 
 
 def check_concurrency(concurrency: object) -> Concurrency:
@@ -141,20 +127,24 @@ class EnrollmentBatch:
         """
         concurrency = check_concurrency(concurrency)
         self.pacer = pacer
-        self._create = create
         self._limiter = limiter
-        self._input = identities
+        self._input = InputReader(identities, limiter)
         self._size = (
             int(min(limiter.most, ADAPTIVE_WINDOW_MAX))
             if concurrency == "adaptive"
             else concurrency
         )
-        self._friendly_name = factor_friendly_name
-        self._ttl = ttl
         self._ordered = ordered
         self._stopping = False
         self._requeue = Requeue(limiter, deadline, retry_after_max)
-        self._input_error: BaseException | None = None
+        self._sender = ItemSender(
+            create,
+            limiter,
+            pacer,
+            self._requeue,
+            factor_friendly_name=factor_friendly_name,
+            ttl=ttl,
+        )
         self._taken = 0
         self._in_flight: dict[int, str] = {}  # taken, not finished: identity by input index
         self._finished: dict[int, EnrollmentResult] = {}
@@ -169,9 +159,6 @@ class EnrollmentBatch:
         # Set once the iteration has ended and `undelivered`/`unfinished` are final; None
         # until the iteration starts.
         self._ended: asyncio.Event | None = None
-        # The dispatcher while it waits for a slot or the next input item: stop() ends that
-        # wait, so an input that has nothing to give cannot hold the batch.
-        self._reader: asyncio.Task[None] | None = None
         # Results come to the consumer through this queue; aclose() from another task posts
         # _CLOSE on it, since a running generator cannot be closed from outside.
         self._ready: asyncio.Queue[object] | None = None
@@ -191,9 +178,7 @@ class EnrollmentBatch:
         self._requeue.stop()
         if self.pacer is not None:
             self.pacer.interrupt()
-        reader, self._reader = self._reader, None  # cancelled once, however often stop() is called
-        if reader is not None:
-            reader.cancel(_STOP)
+        self._input.stop()
 
     @property
     def stopping(self) -> bool:
@@ -256,60 +241,18 @@ class EnrollmentBatch:
             await self._ended.wait()
 
     # -- machinery -------------------------------------------------------------------------
-    async def _items(self) -> AsyncIterator[BatchInput]:
-        source = self._input
-        if isinstance(source, AsyncIterable):
-            async for item in source:
-                yield item
-        else:
-            for item in source:
-                yield item
-
-    async def _next_item(self, items: AsyncIterator[BatchInput]) -> object:
-        """A slot of the client's limiter, then the next input item; ``_DONE`` to end.
-
-        The slot comes first, so an item is taken only when it can be sent at once: ``stop()``
-        then leaves hardly any taken-but-unsent item behind.
-        """
-        limiter = self._limiter
-        self._reader = asyncio.current_task()
-        try:
-            await limiter.acquire()
-            try:
-                return await anext(items)
-            except BaseException:
-                limiter.release_unused()
-                raise
-        except asyncio.CancelledError as cancelled:
-            task = asyncio.current_task()
-            assert task is not None
-            if _STOP in cancelled.args and task.uncancel() == 0:
-                return _DONE  # the wait was stop()'s: the item never came
-            if task.cancelling() == 0:  # raised by the input itself, not a cancellation
-                self._input_error = RuntimeError("the input iterator raised CancelledError")
-                return _DONE
-            raise  # a real cancellation of the dispatcher
-        except StopAsyncIteration:
-            return _DONE
-        except Exception as exc:  # the caller's iterator failed: finish what was taken, re-raise
-            self._input_error = exc
-            return _DONE
-        finally:
-            self._reader = None
-
     async def _dispatch(self, window: asyncio.Semaphore, ready: asyncio.Queue[object]) -> None:
-        items = self._items()
         try:
             while True:
                 await window.acquire()
                 if self._stopping or self._abandoned:
                     return
-                item = await self._next_item(items)
-                if item is _DONE:
+                item = await self._input.take()
+                if item is END:
                     return
                 index = self._taken
                 self._taken += 1
-                self._in_flight[index] = _identity_text(item)
+                self._in_flight[index] = identity_text(item)
                 task = asyncio.create_task(self._enroll(index, item, ready))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -318,8 +261,7 @@ class EnrollmentBatch:
         except BaseException as exc:  # a bug: end the batch with it rather than lose it
             ready.put_nowait(exc)
         finally:
-            with contextlib.suppress(Exception):
-                await cast(AsyncGenerator[BatchInput, None], items).aclose()
+            await self._input.aclose()
             ready.put_nowait(_DONE)
 
     def _sent(self, index: int) -> None:
@@ -341,47 +283,7 @@ class EnrollmentBatch:
         ready.put_nowait(index)
 
     async def _send(self, index: int, item: object) -> EnrollmentResult:
-        identity = _identity_text(item)
-        name, ttl = self._friendly_name, self._ttl
-        if isinstance(item, EnrollmentRequest):
-            # `is not None`, not `or`: an empty name must be rejected as on create().
-            if item.factor_friendly_name is not None:
-                name = item.factor_friendly_name
-            if item.ttl is not None:
-                ttl = item.ttl
-            item = item.identity
-        hooks = CallHooks(
-            pacer=self.pacer, on_send=lambda: self._sent(index), requeues_429=True, slot_held=True
-        )
-        attempts = 0
-        requeue = self._requeue.item()
-        try:
-            while True:
-                try:
-                    # Every value goes through create()'s validation: a bad one (of any type)
-                    # is a RequestValidationError, this item's result like any API error.
-                    response = await self._create(item, name, ttl, hooks)
-                except RateLimitError as error:
-                    attempts += error.attempts
-                    # Not processed: back in the queue while the batch makes progress.
-                    if await requeue.wait(error):
-                        hooks.slot_held = True
-                        continue
-                    error.attempts = attempts
-                    return EnrollmentResult(identity, error=error, attempts=attempts, index=index)
-                except VerifyError as error:
-                    attempts += error.attempts
-                    return EnrollmentResult(identity, error=error, attempts=attempts, index=index)
-                self._requeue.progress()
-                return EnrollmentResult(
-                    identity,
-                    access_token=response.data,
-                    attempts=attempts + response.attempts,
-                    index=index,
-                )
-        finally:
-            if hooks.slot_held:  # it never reached the transport (a bad item, a stop)
-                self._limiter.release_unused()
+        return await self._sender.send(index, item, on_send=lambda: self._sent(index))
 
     async def _run(self) -> AsyncGenerator[EnrollmentResult, None]:
         # The window bounds items taken whose result the consumer has not asked past: in
@@ -421,8 +323,8 @@ class EnrollmentBatch:
                         break
                     next_index += 1
                     index = next_index
-            if self._input_error is not None:
-                raise self._input_error
+            if self._input.error is not None:
+                raise self._input.error
         finally:
             self.summary.finished_at = time.perf_counter()
             tasks = [dispatcher, *self._tasks]
@@ -436,15 +338,3 @@ class EnrollmentBatch:
                 self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
                 self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
                 self._ended.set()
-
-
-def _identity_text(item: object) -> str:
-    """How results and ``unfinished`` name an item; never raises, so no taken item is lost."""
-    if isinstance(item, EnrollmentRequest):
-        item = item.identity
-    if isinstance(item, str):
-        return item
-    try:
-        return repr(item)
-    except Exception:
-        return f"<{type(item).__name__} (repr failed)>"

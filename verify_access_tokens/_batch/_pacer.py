@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Final
+from typing import Final, Literal
 
-from .._core._errors import BatchStoppedError, RateLimitError, VerifyError
+from .._core._errors import BatchStoppedError, RateLimitError, RequestValidationError, VerifyError
+from .._core._validation import is_number
+
+RateLimit = float | Literal["adaptive"] | None
 
 # Unpaced until the first 429: the batch's concurrency is what bounds the start.
 ADAPTIVE_INITIAL_RATE: Final = math.inf
@@ -146,3 +149,15 @@ class AdaptivePacer(FixedPacer):
                 else max(ADAPTIVE_GROWTH, ADAPTIVE_GROWTH * self.rate) / self.rate
             )
             self.rate = min(self.maximum, self.rate + step)
+
+
+def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedPacer | None:
+    if rate_limit is None:
+        return None
+    if rate_limit == "adaptive":
+        return AdaptivePacer(pause_max=pause_max)
+    if not is_number(rate_limit) or not 0 < rate_limit < math.inf:  # nan fails the comparison
+        raise RequestValidationError(
+            "rate_limit", "must be none, a positive finite number of requests/s, or 'adaptive'"
+        )
+    return FixedPacer(rate_limit)
