@@ -1,38 +1,19 @@
-"""Shared fixtures, constants and the aioresponses compatibility shim."""
+"""Shared fixtures and constants."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
-import aioresponses.core
+import aioresponses
 import pytest
 from hostile import HostileServer
 from hypothesis import HealthCheck, settings
 
 from verify_access_tokens import VerifyClient
+from verify_access_tokens.testing import aioresponses as compatible_aioresponses
 
 pytest_plugins = ["verify_access_tokens.testing"]
-
-# --- aioresponses on aiohttp >= 3.14 ---------------------------------------------------------
-# aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument that aiohttp
-# 3.14 made required (upstream aioresponses issue #289). Until a fixed release exists, give it a
-# ClientResponse whose stream_writer defaults to an empty stand-in. Delete this block once
-# aioresponses passes `stream_writer` itself.
-if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
-
-    class _SentNothing:
-        output_size = 0
-
-    class _CompatClientResponse(aiohttp.ClientResponse):
-        def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("stream_writer", _SentNothing())
-            super().__init__(method, url, **kwargs)
-
-    aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[attr-defined]
-# ---------------------------------------------------------------------------------------------
 
 # Property tests check behaviour, not speed: no per-example deadline that a busy CI box could hit.
 settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -90,7 +71,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def mocked() -> Iterator[aioresponses.aioresponses]:
-    with aioresponses.aioresponses() as m:
+    """aioresponses through the package's public shim (verify_access_tokens.testing)."""
+    with compatible_aioresponses() as m:
         yield m
 
 

@@ -8,6 +8,7 @@ Real sockets, real aiohttp client parsing: what a broken proxy or an attacker co
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import zlib
@@ -109,6 +110,26 @@ def echo_authorization(status: int = 401) -> Behaviour:
     return handler
 
 
+def echo_credentials(transform: Callable[[str], str], status: int = 401) -> Behaviour:
+    """A server that quotes every form of the request's credentials (header value, base64,
+    ``user:secret``, secret) after ``transform`` (upper-cased, percent-encoded ...)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        encoded = auth.partition(" ")[2]
+        pair = base64.b64decode(encoded).decode()
+        forms = " ".join(transform(form) for form in (auth, encoded, pair, pair.partition(":")[2]))
+        return web.Response(
+            status=status,
+            reason=f"Denied {forms}",
+            text=json.dumps({"code": 20003, "message": f"bad {forms}", "more_info": forms}),
+            content_type="application/json",
+            headers={"Twilio-Request-Id": transform(auth)},
+        )
+
+    return handler
+
+
 def long_status_line(status: int = 500) -> Behaviour:
     """A status line over aiohttp's 8190-byte limit that starts by quoting the Authorization:
     aiohttp's parser error keeps only its first 100 bytes, cutting the base64 in two."""
@@ -116,6 +137,24 @@ def long_status_line(status: int = 500) -> Behaviour:
     async def handler(request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         return web.Response(status=status, reason=f"PPPPPP{auth}" + "a" * 9000)
+
+    return handler
+
+
+def cut_mid_headers() -> Behaviour:
+    """A status line and some headers (a cookie, a JWT, the request's Authorization), then the
+    connection closes before the blank line that ends the headers."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        assert request.transport is not None
+        request.transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Set-Cookie: session=eyJhbGciOiJIUzI1NiJ9.c2Vzc2lvbg.c2ln; HttpOnly\r\n"
+            + f"X-Echo: {auth}\r\nX-Partial: ".encode()
+        )
+        request.transport.close()
+        raise asyncio.CancelledError  # aiohttp's way to end a handler without answering
 
     return handler
 

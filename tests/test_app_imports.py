@@ -2,7 +2,8 @@
 
 Each may import the public names of ``verify_access_tokens`` (its ``__all__``), another app, its
 own private modules, and ``_core._validation`` (the request rules the emulator and the router
-apply exactly as the client does). Nothing else of the package's internals.
+apply exactly as the client does); the pytest plugin also ``_http._compat``, the one place for
+third-party internals, for its aioresponses shim. Nothing else of the package's internals.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ APPS = {
     "verify_access_tokens.emulator": PACKAGE / "emulator",
     "verify_access_tokens.fastapi": PACKAGE / "fastapi.py",
     "verify_access_tokens._fastapi_errors": PACKAGE / "_fastapi_errors.py",
+    "verify_access_tokens._fastapi_body": PACKAGE / "_fastapi_body.py",
+    "verify_access_tokens._fastapi_openapi": PACKAGE / "_fastapi_openapi.py",
     "verify_access_tokens.testing": PACKAGE / "testing.py",
 }
 SHARED_RULES = "verify_access_tokens._core._validation"
+COMPAT_FENCE = "verify_access_tokens._http._compat"
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -61,11 +65,19 @@ def _allowed(importer: str, target: str, names: list[str]) -> bool:
     ):
         return True
     own_app = next(app for app in APPS if importer == app or importer.startswith(app + "."))
+    if (importer, target) == ("verify_access_tokens.testing", COMPAT_FENCE):
+        return True  # the aioresponses shim: third-party internals live only behind the fence
     return any(target == app or target.startswith(app + ".") for app in APPS) and (
         target.startswith(own_app)
         or not target.rpartition(".")[2].startswith("_")
-        or (own_app, target)
-        == ("verify_access_tokens.fastapi", "verify_access_tokens._fastapi_errors")
+        or (_is_router(own_app) and _is_router(target))
+    )
+
+
+def _is_router(module: str) -> bool:
+    """The FastAPI router and its private modules, which may import each other."""
+    return module == "verify_access_tokens.fastapi" or module.startswith(
+        "verify_access_tokens._fastapi_"
     )
 
 

@@ -225,7 +225,7 @@ async def test_bugs_are_not_swallowed(
         raise ZeroDivisionError("bug")
 
     batch = verify_client.access_tokens.create_many(verify_emulator.service_sid, ids(3))
-    monkeypatch.setattr(batch, "_enroll", explode)
+    monkeypatch.setattr(batch, "_send", explode)
     with pytest.raises(ZeroDivisionError):
         await collect(batch)
     assert other_tasks() == set()

@@ -1,17 +1,53 @@
 """The API reference site covers the public API and takes its guide from README (one source).
 
-CI builds the site with `mkdocs build --strict` (.ci/run); these checks need no docs tooling.
+CI builds the site with `mkdocs build --strict` (.ci/run), whose hooks (docs/_tooling/) fail the
+build on a word of the package's insides. These checks need no docs tooling: they test what the
+hooks compute (docs/_tooling/support.py) and what the site is made of.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
+import importlib.util
+import inspect
+import itertools
 import re
+import sys
+import textwrap
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 
 import verify_access_tokens
+import verify_access_tokens.emulator
+import verify_access_tokens.fastapi
+import verify_access_tokens.testing
+from verify_access_tokens import VerifyClient
+from verify_access_tokens._core import _constants
+from verify_access_tokens.cli import build_parser
+from verify_access_tokens.emulator import VerifyEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "docs" / "reference"
+DOCS = ROOT / "docs"
+REFERENCE = DOCS / "reference"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _load_support() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("docs_support", DOCS / "_tooling" / "support.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+support = _load_support()
 
 
 def documented() -> set[str]:
@@ -31,16 +67,17 @@ def test_emulator_and_plugin_modules_are_documented() -> None:
     assert {"verify_access_tokens.emulator", "verify_access_tokens.testing"} <= documented()
 
 
+def test_the_plugin_page_shows_every_public_helper_of_the_module() -> None:
+    # Only pytest's hooks are left out, so a helper added to verify_access_tokens.testing shows.
+    page = (REFERENCE / "testing.md").read_text()
+    assert "members:" not in page
+    assert 'filters: ["!^_", "!^pytest_"]' in page
+
+
 def test_reference_pages_are_in_the_nav() -> None:
     config = (ROOT / "mkdocs.yml").read_text()
     for page in REFERENCE.glob("*.md"):
         assert f"reference/{page.name}" in config
-
-
-def test_the_guide_is_readme_itself() -> None:
-    assert (ROOT / "docs" / "index.md").read_text() == '--8<-- "README.md"\n'
-    # README's links to example files resolve inside the site too.
-    assert (ROOT / "docs" / "examples").resolve() == ROOT / "examples"
 
 
 def test_ci_builds_the_site_as_readme_says() -> None:
@@ -49,3 +86,325 @@ def test_ci_builds_the_site_as_readme_says() -> None:
     assert 'python3 -m pip install -e ".[docs]" && mkdocs build --strict' in readme
     assert 'pip install --quiet -e ".[docs]"' in ci
     assert "mkdocs build --strict --site-dir" in ci
+
+
+def test_the_site_is_built_with_its_hooks() -> None:
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert "- docs/_tooling/mkdocs_hooks.py" in config
+    assert "- docs/_tooling/griffe_defaults.py:RuntimeDefaults" in config
+    assert "/_tooling/" in config.split("exclude_docs:")[1].split("\n\n")[0]
+
+
+# -- defaults render as values -----------------------------------------------------------------
+
+CLIENT_INIT = "verify_access_tokens.client.VerifyClient.__init__"
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter", "source", "shown"),
+    [
+        (CLIENT_INIT, "max_retries", "DEFAULT_MAX_RETRIES", "2"),
+        (CLIENT_INIT, "deadline", "DEFAULT_DEADLINE", "60.0"),
+        (CLIENT_INIT, "retry_after_max", "DEFAULT_RETRY_AFTER_MAX", "60.0"),
+        (CLIENT_INIT, "max_response_bytes", "DEFAULT_MAX_RESPONSE_BYTES", "1048576"),
+        (CLIENT_INIT, "timeout", "None", "35.0"),
+        (CLIENT_INIT, "pool_limit", "None", "100"),
+        (CLIENT_INIT, "keepalive_timeout", "None", "30.0"),
+        ("verify_access_tokens.client.VerifyClient.with_options", "timeout", "NOT_GIVEN", "..."),
+        (
+            "verify_access_tokens.resources.access_tokens.AccessTokens.create",
+            "factor_type",
+            "FactorType.PUSH",
+            "FactorType.PUSH",
+        ),
+    ],
+)
+def test_a_default_renders_as_its_value(path: str, parameter: str, source: str, shown: str) -> None:
+    assert support.rendered_default(path, parameter, source) == shown
+
+
+def test_a_literal_default_is_kept_as_written() -> None:
+    assert support.rendered_default(CLIENT_INIT, "account_sid", "None") is None
+    assert support.rendered_default(CLIENT_INIT, "trust_env", "False") is None
+    # Not reachable at runtime, or not a parameter: the source stays as written.
+    assert support.rendered_default("verify_access_tokens.nowhere.f", "x", "LIMIT") is None
+    assert support.rendered_default(CLIENT_INIT, "no_such_parameter", "LIMIT") is None
+
+
+def _source_defaults(function: Any) -> dict[str, str]:
+    """Each parameter's default as written in the source, as the site's generator reads it."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    node = tree.body[0]
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    arguments = node.args
+    positional = arguments.posonlyargs + arguments.args
+    with_default = positional[len(positional) - len(arguments.defaults) :]
+    pairs = list(zip(with_default, arguments.defaults, strict=True))
+    keyword = zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
+    pairs += [(argument, default) for argument, default in keyword if default is not None]
+    return {argument.arg: ast.unparse(default) for argument, default in pairs}
+
+
+def test_every_default_of_the_public_api_renders_as_its_runtime_value() -> None:
+    """No signature default on the site is a constant's name or a sentinel, and each shown
+    value is the one the code uses."""
+    shown_values = 0
+    for module in (
+        verify_access_tokens,
+        verify_access_tokens.emulator,
+        verify_access_tokens.fastapi,
+    ):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            functions = [obj] if inspect.isfunction(obj) else []
+            if inspect.isclass(obj):
+                functions = [f for f in vars(obj).values() if inspect.isfunction(f)]
+            for function in functions:
+                if not function.__code__.co_filename.endswith(".py"):
+                    continue  # attrs' generated __init__: the site reads the class's fields
+                path = f"{function.__module__}.{function.__qualname__}"
+                parameters = inspect.signature(function).parameters
+                for parameter, source in _source_defaults(function).items():
+                    shown = support.rendered_default(path, parameter, source) or source
+                    assert not support.leaks(shown), (path, parameter, shown)
+                    if shown in ("...", "None") or shown.startswith("FactorType."):
+                        continue
+                    stands_for = support.NONE_MEANS.get(path, {}).get(parameter)
+                    runtime = parameters[parameter].default
+                    expected = runtime if stands_for is None else getattr(_constants, stands_for)
+                    assert ast.literal_eval(shown) == expected, (path, parameter)
+                    shown_values += 1
+    assert shown_values >= 20
+
+
+@pytest.mark.parametrize("parameter", ["timeout", "pool_limit", "keepalive_timeout"])
+async def test_a_none_shown_as_a_value_behaves_as_that_value(parameter: str) -> None:
+    """The site shows ``timeout=35.0``: omitting it configures exactly what 35.0 does."""
+    constant = support.NONE_MEANS[CLIENT_INIT][parameter]
+    value = getattr(_constants, constant)
+    omitted = VerifyClient(ACCOUNT_SID, AUTH_TOKEN)
+    given = VerifyClient(ACCOUNT_SID, AUTH_TOKEN, **{parameter: value})
+
+    def settings(client: Any) -> tuple[Any, ...]:
+        transport = client._transport
+        return client._options, transport._pool_limit, transport._keepalive_timeout
+
+    try:
+        assert settings(omitted) == settings(given)
+        assert omitted._options.timeout.total == _constants.DEFAULT_ATTEMPT_TIMEOUT == 35.0
+    finally:
+        await omitted.aclose()
+        await given.aclose()
+
+
+# -- the FastAPI router, the CLI and the emulator's attributes -----------------------------------
+
+
+def test_the_fastapi_router_has_a_page() -> None:
+    assert "verify_access_tokens.fastapi" in documented()
+    import verify_access_tokens.fastapi as fastapi_module
+
+    assert set(fastapi_module.__all__) >= {
+        "access_token_router",
+        "identity_hash",
+        "requested_identity",
+        "EndpointError",
+    }
+    for name in fastapi_module.__all__:  # rendered: public members with a docstring
+        assert inspect.getdoc(getattr(fastapi_module, name)), name
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    return [option for action in parser._actions for option in action.option_strings]
+
+
+def test_the_cli_page_is_generated_from_the_parser() -> None:
+    page = (REFERENCE / "cli.md").read_text()
+    assert "<!-- cli-reference -->" in page
+    assert "reference/cli.md" in (ROOT / "mkdocs.yml").read_text()
+    markdown = support.cli_reference()
+    commands = support.cli_commands()
+    assert {name for name, _, _ in commands} >= {"demo", "emulator", "create", "fetch", "enroll"}
+    for name, summary, sub in commands:
+        assert f"## `{name}`" in markdown
+        assert summary[1:] in markdown
+        assert f"usage: verify-access-tokens {name}" in markdown
+        for option in _options(sub):
+            assert option in markdown, (name, option)
+
+
+def test_the_cli_page_follows_a_new_option() -> None:
+    """A flag another change adds shows up on the page with no edit to the docs."""
+    original = build_parser
+
+    def with_new_flag() -> argparse.ArgumentParser:
+        parser = original()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                action.choices["enroll"].add_argument("--brand-new-flag", help="a new flag")
+        return parser
+
+    cli = sys.modules["verify_access_tokens.cli"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "build_parser", with_new_flag)
+        assert "--brand-new-flag" in support.cli_reference()
+
+
+def _attributes_section(doc: str) -> set[str]:
+    section = inspect.cleandoc(doc).split("Attributes:\n", 1)[1]
+    names = set()
+    for line in section.splitlines():
+        if line and not line.startswith(" "):
+            break
+        if (match := re.match(r"^    (\w+)( \([^)]*\))?:", line)) is not None:
+            names.add(match.group(1))
+    return names
+
+
+def test_every_public_attribute_of_the_emulator_is_documented() -> None:
+    emulator = VerifyEmulator()
+    public = {name for name in vars(emulator) if not name.startswith("_")}
+    assert {"counters", "account_sid", "auth_token"} <= public
+    assert public <= _attributes_section(VerifyEmulator.__doc__ or "")
+    for name, member in vars(VerifyEmulator).items():
+        if isinstance(member, property) and not name.startswith("_"):
+            assert inspect.getdoc(member), name
+
+
+async def test_every_public_attribute_of_a_batch_is_documented() -> None:
+    from verify_access_tokens import EnrollmentBatch
+
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN) as client:
+        batch = client.access_tokens.create_many(SERVICE_SID, [], rate_limit=10)
+        public = {name for name in vars(batch) if not name.startswith("_")}
+        await batch.aclose()
+    assert {"summary", "undelivered", "unfinished", "pacer"} <= public
+    assert public <= _attributes_section(EnrollmentBatch.__doc__ or "")
+
+
+def test_the_clients_resource_is_documented() -> None:
+    source = (ROOT / "verify_access_tokens" / "client.py").read_text()
+    assert re.search(r"access_tokens: AccessTokens\n\s+\"\"\"\S", source)
+
+
+# -- no internal words -------------------------------------------------------------------------
+
+
+def test_internal_words_are_caught() -> None:
+    text = "Bases: APIResource; the seed's *WithHttpInfo; x = NOT_GIVEN; y = DEFAULT_DEADLINE"
+    assert support.leaks(text) == [
+        "APIResource",
+        "the seed",
+        "WithHttpInfo",
+        "NOT_GIVEN",
+        "DEFAULT_DEADLINE",
+    ]
+    assert support.leaks("seed for reproducible faults; a new one, from ``seed``") == []
+
+
+def test_no_docstring_of_the_public_api_holds_an_internal_word() -> None:
+    import verify_access_tokens.fastapi as fastapi_module
+
+    for module in (
+        verify_access_tokens,
+        verify_access_tokens.emulator,
+        verify_access_tokens.testing,
+        fastapi_module,
+    ):
+        assert not support.leaks(inspect.getdoc(module) or ""), module.__name__
+        for name in module.__all__:
+            obj = getattr(module, name)
+            docs = [inspect.getdoc(obj) or ""]
+            if inspect.isclass(obj):
+                docs += [inspect.getdoc(m) or "" for k, m in vars(obj).items() if k[0] != "_"]
+            assert not support.leaks("\n".join(docs)), name
+    assert not support.leaks(README)
+
+
+# -- the guide: README cut into task pages ---------------------------------------------------------
+
+
+def test_readme_sections_cover_all_of_it_in_order() -> None:
+    """Every README line is on exactly one guide page: a line added anywhere is published."""
+    sections = support.readme_sections(README)
+    lines = README.splitlines()
+    spans = sorted(sections.values())
+    assert spans[0][0] == 1
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start == end + 1, f"README lines {end + 1}-{start - 1} are in no section"
+    assert spans[-1][1] == len(lines)
+
+
+def test_each_section_is_one_task_page_of_the_nav() -> None:
+    pages = support.guide_pages(DOCS)
+    included = [name for names in pages.values() for name in names]
+    assert sorted(included) == sorted(support.readme_sections(README))
+    config = (ROOT / "mkdocs.yml").read_text()
+    for page in pages:
+        assert f": {page}" in config, page
+    assert set(pages) >= {
+        "index.md",
+        "configuration.md",
+        "errors.md",
+        "batch-and-cli.md",
+        "backend.md",
+        "testing.md",
+        "performance.md",
+    }
+    # README's links to example files resolve inside the site too (pages sit beside examples/).
+    assert (DOCS / "examples").resolve() == ROOT / "examples"
+
+
+def test_section_markers_are_invisible_comments() -> None:
+    markers = [line for line in README.splitlines() if line.lstrip().startswith("<!-- --8<--")]
+    assert markers
+    assert all(re.fullmatch(r"<!-- --8<-- \[(start|end):[a-z-]+\] -->", m) for m in markers)
+
+
+def test_broken_markers_are_refused() -> None:
+    with pytest.raises(ValueError, match="never closed"):
+        support.readme_sections("<!-- --8<-- [start:a] -->\ntext\n")
+    with pytest.raises(ValueError, match="not open"):
+        support.readme_sections("<!-- --8<-- [end:a] -->\n")
+    with pytest.raises(ValueError, match="nested"):
+        support.readme_sections("<!-- --8<-- [start:a] -->\n<!-- --8<-- [start:b] -->\n")
+
+
+def test_readme_anchor_links_point_at_the_page_holding_the_heading() -> None:
+    anchors = support.anchor_pages(README, DOCS)
+    assert anchors["backend-for-the-verify-push-mobile-sdks"] == "backend.md"
+    assert anchors["retries-timeouts-and-errors"] == "errors.md"
+    for target in re.findall(r"\]\(#([\w-]+)\)", README):
+        assert target in anchors, target
+    page = support.rewrite_guide(
+        "## Errors\n\n```bash\n# a comment\n```\nsee [x](#backend-for-the-verify-push-mobile-sdks)"
+        " and [y](#not-a-readme-heading)\n## Retries\n",
+        anchors,
+    )
+    assert page.splitlines()[0] == "# Errors"  # the page's title
+    assert "# a comment" in page  # code untouched
+    assert "](backend.md#backend-for-the-verify-push-mobile-sdks)" in page
+    assert "](#not-a-readme-heading)" in page
+    assert "\n## Retries" in page
+
+
+def test_wide_tables_wrap_by_a_css_rule() -> None:
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert "- stylesheets/tables.css" in config
+    css = (DOCS / "stylesheets" / "tables.css").read_text()
+    assert re.search(r"\.doc-contents table td[^{]*code\s*\{\s*overflow-wrap:\s*anywhere", css)
+    # The documented check (Chromium is not a test dependency): 1280 px by default, headless,
+    # offline, a table failing when its frame would scroll sideways.
+    spec = importlib.util.spec_from_file_location(
+        "check_tables", DOCS / "_tooling" / "check_tables.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert {"--headless", "--disable-background-networking", "--no-first-run"} <= set(
+        script.CHROMIUM_FLAGS
+    )
+    assert "frame.scrollWidth" in script._PROBE
+    assert "frame.clientWidth" in script._PROBE
+    assert "default=1280" in (DOCS / "_tooling" / "check_tables.py").read_text()

@@ -70,6 +70,17 @@ def test_plugin_example_runs_under_pytest() -> None:
     assert "2 passed" in done.stdout
 
 
+def test_mocking_example_runs_under_pytest() -> None:
+    """aioresponses through the public shim, and unittest.mock at the application's seam."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(EXAMPLES / "test_mocking.py"), "-q",
+         "-o", "addopts=", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
 def test_readme_commands_are_what_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
@@ -162,6 +173,8 @@ async def test_fastapi_example_starts_its_own_emulator_by_default() -> None:
 #   when each of its commands does; other tools are run by .ci/run as written. A block of only
 #   `export`s and `create`/`fetch` commands (the emulator's printout) is run in bash against an
 #   emulator, each exported value replaced by the emulator's own.
+# - toml: pytest settings for a user's pyproject.toml. It must parse, and a fresh project with it
+#   and examples/test_mocking.py must pass with no pytest-asyncio configuration warning.
 # - text: not code (a diagram, a file tree, sample output); there is nothing to run.
 # Another language, or a command no rule knows, fails: add a rule here rather than skip a block.
 
@@ -170,6 +183,7 @@ TESTED_EXAMPLES = {
     "examples/batch_enroll.py": "test_batch_enroll_example",
     "examples/fastapi_app.py": "test_fastapi_example_against_an_emulator",
     "examples/test_my_app.py": "test_plugin_example_runs_under_pytest",
+    "examples/test_mocking.py": "test_mocking_example_runs_under_pytest",
 }
 # The jq commands of README, run by test_enroll_journal.py::test_readme_jq_commands_run.
 JQ_RUN_BY_TEST = {
@@ -338,6 +352,18 @@ async def run_emulator_session(block: Block, emulator: VerifyEmulator, tmp_path:
     assert_no_secret(out, emulator)
 
 
+async def check_pytest_settings(block: Block, tmp_path: Path) -> None:
+    assert tomllib.loads(block.text)["tool"]["pytest"]["ini_options"]
+    (tmp_path / "pyproject.toml").write_text(block.text)
+    (tmp_path / "test_mocking.py").write_text((EXAMPLES / "test_mocking.py").read_text())
+    code, out = await run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], {**os.environ}, tmp_path
+    )
+    assert code == 0, out
+    assert "2 passed" in out
+    assert "warning" not in out.lower(), out  # pytest-asyncio's: 'asyncio_default_... is unset'
+
+
 @pytest.mark.parametrize("block", readme_blocks(), ids=block_id)
 async def test_readme_block_runs_as_pasted_or_is_a_tested_fragment(
     block: Block, verify_emulator: VerifyEmulator, tmp_path: Path
@@ -356,6 +382,8 @@ async def test_readme_block_runs_as_pasted_or_is_a_tested_fragment(
             await run_emulator_session(block, verify_emulator, tmp_path)
         else:
             assert all(argv[0] != "export" for argv in commands), "exports, but nothing runs"
+    elif block.lang == "toml":
+        await check_pytest_settings(block, tmp_path)
     elif block.lang != "text":
         pytest.fail(f"no rule for ```{block.lang} blocks")
 

@@ -417,7 +417,12 @@ def test_importing_the_package_does_not_import_fastapi() -> None:
 @pytest.mark.parametrize(
     ("error", "status", "headers"),
     [
-        (APITimeoutError("connect timeout", method="POST", url="/x", request_sent=False), 504, {}),
+        (
+            APITimeoutError("connect timeout", method="POST", url="/x", request_sent=False),
+            503,
+            {"Retry-After": "1"},
+        ),
+        (APITimeoutError("read timeout", method="POST", url="/x"), 504, {}),
         (ResponseValidationError("$.ttl", "not an int"), 502, {}),
         (ServerError(status=500, message="m", method="POST", url="/x"), 502, {}),
         (RequestValidationError("service_sid", "bad"), 500, {}),
@@ -458,7 +463,13 @@ def test_openapi_describes_the_contract(verify_emulator: VerifyEmulator) -> None
         assert operation["requestBody"]["content"][media]["schema"]["required"] == ["identity"]
     success = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert success["required"] == ["token", "serviceSid", "identity", "factorType"]
-    assert {"400", "403", "405", "429", "502", "504"} <= set(operation["responses"])
+    # Exactly what the route can answer: no 405 (other methods are other routes), and no 422
+    # (this hook has no parameter FastAPI could refuse).
+    expected = {"200", "400", "401", "403", "413", "415", "429", "500", "502", "503", "504"}
+    assert set(operation["responses"]) == expected
+    error = operation["responses"]["502"]["content"]["application/json"]["schema"]
+    more_info = error["properties"]["error"]["properties"]["moreInfo"]
+    assert more_info == {"anyOf": [{"type": "string"}, {"type": "null"}]}  # sent as null
 
 
 async def test_no_worker_thread_per_request(

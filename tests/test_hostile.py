@@ -11,10 +11,12 @@ import subprocess
 import sys
 import textwrap
 import traceback
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from conftest import ACCOUNT_SID, API_KEY, API_SECRET, AUTH_TOKEN, IDENTITY, JWT, token_body
@@ -22,7 +24,9 @@ from hostile import (
     MIB,
     HostileServer,
     bomb,
+    cut_mid_headers,
     echo_authorization,
+    echo_credentials,
     endless,
     huge,
     in_thread,
@@ -34,6 +38,7 @@ from hostile import (
 from leaks import acquired_connections
 
 from verify_access_tokens import (
+    APIConnectionError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -535,6 +540,65 @@ def test_the_scrubber_redacts_any_long_run_of_a_secret() -> None:
             assert text == "said <redacted>!", (secret, start, stop)
     # a run of 7 characters, the account SID and ordinary text are kept
     assert scrub(f"{AUTH_TOKEN[:7]} {ACCOUNT_SID} ok") == f"{AUTH_TOKEN[:7]} {ACCOUNT_SID} ok"
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        str.upper,
+        str.lower,
+        str.swapcase,
+        partial(quote, safe=""),
+        quote_plus,
+        lambda t: quote(t).lower(),
+    ],
+    ids=["upper", "lower", "swapcase", "percent-encoded", "quote_plus", "percent-encoded lower"],
+)
+async def test_an_echo_in_another_case_or_percent_encoded_is_redacted(
+    hostile: HostileServer, transform: Callable[[str], str]
+) -> None:
+    hostile.behaviour = echo_credentials(transform)
+    async with client_for(hostile) as c:
+        with pytest.raises(AuthenticationError) as info:
+            await c.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+    error = info.value
+    text = "".join(traceback.format_exception(error)) + repr(error) + repr(vars(error))
+    assert "<redacted>" in error.message
+    folded = text.lower()
+    for secret in (BASIC, AUTH_TOKEN):
+        for window in secret_windows(secret):
+            assert window.lower() not in folded
+            assert quote(window, safe="").lower() not in folded
+
+
+async def test_a_connection_cut_mid_headers_is_described_by_its_class(
+    hostile: HostileServer,
+) -> None:
+    """aiohttp's error then quotes every header received so far (a cookie, an echoed secret)."""
+    hostile.behaviour = cut_mid_headers()
+    async with client_for(hostile) as c:
+        with pytest.raises(APIConnectionError) as info:
+            await c.access_tokens.fetch(SERVICE_SID, TOKEN_SID)
+    assert str(info.value) == (
+        f"connection failed (ServerDisconnectedError) (GET {hostile.base_url}"
+        f"/v2/Services/{SERVICE_SID}/AccessTokens/{TOKEN_SID})"
+    )
+    text = "".join(traceback.format_exception(info.value))
+    for leak in ("RawResponseMessage", "Set-Cookie", "eyJ", "X-Echo", BASIC):
+        assert leak not in text
+
+
+def test_the_scrubber_redacts_a_percent_encoded_secret_in_any_case() -> None:
+    secret = "t0k/en+s\u00e9cr=t v@lue:42"  # every character quote() changes, and a non-ASCII one
+    basic = base64.b64encode(f"{ACCOUNT_SID}:{secret}".encode()).decode()
+    scrub = Scrubber("Basic " + basic)
+    for form in (secret, f"{ACCOUNT_SID}:{secret}", basic, "Basic " + basic):
+        for encoded in (quote(form, safe=""), quote_plus(form, safe=""), quote(form)):
+            for text in (encoded, encoded.lower(), encoded.upper()):
+                assert scrub(f"said {text}!") == "said <redacted>!", text
+    cut = quote(secret, safe="")[5:-3].lower()  # a cut-off piece, lower-cased hex escapes
+    assert "<redacted>" in scrub(f"said {cut}")
+    assert cut not in scrub(f"said {cut}")
 
 
 async def capture_locals(call: Awaitable[object]) -> str:

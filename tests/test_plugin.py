@@ -87,3 +87,36 @@ def test_every_test_fails_with_one_message_without_an_async_plugin(project: Path
         assert out.count(NO_RUNNER) >= 3, out
         assert "_finalizers" not in out
         assert "AssertionError" not in out
+
+
+def test_without_the_readme_setting_pytest_asyncio_warns(project: Path) -> None:
+    """What README's pyproject.toml line (run by tests/test_examples.py) silences."""
+    out = run_pytest(project)
+    assert "exit=0" in out, out
+    assert '"asyncio_default_fixture_loop_scope" is unset' in out
+
+
+def test_a_marker_typo_fails_with_one_line_naming_it(project: Path) -> None:
+    test_file = project / "test_app.py"
+    text = test_file.read_text().replace("(faults=Faults(", "(fault=Faults(")
+    assert "(fault=Faults(" in text
+    test_file.write_text(text)
+    out = run_pytest(project, "-rE")
+    assert "exit=1" in out, out
+    expected = (
+        "@pytest.mark.verify_emulator: unknown keyword 'fault'; it takes the keywords "
+        "host, port, account_sid, auth_token, service_sids, faults, seed"
+    )
+    assert out.count(expected) >= 1, out
+    assert "Traceback" not in out
+    assert "TypeError" not in out
+
+
+def test_a_marker_with_positional_arguments_fails_with_one_line(project: Path) -> None:
+    test_file = project / "test_app.py"
+    text = test_file.read_text().replace("(faults=Faults(rate_limit=5), seed=1)", "(1)")
+    assert ".verify_emulator(1)" in text
+    test_file.write_text(text)
+    out = run_pytest(project)
+    assert "exit=1" in out, out
+    assert "@pytest.mark.verify_emulator: positional arguments; it takes the keywords" in out

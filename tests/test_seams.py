@@ -1,4 +1,4 @@
-"""The package's seams: public surface, one copy path, no import cycles, the compat fence."""
+"""The package's seams: public surface, one copy path, no import cycles (fence: test_compat)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID
 import verify_access_tokens
 from verify_access_tokens import ConfigurationError, ResponseValidationError, VerifyClient
 from verify_access_tokens._core._types import NOT_GIVEN
-from verify_access_tokens._http import _compat
 
 PACKAGE = Path(verify_access_tokens.__file__).parent
 
@@ -28,6 +27,7 @@ SESSION_LEVEL = {
     "region",
     "edge",
     "pool_limit",
+    "max_in_flight",  # one limiter per client, shared by its siblings
     "keepalive_timeout",
     "session",
     "trace_configs",
@@ -85,6 +85,7 @@ EXPORTED = [
     "EnrollmentRequest",
     "EnrollmentResult",
     "FactorType",
+    "LimiterState",
     "NotFoundError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
@@ -203,35 +204,6 @@ async def test_session_with_a_session_setting_is_refused(setting: str, value: ob
         with pytest.raises(ConfigurationError, match=setting) as info:
             VerifyClient(ACCOUNT_SID, AUTH_TOKEN, session=session, **{setting: value})  # type: ignore[arg-type]
     assert info.value.setting == "session"
-
-
-async def test_a_lent_session_is_never_modified() -> None:
-    async with aiohttp.ClientSession() as session:
-        before = _compat.require(session, "_retry_connection")
-        async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN, session=session) as client:
-            assert client._transport.session() is session
-        assert session._retry_connection is before
-
-
-async def test_compat_attributes_exist_in_the_installed_aiohttp() -> None:
-    """Fails when aiohttp renames a private attribute the package relies on."""
-    async with aiohttp.ClientSession() as session:
-        assert isinstance(_compat.require(session, "_retry_connection"), bool)
-        _compat.disable_connection_retry(session)
-        assert session._retry_connection is False
-        assert _compat.acquired_connections(session) == 0
-        assert session.connector is not None
-        assert isinstance(_compat.require(session.connector, "_acquired"), set)
-
-
-def test_compat_fails_loudly_on_a_renamed_attribute() -> None:
-    with pytest.raises(RuntimeError, match=r"object\._gone is gone"):
-        _compat.require(object(), "_gone")
-
-
-async def test_own_session_does_not_let_aiohttp_resend() -> None:
-    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN) as client:
-        assert client._transport.session()._retry_connection is False
 
 
 async def test_unparsable_2xx_keeps_request_method_url_and_attempts(mocked: aioresponses) -> None:

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID, token_body
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,8 +24,11 @@ from verify_access_tokens import (
     OutcomeUnknownError,
     VerifyClient,
 )
+from verify_access_tokens._core._types import CallHooks
 from verify_access_tokens._http._transport import encode_form
 from verify_access_tokens.emulator import Faults, VerifyEmulator
+from verify_access_tokens.models import FactorType
+from verify_access_tokens.testing import aioresponses
 
 pytestmark = pytest.mark.sockets
 IDENTITY = "abcdef0123456789"
@@ -252,9 +254,11 @@ async def test_deadline_spent_waiting_for_the_pacer_sends_nothing(
     emulator: VerifyEmulator,
 ) -> None:
     async with emulator.client(deadline=0.1) as client:
-        paced = client._with_pacer(_SlowPacer())
+        hooks = CallHooks(pacer=_SlowPacer())  # what a paced batch adds to each call
         with pytest.raises(APITimeoutError, match="before the request was sent") as info:
-            await paced.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+            await client.access_tokens._create_in_batch(
+                emulator.service_sid, FactorType.PUSH, IDENTITY, None, None, hooks
+            )
     assert not isinstance(info.value, OutcomeUnknownError)  # provably nothing was created
     assert info.value.request_sent is False
     assert info.value.attempts == 0

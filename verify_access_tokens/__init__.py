@@ -28,6 +28,7 @@ from ._core._errors import (
     VerifyError,
 )
 from ._core._log import configure_from_env as _configure_logging_from_env
+from ._flow import LimiterState
 from ._version import __version__
 from .client import VerifyClient
 from .models import AccessToken, APIResponse, EnrollmentRequest, EnrollmentResult, FactorType
@@ -51,6 +52,7 @@ __all__ = [
     "EnrollmentRequest",
     "EnrollmentResult",
     "FactorType",
+    "LimiterState",
     "NotFoundError",
     "OutcomeUnknownError",
     "PermissionDeniedError",

@@ -1,8 +1,10 @@
-"""The endpoint's answers when it refuses or fails, and their OpenAPI description.
+"""The endpoint's answers when it refuses or fails, and what the operator's log says about them.
 
 Private to `verify_access_tokens.fastapi` (which re-exports `EndpointError`): one
 place maps every failure (hook, body, upstream error, bug) to the JSON error shape of Twilio's
-sample backends, with fixed messages, and describes the same statuses for ``/docs``.
+sample backends, with fixed messages, and logs the failures an operator must see: upstream
+ones at WARNING (error class, Twilio code, HTTP status, request id, attempts; never a secret,
+the identity only as an 8-character hash prefix), a deployment bug or a real bug at ERROR.
 """
 
 # No ``from __future__ import annotations``, like the router module FastAPI introspects.
@@ -12,9 +14,11 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError as ParameterValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException  # FastAPI's own is a subclass
+from starlette.requests import ClientDisconnect
 
 from verify_access_tokens import (
     APIConnectionError,
@@ -36,14 +40,21 @@ NO_STORE: Final = {"Cache-Control": "no-store"}
 class EndpointError(Exception):
     """An answer for the mobile client: status, a safe message, optional headers.
 
-    Raise it from an authorization hook to refuse a caller with the endpoint's JSON error shape
-    (an ``HTTPException`` works too; its ``detail`` becomes the message).
+    Raise it from an authorization hook to refuse a caller with the endpoint's JSON error shape,
+    ``{"error": {"message": ..., "moreInfo": ...}}`` (an ``HTTPException`` works too; its
+    ``detail`` becomes the message). The router raises it for every answer other than 200.
 
     Args:
         status: The HTTP status of the answer.
         message: The message the mobile client sees; it must be safe to show.
-        more_info: A link explaining the error (default ``None``).
+        more_info: A link explaining the error (default ``None``, sent as ``null``).
         headers: Extra headers of the answer (default none).
+
+    Attributes:
+        status: The HTTP status of the answer.
+        message: The message the mobile client sees.
+        more_info: The ``moreInfo`` link, or ``None``.
+        headers: The extra headers of the answer (``Cache-Control: no-store`` is always added).
     """
 
     def __init__(
@@ -61,7 +72,12 @@ class EndpointError(Exception):
         super().__init__(f"{status}: {message}")
 
     def response(self) -> JSONResponse:
-        """The JSON answer: ``{"error": {"message", "moreInfo"}}``, not to be cached."""
+        """The JSON answer: ``{"error": {"message", "moreInfo"}}``, not to be cached.
+
+        Returns:
+            A ``JSONResponse`` with this error's status and headers plus
+            ``Cache-Control: no-store``.
+        """
         body = {"error": {"message": self.message, "moreInfo": self.more_info}}
         return JSONResponse(body, status_code=self.status, headers=self.headers | NO_STORE)
 
@@ -69,6 +85,11 @@ class EndpointError(Exception):
 def _more_info(exc: APIStatusError) -> str | None:
     # Built from Twilio's numeric code, never copied from the server's text.
     return f"https://www.twilio.com/docs/errors/{exc.code}" if exc.code is not None else None
+
+
+CLIENT_UNUSABLE: Final = (
+    "the server's verification client is closed or belongs to another event loop"
+)
 
 
 def upstream_error(exc: VerifyError) -> EndpointError:
@@ -88,67 +109,90 @@ def upstream_error(exc: VerifyError) -> EndpointError:
             return EndpointError(504, "the verification service timed out; outcome unknown")
         return EndpointError(502, "the verification service failed; outcome unknown")
     if isinstance(exc, APITimeoutError):
+        if not exc.request_sent:  # it never left this machine: safe to send again
+            return EndpointError(
+                503,
+                "the verification service could not be reached in time; nothing was sent, "
+                "retry later",
+                headers={"Retry-After": "1"},
+            )
         return EndpointError(504, "the verification service timed out")
     if isinstance(exc, APIStatusError | APIConnectionError | ResponseValidationError):
         more_info = _more_info(exc) if isinstance(exc, APIStatusError) else None
         return EndpointError(502, "the verification service failed", more_info=more_info)
     if isinstance(exc, ClientStateError):
-        return EndpointError(503, "the server is not ready or shutting down")
+        return EndpointError(503, CLIENT_UNUSABLE)
     return EndpointError(500, "internal server error")
 
 
-def _object_schema(required: list[str], *names: str) -> dict[str, Any]:
-    properties = {name: {"type": "string"} for name in names}
-    return {"type": "object", "required": required, "properties": properties}
+def _facts(exc: VerifyError) -> tuple[object, ...]:
+    """Class, Twilio code, HTTP status, request id, attempts: attributes, never message text."""
+    name = type(exc).__name__
+    if isinstance(exc, OutcomeUnknownError):
+        name = f"{name}({type(exc.cause).__name__})"
+        exc = exc.cause
+    return (
+        name,
+        getattr(exc, "code", None),
+        getattr(exc, "status", None),
+        getattr(exc, "request_id", None),
+        exc.attempts,
+    )
 
 
-_ERROR_SCHEMA: Final = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": _object_schema(["message"], "message", "moreInfo")},
-}
-_ERRORS: Final = {
-    "400": "identity missing or invalid",
-    "401": "the authorization hook refused an unauthenticated caller",
-    "403": "this caller may not enroll this identity",
-    "405": "method other than POST",
-    "429": "Twilio rate-limited the request; see Retry-After",
-    "502": "Twilio failed (the token may or may not exist)",
-    "504": "Twilio timed out",
-}
-# FastAPI cannot infer a body the endpoint parses itself: describe it for /docs and clients.
-OPENAPI: Final[dict[str, Any]] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            media: {"schema": _object_schema(["identity"], "identity")}
-            for media in ("application/x-www-form-urlencoded", "application/json")
-        },
-    },
-    "responses": {
-        "200": {
-            "description": "the enrollment token, for the identity sent to Twilio",
-            "content": {
-                "application/json": {
-                    "schema": _object_schema(
-                        ["token", "serviceSid", "identity", "factorType"],
-                        "token",
-                        "serviceSid",
-                        "identity",
-                        "factorType",
-                    )
-                }
-            },
-        },
-        **{
-            status: {
-                "description": description,
-                "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-            }
-            for status, description in _ERRORS.items()
-        },
-    },
-}
+def upstream_failure(exc: VerifyError, identity_ref: str | None = None) -> EndpointError:
+    """`upstream_error`'s answer, logged for the operator as its status calls for.
+
+    Args:
+        exc: What the client raised.
+        identity_ref: The identity's hash prefix (never the identity), or ``None``.
+
+    Returns:
+        The answer for the mobile client.
+    """
+    answer = upstream_error(exc)
+    if isinstance(exc, ClientStateError):
+        logger.error(
+            "access-token endpoint: %s (answered 503): a deployment bug; build the VerifyClient "
+            "in the app's lifespan, or in a dependency returning it",
+            CLIENT_UNUSABLE,
+            exc_info=exc,
+        )
+    elif answer.status == 500:
+        logger.error("access-token endpoint failed (answered 500)", exc_info=exc)
+    elif answer.status != 400:  # a 400 is the caller's own identity: nothing for the operator
+        logger.warning(
+            "access-token upstream failure: %s code=%s status=%s request_id=%s attempts=%s "
+            "identity=%s answered=%d",
+            *_facts(exc),
+            identity_ref,
+            answer.status,
+        )
+    return answer
+
+
+_CREDENTIALS: Final = ("header", "cookie")
+
+
+def parameter_error(exc: ParameterValidationError) -> EndpointError:
+    """A hook's own FastAPI parameters failed: 401 when credentials are missing, else 422.
+
+    The message names the parameters (``header authorization``), never the values sent; the
+    refusal is logged at INFO, without a traceback: it is the caller's doing, not a bug.
+    """
+    errors = [e for e in exc.errors() if isinstance(e, Mapping)]
+    places = [tuple(str(part) for part in e.get("loc", ())) for e in errors]
+    names = ", ".join(" ".join(place) for place in places)[:200] or "a parameter"
+    missing = all(
+        e.get("type") == "missing" and place[:1] in {(c,) for c in _CREDENTIALS}
+        for e, place in zip(errors, places, strict=True)
+    )
+    if errors and missing:
+        answer = EndpointError(401, f"missing credentials: {names}")
+    else:
+        answer = EndpointError(422, f"invalid request parameters: {names}")
+    logger.info("access-token request refused (%d): %s", answer.status, names)
+    return answer
 
 
 class JSONErrorRoute(APIRoute):
@@ -165,10 +209,17 @@ class JSONErrorRoute(APIRoute):
             except HTTPException as exc:
                 message = exc.detail if isinstance(exc.detail, str) else "request refused"
                 return EndpointError(exc.status_code, message, headers=exc.headers).response()
+            except ParameterValidationError as exc:
+                return parameter_error(exc).response()
             except VerifyError as exc:
-                return upstream_error(exc).response()
+                return upstream_failure(exc).response()
+            except ClientDisconnect:
+                # The caller went away (or was closed past the body time limit): nobody reads
+                # the answer.
+                logger.info("access-token request: the caller disconnected before its body")
+                return EndpointError(400, "request body incomplete").response()
             except Exception:
-                logger.exception("access-token endpoint failed")
+                logger.exception("access-token endpoint failed (answered 500)")
                 return EndpointError(500, "internal server error").response()
 
         return handle

@@ -6,7 +6,7 @@ import copy
 import os
 from collections.abc import Coroutine, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import aiohttp
 import attrs
@@ -21,7 +21,9 @@ from ._core._constants import (
     DEFAULT_RETRY_AFTER_MAX,
 )
 from ._core._errors import ConfigurationError
-from ._core._types import NOT_GIVEN, NotGiven, Pacer, RawResponse, RequestOptions
+from ._core._types import NOT_GIVEN, CallHooks, NotGiven, RawResponse, RequestOptions
+from ._flow import LimiterState, make_limiter, session_cap
+from ._flow._limiter import Limiter
 from ._http._retry import RetryPolicy
 from ._http._transport import Transport
 from .resources import AccessTokens
@@ -40,6 +42,7 @@ class VerifyClient:
     """
 
     access_tokens: AccessTokens
+    """Verify's enrollment Access Tokens: ``create``, ``fetch`` and ``create_many``."""
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class VerifyClient:
         deadline: float | None = DEFAULT_DEADLINE,
         retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
         retry_ambiguous_creates: bool = False,
+        max_in_flight: int | Literal["adaptive"] | None = "adaptive",
         pool_limit: int | None = None,
         keepalive_timeout: float | None = None,
         extra_headers: Mapping[str, str] | None = None,
@@ -94,7 +98,14 @@ class VerifyClient:
                 outcome is unknown (default ``False``: Verify has no idempotency key, so a
                 re-send may mint a second token). An unknown outcome left when retries are
                 spent is an `OutcomeUnknownError` either way.
-            pool_limit: Connections of the client's own pool (default 100).
+            max_in_flight: Requests this client and its ``with_options`` siblings have in
+                flight at once, whatever calls them (single calls, batches, the FastAPI
+                router): ``"adaptive"`` (default) finds the account's free concurrency from
+                Twilio's 429s, an ``int`` is a fixed bound, ``None`` none of the client's own.
+                Never more than the connection pool's size. Calls over it wait, first come
+                first served, and the wait counts against ``deadline``.
+            pool_limit: Connections of the client's own pool (default 100, Twilio's default
+                concurrency limit of an account).
             keepalive_timeout: Seconds an idle pooled connection is kept (default 30).
             extra_headers: Headers added to every request (default none): ``str`` names and
                 values, no control characters, none of the headers the client sets itself.
@@ -144,6 +155,10 @@ class VerifyClient:
                     f"{', '.join(clashes)} apply to the client's own session; "
                     "configure the session you pass instead",
                 )
+        checked_pool_limit = _config.pool_limit(
+            DEFAULT_POOL_LIMIT if pool_limit is None else pool_limit
+        )
+        self._max_in_flight = _config.max_in_flight(max_in_flight)
         self._transport = Transport(
             base_url=origin,
             authorization=credentials.authorization,
@@ -151,12 +166,15 @@ class VerifyClient:
                 proxy=proxy, proxy_auth=proxy_auth, trust_env=trust_env, base_url=origin, env=env
             ),
             session=session,
-            pool_limit=_config.pool_limit(DEFAULT_POOL_LIMIT if pool_limit is None else pool_limit),
+            pool_limit=checked_pool_limit,
             keepalive_timeout=_config.seconds(
                 "keepalive_timeout",
                 DEFAULT_KEEPALIVE_TIMEOUT if keepalive_timeout is None else keepalive_timeout,
             ),
             trace_configs=trace_configs,
+            limiter=make_limiter(
+                self._max_in_flight, session_cap(session) if session else checked_pool_limit
+            ),
         )
         self._owns_transport = True
         self._options = RequestOptions(
@@ -226,10 +244,6 @@ class VerifyClient:
             )
         return self._sibling(attrs.evolve(options, retry=retry))
 
-    def _with_pacer(self, pacer: Pacer | None) -> VerifyClient:
-        """A sibling whose every attempt is paced by, and reported to, ``pacer`` (batches)."""
-        return self._sibling(attrs.evolve(self._options, pacer=pacer))
-
     def _sibling(self, options: RequestOptions) -> VerifyClient:
         """The one copy path: every attribute is carried over, then options and resources replaced.
 
@@ -249,14 +263,24 @@ class VerifyClient:
         idempotent: bool,
         form: Mapping[str, str] | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
+        hooks: CallHooks | None = None,
     ) -> Coroutine[Any, Any, RawResponse]:
-        """The resources' one way to send: this client's options (``timeout`` for this call)."""
+        """The resources' one way to send.
+
+        This client's options (``timeout`` for this call), its limiter, and what a batch adds
+        to the call (``hooks``: pacing, a notice when it leaves, patience with 429s).
+        """
         options = self._options
         if timeout is not None:
             options = attrs.evolve(options, timeout=_config.attempt_timeout(timeout))
         return self._transport.request(
-            method, path, options=options, idempotent=idempotent, form=form
+            method, path, options=options, idempotent=idempotent, form=form, hooks=hooks
         )
+
+    @property
+    def _limiter(self) -> Limiter:
+        """The flow control every call of this client and its siblings goes through."""
+        return self._transport.limiter
 
     # -- introspection ---------------------------------------------------------------------
     @property
@@ -298,6 +322,20 @@ class VerifyClient:
     def timeout(self) -> aiohttp.ClientTimeout:
         """Limits of one attempt (``total`` is the whole attempt)."""
         return self._options.timeout
+
+    @property
+    def max_in_flight(self) -> int | Literal["adaptive"] | None:
+        """The ``max_in_flight`` setting: an ``int``, ``"adaptive"`` or ``None``."""
+        return self._max_in_flight
+
+    @property
+    def flow(self) -> LimiterState:
+        """Flow control now: the in-flight limit, requests in flight and waiting, 429s seen.
+
+        Shared by this client and its ``with_options`` siblings; cheap to read (metrics,
+        health checks).
+        """
+        return self._transport.limiter.state()
 
     @property
     def closed(self) -> bool:

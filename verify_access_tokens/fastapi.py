@@ -16,26 +16,30 @@ library (``urllib.parse``, ``json``), so ``python-multipart`` is not needed.
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from verify_access_tokens import (
     AccessToken,
     ConfigurationError,
     RequestValidationError,
     VerifyClient,
+    VerifyError,
 )
 
 # The one import of the package's internals: its request rules, so a bad setting fails at
 # construction with the same rule the client would apply on every request.
 from ._core import _validation
-from ._fastapi_errors import NO_STORE, OPENAPI, EndpointError, JSONErrorRoute
+from ._fastapi_body import MAX_BODY_BYTES as MAX_BODY_BYTES  # re-exported
+from ._fastapi_body import identity_from, read_body
+from ._fastapi_errors import NO_STORE, EndpointError, JSONErrorRoute, upstream_failure
+from ._fastapi_openapi import HOOK_PARAMETERS, error_response, route_openapi
 
 EndpointError.__module__ = __name__  # documented and raised as verify_access_tokens.fastapi's
 
@@ -43,10 +47,8 @@ __all__ = ["EndpointError", "access_token_router", "identity_hash", "requested_i
 
 logger: Final = logging.getLogger("verify_access_tokens.fastapi")
 
-MAX_BODY_BYTES: Final = 16 * 1024
 MAX_IDENTITY_CHARS: Final = 256
 _ALLOWED: Final = "POST"
-_OTHER_METHODS: Final = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def identity_hash(identity: str, key: bytes | None = None) -> str:
@@ -55,61 +57,26 @@ def identity_hash(identity: str, key: bytes | None = None) -> str:
     64 hex characters satisfy Verify's identity rule and keep the user's id (often PII) out of
     Twilio. A server-side ``key`` makes the mapping impossible to reverse by guessing ids.
 
+    The router's 200 answer carries this value as ``identity``, and Twilio's Entity is
+    named by it: compute it the same way to find a user's Entity or factors later.
+
     Args:
         identity: The app's own user id.
-        key: HMAC key, kept server-side (default ``None``: plain sha256).
+        key: HMAC key, kept server-side (default ``None``: plain sha256); the same bytes as
+            the router's ``identity_hash_key``.
 
     Returns:
         64 lowercase hex characters.
+
+    Example:
+        ```python
+        identity_hash("alice")  # '2bd806c9...d6e90' (64 hex characters)
+        ```
     """
     data = identity.encode("utf-8")
     if key is None:
         return hashlib.sha256(data).hexdigest()
     return hmac.new(key, data, hashlib.sha256).hexdigest()
-
-
-async def _read_body(request: Request) -> bytes:
-    """The body, refused with 413 past ``MAX_BODY_BYTES`` before reading it all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdecimal() and int(declared) > MAX_BODY_BYTES:
-        raise EndpointError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise EndpointError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _identity_from(body: bytes, content_type: str) -> object:
-    media_type = content_type.partition(";")[0].strip().lower()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise EndpointError(400, "request body is not UTF-8") from None
-    if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            # Every object's keys, kept in pairs: a repeated top-level "identity" must be
-            # refused as in a form, not read as its last value (what a WAF saw may differ).
-            document = json.loads(text, object_pairs_hook=lambda pairs: pairs)
-        except (ValueError, RecursionError):
-            raise EndpointError(400, "request body is not valid JSON") from None
-        if not isinstance(document, list) or not all(isinstance(p, tuple) for p in document):
-            return None  # not an object
-        values = [value for key, value in document if key == "identity"]
-        if len(values) > 1:
-            raise EndpointError(400, "identity: given more than once")
-        return values[0] if values else None
-    if media_type not in ("", "application/x-www-form-urlencoded"):
-        raise EndpointError(
-            415, "send identity form-encoded (application/x-www-form-urlencoded) or as JSON"
-        )
-    values = urllib.parse.parse_qs(text, keep_blank_values=True).get("identity", [])
-    if len(values) > 1:
-        raise EndpointError(400, "identity: given more than once")
-    return values[0] if values else None
 
 
 async def requested_identity(request: Request) -> str:
@@ -131,7 +98,7 @@ async def requested_identity(request: Request) -> str:
             a body that is not UTF-8 (or not JSON when it says so), 413 for a body over 16 KiB,
             415 for another content type.
     """
-    value = _identity_from(await _read_body(request), request.headers.get("content-type", ""))
+    value = identity_from(await read_body(request), request.headers.get("content-type", ""))
     if value is None or (isinstance(value, str) and not value.strip()):
         raise EndpointError(400, "identity: missing")
     if not isinstance(value, str):
@@ -181,9 +148,11 @@ def access_token_router(
     """An ``APIRouter`` with ``POST {path}`` minting Verify Push enrollment access tokens.
 
     Args:
-        client: The app's `VerifyClient` (made at import time, closed by the app's lifespan),
-            or a FastAPI dependency returning it (for example one reading
-            ``request.app.state``). One client serves every request; none is made per request.
+        client: A FastAPI dependency returning the app's `VerifyClient` (for example one
+            reading ``request.app.state``, where the app's lifespan put the client it opened),
+            or the client itself when it is made and closed on the serving event loop. One
+            client serves every request; none is made per request. A closed client, or one
+            bound to another event loop, answers 503 and logs an ERROR.
         service_sid: The Verify Service tokens are made in (``VA`` + 32 hex).
         authorize: A FastAPI dependency returning the (unhashed) identity this caller may get a
             token for; a request for any other identity, or a ``None`` answer, is refused with
@@ -255,12 +224,6 @@ def access_token_router(
 
     router = APIRouter(route_class=JSONErrorRoute, lifespan=lifespan)
 
-    @router.post(
-        path,
-        response_class=JSONResponse,
-        summary="Mint a Verify Push enrollment access token",
-        openapi_extra=OPENAPI,
-    )
     async def access_token(
         allowed: Annotated[str | None, Depends(hook)],
         identity: Annotated[str, Depends(requested_identity)],
@@ -271,9 +234,14 @@ def access_token_router(
         if answer is None or not hmac.compare_digest(answer, identity.encode("utf-8")):
             raise EndpointError(403, "not allowed to enroll this identity")
         sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
-        token: AccessToken = await verify.access_tokens.create(
-            service_sid, identity=sent, ttl=ttl, factor_friendly_name=factor_friendly_name
-        )
+        try:
+            token: AccessToken = await verify.access_tokens.create(
+                service_sid, identity=sent, ttl=ttl, factor_friendly_name=factor_friendly_name
+            )
+        except VerifyError as exc:
+            # For the log: a prefix of what Twilio saw (a hash), never the identity itself.
+            reference = (sent if hash_identities else identity_hash(identity))[:8]
+            raise upstream_failure(exc, reference) from None
         body = {
             "token": token.token,
             "serviceSid": token.service_sid,
@@ -282,9 +250,49 @@ def access_token_router(
         }
         return JSONResponse(body, headers=NO_STORE)
 
-    @router.api_route(path, methods=_OTHER_METHODS, include_in_schema=False)
-    async def other_methods() -> JSONResponse:
-        error = EndpointError(405, "method not allowed; use POST", headers={"Allow": _ALLOWED})
-        return error.response()
-
+    # The path with and without its trailing slash: no redirect built from the Host header.
+    for spelling in (path, _other_spelling(path)) if path != "/" else (path,):
+        documented = spelling == path
+        openapi = route_openapi(hook=authorize is not None)
+        router.add_api_route(
+            spelling,
+            access_token,
+            methods=["POST"],
+            response_class=JSONResponse,
+            summary="Mint a Verify Push enrollment access token",
+            openapi_extra=openapi,
+            include_in_schema=documented,
+        )
+        route = router.routes[-1]
+        if isinstance(route, APIRoute) and _takes_request_parameters(route.dependant):
+            openapi["responses"] |= {
+                status: error_response(text) for status, text in HOOK_PARAMETERS.items()
+            }
+        # Every other method, TRACE and unknown ones included (methods=None matches them all).
+        # A plain ASGI app, not a function: Starlette gives a function route GET by default.
+        router.routes.append(Route(spelling, _OtherMethods(), include_in_schema=False))
     return router
+
+
+class _OtherMethods:
+    """405 in the endpoint's error shape, ``Allow: POST``; the body is never read."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        error = EndpointError(405, "method not allowed; use POST", headers={"Allow": _ALLOWED})
+        await error.response()(scope, receive, send)
+
+
+def _other_spelling(path: str) -> str:
+    stripped = path.rstrip("/")
+    return stripped if stripped != path else path + "/"
+
+
+def _takes_request_parameters(dependant: Any) -> bool:
+    """Whether a dependency tree reads headers, cookies, query or body parameters.
+
+    Only then can FastAPI's own validation refuse a request (the router's answer is 422).
+    """
+    kinds = ("query_params", "header_params", "cookie_params", "path_params", "body_params")
+    if any(getattr(dependant, kind, None) for kind in kinds):
+        return True
+    return any(_takes_request_parameters(d) for d in getattr(dependant, "dependencies", ()))

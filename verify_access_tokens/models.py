@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from ._core import _load
+
 if TYPE_CHECKING:
     from ._core._errors import VerifyError
 
@@ -79,7 +81,9 @@ class AccessToken:
 
 @attrs.frozen(slots=True)
 class APIResponse(Generic[T]):
-    """A parsed model together with the HTTP details it came with (the seed's ``*WithHttpInfo``).
+    """A parsed model together with the HTTP details it came with.
+
+    What ``create_with_http_info`` and ``fetch_with_http_info`` return.
 
     Attributes:
         data: The parsed model, such as an `AccessToken`.
@@ -97,6 +101,16 @@ class APIResponse(Generic[T]):
     def request_id(self) -> str | None:
         """Twilio's ``Twilio-Request-Id``: quote it to Twilio support."""
         return self.headers.get("Twilio-Request-Id")
+
+    @property
+    def concurrent_requests(self) -> int | None:
+        """The account's requests in flight (``Twilio-Concurrent-Requests``); None if unknown."""
+        return _load.concurrent_requests(self.headers)
+
+    @property
+    def request_duration(self) -> float | None:
+        """Seconds Twilio spent on the request (``Twilio-Request-Duration``); None if unknown."""
+        return _load.request_duration(self.headers)
 
 
 @attrs.frozen(slots=True)

@@ -11,21 +11,31 @@ checkout: ``pip install ".[testing]"``). Fixtures, both function-scoped and asyn
 They run in the test's own event loop: mark the test ``@pytest.mark.asyncio`` (pytest-asyncio,
 any mode) or ``@pytest.mark.anyio`` (anyio's plugin, asyncio backend; not with pytest-asyncio's
 auto mode, which claims every async fixture). A test that uses them with neither plugin fails
-with one message saying what to install.
+with one message saying what to install. A marker keyword `VerifyEmulator` does not take fails
+the test with one line naming it and the valid ones.
+
+For tests that mock instead: `aioresponses` (the ``aioresponses`` mock, working with the
+aiohttp this package supports), `access_token_body` (a valid answer to mock at the HTTP layer)
+and `access_token` (the `AccessToken` that ``create`` returns, to mock at your own seam).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Generator
+import base64
+import datetime as _dt
+import inspect
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 if TYPE_CHECKING:  # imported by the fixtures, so that loading the plugin stays cheap
-    from . import VerifyClient
+    import aioresponses as _aioresponses
+
+    from . import AccessToken, VerifyClient
     from .emulator import VerifyEmulator
 
-__all__ = ["verify_client", "verify_emulator"]
+__all__ = ["access_token", "access_token_body", "aioresponses", "verify_client", "verify_emulator"]
 
 _MARKER = "verify_emulator"
 _NO_RUNNER = (
@@ -58,7 +68,7 @@ def _define() -> dict[str, Callable[..., AsyncIterator[Any]]]:
         from .emulator import VerifyEmulator
 
         marker = request.node.get_closest_marker(_MARKER)
-        options = dict(marker.kwargs) if marker is not None else {}
+        options = _marker_options(marker, VerifyEmulator) if marker is not None else {}
         async with VerifyEmulator(**options) as emulator:
             yield emulator
 
@@ -75,6 +85,19 @@ def _define() -> dict[str, Callable[..., AsyncIterator[Any]]]:
             yield client
 
     return {"verify_emulator": verify_emulator, "verify_client": verify_client}
+
+
+def _marker_options(marker: pytest.Mark, emulator: type[VerifyEmulator]) -> dict[str, Any]:
+    """The marker's keywords, or a one-line test failure naming a bad one and the valid ones."""
+    valid = list(inspect.signature(emulator).parameters)
+    unknown = [name for name in marker.kwargs if name not in valid]
+    if marker.args or unknown:
+        bad = f"unknown keyword {unknown[0]!r}" if unknown else "positional arguments"
+        pytest.fail(
+            f"@pytest.mark.{_MARKER}: {bad}; it takes the keywords {', '.join(valid)}",
+            pytrace=False,
+        )
+    return dict(marker.kwargs)
 
 
 try:
@@ -117,3 +140,118 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: Any) -> Ge
     with pytest.MonkeyPatch.context() as patch:  # as pytest-asyncio and anyio swap it too
         patch.setattr(fixturedef, "func", replacement)
         return (yield)
+
+
+# --- mocking at the HTTP layer ---------------------------------------------------------------
+
+
+def aioresponses(**options: Any) -> _aioresponses.aioresponses:
+    """An ``aioresponses.aioresponses`` mock that works with the aiohttp this package supports.
+
+    aioresponses 0.7.x fails every mocked call under aiohttp 3.14 (``ClientResponse.__init__()
+    missing ... 'stream_writer'``); this one supplies the argument while it is active, and is
+    otherwise the same object: use it as a context manager or decorator, and ``.post(url,
+    payload=..., status=...)`` as documented by aioresponses (``pip install aioresponses``).
+    A ``response_class=`` of your own is used as given.
+
+    Args:
+        **options: aioresponses' own keyword arguments (``passthrough=[...]``, ``param=...``).
+
+    Returns:
+        The mock, not started yet.
+    """
+    from ._http._compat import compatible_aioresponses
+
+    return compatible_aioresponses()(**options)  # type: ignore[no-any-return]
+
+
+_FIELDS = (
+    "sid",
+    "account_sid",
+    "service_sid",
+    "entity_identity",
+    "factor_type",
+    "factor_friendly_name",
+    "token",
+    "url",
+    "ttl",
+    "date_created",
+)
+
+
+def _fake_jwt() -> str:
+    """A JWT-shaped string (header, claims, signature) that no one would accept."""
+    parts = (b'{"alg":"HS256","typ":"JWT"}', b'{"mocked":true}', b"not-a-signature")
+    return ".".join(base64.urlsafe_b64encode(part).rstrip(b"=").decode() for part in parts)
+
+
+def access_token_body(**overrides: Any) -> dict[str, Any]:
+    """A valid answer to ``create`` or ``fetch``, as the JSON-ready dict Twilio would send.
+
+    The defaults are a push token for ``ff483d1ff591898a9942916050d2ca3f``, created now
+    (``date_created``, to the second) with a ttl of 300 s; ``url`` follows ``service_sid`` and
+    ``sid`` unless given. The ``token`` is JWT-shaped but fake.
+
+    Args:
+        **overrides: Fields to replace, by Twilio's names: ``sid``, ``account_sid``,
+            ``service_sid``, ``entity_identity``, ``factor_type``, ``factor_friendly_name``,
+            ``token``, ``url``, ``ttl``, ``date_created``. Any value is kept as given, so an
+            invalid one makes an invalid body on purpose.
+
+    Returns:
+        A new dict, to pass as a mocked response's JSON payload.
+
+    Raises:
+        TypeError: A keyword that is not a field, named with the valid ones.
+    """
+    unknown = [name for name in overrides if name not in _FIELDS]
+    if unknown:
+        raise TypeError(
+            f"access_token_body() got an unknown field {unknown[0]!r}; fields: {', '.join(_FIELDS)}"
+        )
+    body: dict[str, Any] = {
+        "sid": "YK" + "0" * 32,
+        "account_sid": "AC" + "0" * 32,
+        "service_sid": "VA" + "0" * 32,
+        "entity_identity": "ff483d1ff591898a9942916050d2ca3f",
+        "factor_type": "push",
+        "factor_friendly_name": None,
+        "token": _fake_jwt(),
+        "url": None,
+        "ttl": 300,
+        "date_created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    body.update(overrides)
+    if "url" not in overrides:
+        body["url"] = _token_url(body)
+    return body
+
+
+def access_token(**overrides: Any) -> AccessToken:
+    """The `AccessToken` that ``create`` or ``fetch`` returns for `access_token_body`.
+
+    For tests that mock at their own seam (``unittest.mock`` on ``AccessTokens.create``, or
+    on your own function) rather than at the HTTP layer.
+
+    Args:
+        **overrides: Fields to replace, as for `access_token_body`; ``date_created`` may also
+            be an aware ``datetime``, ``factor_type`` a `FactorType`. Values are not checked.
+
+    Returns:
+        The `AccessToken`, equal to the one the client parses from the same body.
+
+    Raises:
+        TypeError: A keyword that is not a field, named with the valid ones.
+    """
+    from . import AccessToken, FactorType
+
+    body = access_token_body(**overrides)
+    if isinstance(body["date_created"], str):
+        body["date_created"] = _dt.datetime.fromisoformat(body["date_created"])
+    if body["factor_type"] in {factor.value for factor in FactorType}:
+        body["factor_type"] = FactorType(body["factor_type"])
+    return AccessToken(**body)
+
+
+def _token_url(body: Mapping[str, Any]) -> str:
+    return f"https://verify.twilio.com/v2/Services/{body['service_sid']}/AccessTokens/{body['sid']}"

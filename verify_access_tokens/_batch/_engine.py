@@ -1,15 +1,16 @@
-"""``create_many``: stream any number of identities through bounded concurrency.
+"""``create_many``: stream any number of identities through the client's flow control.
 
-Shape: ``concurrency`` workers each read the next input item only when they are free to send it
-(nothing is read ahead), and hand finished results to the iteration. A window bounds items taken
-whose result the consumer has not asked past, so memory is O(concurrency) whatever the input
-size, and no task is made per identity; a consumer that stops asking stops the taking.
+Shape: one dispatcher takes the next input item only once the client's limiter has a slot for
+it (nothing is read ahead) and starts a task for it; the item's first attempt uses that slot.
+A window bounds items taken whose result the consumer has not asked past, so memory is
+O(window) whatever the input size, and an unused slot of ``concurrency`` costs nothing.
 
 Every input item yields exactly one `EnrollmentResult`. Per-item problems (bad input of
-any type, API errors) are results, not exceptions. ``stop()`` stops reading input and lets
-in-flight requests finish and be yielded; ending the iteration early (``break``, ``aclose()``,
-cancellation) cancels the workers: finished results not yet yielded are kept in ``undelivered``
-and the identities whose request was cut off are listed in ``unfinished`` (outcome unknown).
+any type, API errors) are results, not exceptions; a 429 (not processed) is re-queued rather
+than failed. ``stop()`` stops reading input, ends items not yet sent as `BatchStoppedError`
+and lets sent ones finish; ending the iteration early (``break``, ``aclose()``, cancellation)
+cancels the tasks: finished results not yet yielded are kept in ``undelivered`` and the
+identities whose request was cut off are listed in ``unfinished``.
 """
 
 from __future__ import annotations
@@ -31,24 +32,33 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
-from .._core._errors import RequestValidationError, VerifyError
+from .._core._errors import RateLimitError, RequestValidationError, VerifyError
+from .._core._types import CallHooks
 from .._core._validation import is_int, is_number
-from ..models import EnrollmentRequest, EnrollmentResult, FactorType
+from ..models import EnrollmentRequest, EnrollmentResult
 from ._pacer import AdaptivePacer, FixedPacer
+from ._requeue import Requeue
 from ._summary import BatchSummary
 
 if TYPE_CHECKING:
+    from .._flow import Limiter
     from ..models import AccessToken, APIResponse
 
 # BatchSummary is re-exported: callers take the batch API from this module.
-__all__ = ["BatchInput", "BatchSummary", "EnrollmentBatch", "RateLimit"]
+__all__ = ["BatchInput", "BatchSummary", "Concurrency", "EnrollmentBatch", "RateLimit"]
 
 BatchInput = str | EnrollmentRequest
 RateLimit = float | Literal["adaptive"] | None
+Concurrency = int | Literal["adaptive"]
+# create(identity, factor_friendly_name, ttl, hooks): the resource's create, service bound.
+BatchCreate = Callable[[object, object, object, CallHooks], Awaitable["APIResponse[AccessToken]"]]
+
+# The window of concurrency="adaptive" when nothing else bounds the client (no pool bound).
+ADAPTIVE_WINDOW_MAX = 10_000
 
 _DONE = object()
 _CLOSE = object()  # aclose() from another task: end the iteration as if closed
-_STOP_READING = "stop() ends the wait for input"
+_STOP = "stop() ends the wait"
 
 
 def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedPacer | None:
@@ -58,9 +68,15 @@ def make_pacer(rate_limit: RateLimit, pause_max: float = float("inf")) -> FixedP
         return AdaptivePacer(pause_max=pause_max)
     if not is_number(rate_limit) or not 0 < rate_limit < math.inf:  # nan fails the comparison
         raise RequestValidationError(
-            "rate_limit", "must be None, a positive finite number of requests/s, or 'adaptive'"
+            "rate_limit", "must be none, a positive finite number of requests/s, or 'adaptive'"
         )
     return FixedPacer(rate_limit)
+
+
+def check_concurrency(concurrency: object) -> Concurrency:
+    if concurrency == "adaptive" or (is_int(concurrency) and concurrency >= 1):
+        return concurrency
+    raise RequestValidationError("concurrency", "must be 'adaptive' or an int >= 1")
 
 
 class EnrollmentBatch:
@@ -71,94 +87,113 @@ class EnrollmentBatch:
 
     Every item taken from the input ends in exactly one place: yielded; in ``undelivered``
     (finished, token included, but not yielded because the iteration ended early: a ``break``,
-    ``aclose()`` or a cancellation); or in ``unfinished`` (its request was cut off, so its
-    outcome is unknown). Items never taken from the input are in none of them. After a
-    ``break`` no further item is taken; the two tuples are complete once the iteration is
-    closed: on leaving ``async with batch``, on return from ``await batch.aclose()``, or,
+    ``aclose()`` or a cancellation); or in ``unfinished`` (its task was cut off before it
+    finished, so its outcome is unknown). Items never taken from the input are in none of them.
+    After a ``break`` no further item is taken; the two tuples are complete once the iteration
+    is closed: on leaving ``async with batch``, on return from ``await batch.aclose()``, or,
     after a bare ``break``, once the event loop's async generator finalizer has run.
+
+    Attributes:
+        summary (BatchSummary): Running totals: succeeded, failed by error class, retried,
+            elapsed, rate.
+        undelivered (tuple[EnrollmentResult, ...]): Finished results that were not yielded
+            because the iteration ended early.
+        unfinished (tuple[str, ...]): Identities whose request was cut off: their outcome is
+            unknown.
+        pacer: The batch's rate limiter, or ``None`` without ``rate_limit``; its ``rate`` is
+            the pace in requests per second, and ``rate_limited`` counts the 429s it saw.
     """
 
     def __init__(
         self,
-        create: Callable[..., Awaitable[APIResponse[AccessToken]]],
+        create: BatchCreate,
+        limiter: Limiter,
         pacer: FixedPacer | None,
-        service_sid: str,
         identities: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
-        concurrency: int,
-        factor_type: FactorType | str,
+        concurrency: Concurrency,
         factor_friendly_name: str | None,
         ttl: int | None,
         ordered: bool,
+        deadline: float | None,
+        retry_after_max: float,
     ) -> None:
         """Build a batch; `AccessTokens.create_many` is the way to make one.
 
         Args:
-            create: The ``create_with_http_info`` each item is sent with.
+            create: Sends one item: the resource's create with the service bound.
+            limiter: The client's flow control; each item is taken only once it has a slot.
             pacer: Paces every attempt, or ``None`` for no rate limit.
-            service_sid: The Verify Service, already checked.
             identities: Identity strings or `EnrollmentRequest` items, sync or async, read
                 lazily.
-            concurrency: Most requests in flight at once, an ``int`` >= 1.
-            factor_type: Factor type of every item.
+            concurrency: ``"adaptive"`` (as many in flight as the limiter allows) or the
+                most requests of this batch in flight, an ``int`` >= 1.
             factor_friendly_name: Friendly name of the items without their own.
             ttl: Token lifetime of the items without their own.
             ordered: Yield results in input order instead of completion order.
+            deadline: The client's ``deadline``: an item is re-queued after a 429 only within
+                it, counted from its first send.
+            retry_after_max: The client's longest ``Retry-After`` honoured, in seconds.
 
         Raises:
-            RequestValidationError: ``concurrency`` is not an ``int`` >= 1.
+            RequestValidationError: ``concurrency`` is neither ``"adaptive"`` nor an ``int``
+                >= 1.
         """
-        if not is_int(concurrency) or concurrency < 1:
-            raise RequestValidationError("concurrency", "must be an int >= 1")
+        concurrency = check_concurrency(concurrency)
         self.pacer = pacer
-        self._create = create  # create_with_http_info of a resource whose client has the pacer
-        self._service_sid = service_sid
+        self._create = create
+        self._limiter = limiter
         self._input = identities
-        self._concurrency = concurrency
-        self._factor_type = factor_type
+        self._size = (
+            int(min(limiter.most, ADAPTIVE_WINDOW_MAX))
+            if concurrency == "adaptive"
+            else concurrency
+        )
         self._friendly_name = factor_friendly_name
         self._ttl = ttl
         self._ordered = ordered
         self._stopping = False
-        self._exhausted = False
-        self._taken = 0
-        self._in_flight: dict[int, str] = {}
-        self._finished: dict[int, EnrollmentResult] = {}
+        self._requeue = Requeue(limiter, deadline, retry_after_max)
         self._input_error: BaseException | None = None
+        self._taken = 0
+        self._in_flight: dict[int, str] = {}  # taken, not finished: identity by input index
+        self._finished: dict[int, EnrollmentResult] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.summary = BatchSummary()
         self.unfinished: tuple[str, ...] = ()
         self.undelivered: tuple[EnrollmentResult, ...] = ()
-        # Called with each identity before it is sent: enroll's write-ahead.
+        # Called with each identity right before its first attempt leaves: enroll's write-ahead.
         self._on_send: Callable[[str], None] | None = None
         self._iterator: weakref.ref[AsyncGenerator[EnrollmentResult, None]] | None = None
         self._held: AsyncGenerator[EnrollmentResult, None] | None = None
         # Set once the iteration has ended and `undelivered`/`unfinished` are final; None
         # until the iteration starts.
         self._ended: asyncio.Event | None = None
-        # The worker waiting on the input for the next item (one at a time, under the lock):
-        # stop() cancels that wait, so an input that has nothing to give cannot hold the batch.
-        self._reader: asyncio.Task[object] | None = None
+        # The dispatcher while it waits for a slot or the next input item: stop() ends that
+        # wait, so an input that has nothing to give cannot hold the batch.
+        self._reader: asyncio.Task[None] | None = None
         # Results come to the consumer through this queue; aclose() from another task posts
         # _CLOSE on it, since a running generator cannot be closed from outside.
         self._ready: asyncio.Queue[object] | None = None
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
-        """End the batch gracefully: take no more input, and let what was taken finish.
+        """End the batch gracefully: take no more input, and let what was sent finish.
 
-        After ``stop()`` no further item is read from the input, so at most ``concurrency``
-        more requests are sent and (in completion order) at most ``concurrency`` more results
-        are yielded: those of the items already taken. They are yielded as usual,
-        except for requests still waiting in the rate limiter's pause: those are not sent and
-        end at once as a `BatchStoppedError` result. A wait for the next input item ends too
-        (that item is not taken). The iteration then ends normally.
+        After ``stop()`` no further item is read from the input. An item is taken only once
+        the client's limiter has a slot for it, so what was taken is sent at once, except
+        under a ``rate_limit``: items still waiting for the rate limiter are not sent and end
+        at once as a `BatchStoppedError` result. Items already sent finish and are yielded
+        as usual. A wait for the next input item ends too (that item is not taken). The
+        iteration then ends normally.
         """
         self._stopping = True
+        self._requeue.stop()
         if self.pacer is not None:
             self.pacer.interrupt()
         reader, self._reader = self._reader, None  # cancelled once, however often stop() is called
         if reader is not None:
-            reader.cancel(_STOP_READING)
+            reader.cancel(_STOP)
 
     @property
     def stopping(self) -> bool:
@@ -195,8 +230,8 @@ class EnrollmentBatch:
     def _abandoned(self) -> bool:
         """Whether the consumer dropped the iteration (a bare ``break``).
 
-        Its generator is gone even before the loop's finalizer closes it, so no worker may take
-        another item.
+        Its generator is gone even before the loop's finalizer closes it, so no further item
+        may be taken.
         """
         return self._iterator is not None and self._iterator() is None
 
@@ -230,77 +265,82 @@ class EnrollmentBatch:
             for item in source:
                 yield item
 
-    async def _take(
-        self, items: AsyncIterator[BatchInput], lock: asyncio.Lock, window: asyncio.Semaphore
-    ) -> tuple[int, BatchInput] | None:
-        """The next input item, read only when a worker is free to send it at once.
+    async def _next_item(self, items: AsyncIterator[BatchInput]) -> object:
+        """A slot of the client's limiter, then the next input item; ``_DONE`` to end.
 
-        Nothing is read ahead, so ``stop()`` leaves no taken-but-unsent item behind, and an
-        item is registered as in flight in the same step as it is taken from the input.
+        The slot comes first, so an item is taken only when it can be sent at once: ``stop()``
+        then leaves hardly any taken-but-unsent item behind.
         """
-        await window.acquire()
-        async with lock:
-            if (
-                self._stopping
-                or self._exhausted
-                or self._input_error is not None
-                or self._abandoned
-            ):
-                window.release()
-                return None
-            self._reader = asyncio.current_task()
-            try:
-                item = await anext(items)
-            except asyncio.CancelledError as cancelled:
-                task = asyncio.current_task()
-                assert task is not None
-                if _STOP_READING in cancelled.args and task.uncancel() == 0:
-                    self._exhausted = True  # the wait was stop()'s: the item never came
-                elif task.cancelling() == 0:  # raised by the input itself, not a cancellation
-                    self._input_error = RuntimeError("the input iterator raised CancelledError")
-                else:
-                    raise  # a real cancellation of this worker
-                window.release()
-                return None
-            except StopAsyncIteration:
-                self._exhausted = True
-                window.release()
-                return None
-            except Exception as exc:  # the caller's iterator failed: finish in-flight, re-raise
-                self._input_error = exc
-                window.release()
-                return None
-            finally:
-                self._reader = None
-            index = self._taken
-            self._taken += 1
-            self._in_flight[index] = _identity_text(item)
-            if self._on_send is not None:
-                self._on_send(self._in_flight[index])
-            return index, item
-
-    async def _work(
-        self,
-        items: AsyncIterator[BatchInput],
-        lock: asyncio.Lock,
-        window: asyncio.Semaphore,
-        ready: asyncio.Queue[object],
-    ) -> None:
+        limiter = self._limiter
+        self._reader = asyncio.current_task()
         try:
-            while (job := await self._take(items, lock, window)) is not None:
-                index, item = job
-                result = await self._enroll(index, item)
-                # One step, no await: the item moves from in flight to finished-not-delivered.
-                del self._in_flight[index]
-                self._finished[index] = result
-                ready.put_nowait(index)
+            await limiter.acquire()
+            try:
+                return await anext(items)
+            except BaseException:
+                limiter.release_unused()
+                raise
+        except asyncio.CancelledError as cancelled:
+            task = asyncio.current_task()
+            assert task is not None
+            if _STOP in cancelled.args and task.uncancel() == 0:
+                return _DONE  # the wait was stop()'s: the item never came
+            if task.cancelling() == 0:  # raised by the input itself, not a cancellation
+                self._input_error = RuntimeError("the input iterator raised CancelledError")
+                return _DONE
+            raise  # a real cancellation of the dispatcher
+        except StopAsyncIteration:
+            return _DONE
+        except Exception as exc:  # the caller's iterator failed: finish what was taken, re-raise
+            self._input_error = exc
+            return _DONE
+        finally:
+            self._reader = None
+
+    async def _dispatch(self, window: asyncio.Semaphore, ready: asyncio.Queue[object]) -> None:
+        items = self._items()
+        try:
+            while True:
+                await window.acquire()
+                if self._stopping or self._abandoned:
+                    return
+                item = await self._next_item(items)
+                if item is _DONE:
+                    return
+                index = self._taken
+                self._taken += 1
+                self._in_flight[index] = _identity_text(item)
+                task = asyncio.create_task(self._enroll(index, item, ready))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug: end the batch with it rather than lose it
             ready.put_nowait(exc)
-        ready.put_nowait(_DONE)
+        finally:
+            with contextlib.suppress(Exception):
+                await cast(AsyncGenerator[BatchInput, None], items).aclose()
+            ready.put_nowait(_DONE)
 
-    async def _enroll(self, index: int, item: object) -> EnrollmentResult:
+    def _sent(self, index: int) -> None:
+        """The item's first attempt leaves now (enroll writes its ``sending`` line)."""
+        if self._on_send is not None:
+            self._on_send(self._in_flight[index])
+
+    async def _enroll(self, index: int, item: object, ready: asyncio.Queue[object]) -> None:
+        try:
+            result = await self._send(index, item)
+        except asyncio.CancelledError:
+            raise  # the iteration ended: the item stays in `unfinished`
+        except BaseException as exc:  # a bug (or enroll's journal failing): end the batch
+            ready.put_nowait(exc)
+            raise
+        # One step, no await: the item moves from in flight to finished-not-delivered.
+        del self._in_flight[index]
+        self._finished[index] = result
+        ready.put_nowait(index)
+
+    async def _send(self, index: int, item: object) -> EnrollmentResult:
         identity = _identity_text(item)
         name, ttl = self._friendly_name, self._ttl
         if isinstance(item, EnrollmentRequest):
@@ -310,45 +350,58 @@ class EnrollmentBatch:
             if item.ttl is not None:
                 ttl = item.ttl
             item = item.identity
-        try:
-            # Every value goes through create()'s validation: a bad one (of any type) is a
-            # RequestValidationError, which becomes this item's result like any API error.
-            response = await self._create(
-                self._service_sid,
-                identity=cast(str, item),
-                factor_type=self._factor_type,
-                factor_friendly_name=name,
-                ttl=ttl,
-            )
-        except VerifyError as error:
-            return EnrollmentResult(identity, error=error, attempts=error.attempts, index=index)
-        return EnrollmentResult(
-            identity, access_token=response.data, attempts=response.attempts, index=index
+        hooks = CallHooks(
+            pacer=self.pacer, on_send=lambda: self._sent(index), requeues_429=True, slot_held=True
         )
+        attempts = 0
+        requeue = self._requeue.item()
+        try:
+            while True:
+                try:
+                    # Every value goes through create()'s validation: a bad one (of any type)
+                    # is a RequestValidationError, this item's result like any API error.
+                    response = await self._create(item, name, ttl, hooks)
+                except RateLimitError as error:
+                    attempts += error.attempts
+                    # Not processed: back in the queue while the batch makes progress.
+                    if await requeue.wait(error):
+                        hooks.slot_held = True
+                        continue
+                    error.attempts = attempts
+                    return EnrollmentResult(identity, error=error, attempts=attempts, index=index)
+                except VerifyError as error:
+                    attempts += error.attempts
+                    return EnrollmentResult(identity, error=error, attempts=attempts, index=index)
+                self._requeue.progress()
+                return EnrollmentResult(
+                    identity,
+                    access_token=response.data,
+                    attempts=attempts + response.attempts,
+                    index=index,
+                )
+        finally:
+            if hooks.slot_held:  # it never reached the transport (a bad item, a stop)
+                self._limiter.release_unused()
 
     async def _run(self) -> AsyncGenerator[EnrollmentResult, None]:
-        size = self._concurrency
         # The window bounds items taken whose result the consumer has not asked past: in
         # flight, finished and waiting, or just yielded (a slot frees when the consumer asks
         # for the next result), so a slow consumer slows the sending and stop() leaves at
         # most `concurrency` results to come. In input order results also wait for their
-        # predecessors: a wider window keeps one slow item from stalling the others. Memory is
-        # O(concurrency) whatever the input size.
-        window = asyncio.Semaphore(size * 4 if self._ordered else size)
+        # predecessors: a wider window keeps one slow item from stalling the others.
+        window = asyncio.Semaphore(self._size * 4 if self._ordered else self._size)
         ready: asyncio.Queue[object] = asyncio.Queue()
         self._ready = ready
-        lock = asyncio.Lock()
         self._ended = asyncio.Event()
-        items = self._items()
-        tasks = [asyncio.create_task(self._work(items, lock, window, ready)) for _ in range(size)]
+        dispatcher = asyncio.create_task(self._dispatch(window, ready))
         self.summary.started_at = time.perf_counter()
         next_index = 0
-        running = size
+        dispatching = True
         try:
-            while running:
+            while dispatching or self._in_flight or self._finished:
                 got = await ready.get()
                 if got is _DONE:
-                    running -= 1
+                    dispatching = False
                     continue
                 if got is _CLOSE:
                     return
@@ -372,12 +425,11 @@ class EnrollmentBatch:
                 raise self._input_error
         finally:
             self.summary.finished_at = time.perf_counter()
+            tasks = [dispatcher, *self._tasks]
             for task in tasks:
                 task.cancel()
             try:
                 await asyncio.gather(*tasks, return_exceptions=True)
-                with contextlib.suppress(Exception):
-                    await cast(AsyncGenerator[BatchInput, None], items).aclose()
             finally:
                 # Even when a second cancellation cuts the wait short: the accounting is
                 # recorded, and aclose() never waits for an end that cannot come.

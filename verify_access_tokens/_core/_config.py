@@ -12,7 +12,7 @@ import math
 import re
 import urllib.request
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal
 
 import aiohttp
 import attrs
@@ -243,6 +243,14 @@ def retries(value: object) -> int:
 def pool_limit(value: object) -> int:
     if not is_int(value) or value < 1:
         raise ConfigurationError("pool_limit", "must be an int >= 1")
+    return value
+
+
+def max_in_flight(value: object) -> int | Literal["adaptive"] | None:
+    if value is None or value == "adaptive":
+        return value
+    if not is_int(value) or value < 1:
+        raise ConfigurationError("max_in_flight", "must be an int >= 1, 'adaptive' or None")
     return value
 
 

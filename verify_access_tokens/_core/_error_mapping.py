@@ -12,9 +12,12 @@ import base64
 import binascii
 import datetime as _dt
 import json
+import re
+import string
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Final
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 
@@ -29,6 +32,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._load import concurrent_requests, request_duration
 
 SERVER_TEXT_MAX: Final = 500
 REDACTED: Final = "<redacted>"
@@ -41,12 +45,13 @@ class Scrubber:
     ``Proxy-Authorization``) back in its error message, its status line or its headers;
     everything a server said passes through here before it reaches an exception, a log record
     or the CLI. Each whole form of a credential (the header value, its base64, ``user:secret``,
-    the secret) is replaced, and so is any run of at least :data:`FRAGMENT` characters of the
-    base64 or the secret: a server that cuts the text (aiohttp quotes only the first 100 bytes of
-    an over-long status line) must not leave most of a secret behind.
+    the secret, and each of them percent-encoded) is replaced in any letter case, and so is any
+    run of at least :data:`FRAGMENT` characters of the base64 or the secret (plain or
+    percent-encoded): a server that cuts the text (aiohttp quotes only the first 100 bytes of an
+    over-long status line) must not leave most of a secret behind.
     """
 
-    __slots__ = ("_fragments", "_secrets")
+    __slots__ = ("_fragments", "_pattern")
 
     def __init__(self, authorization: str, proxy_authorization: str | None = None) -> None:
         secrets: set[str] = set()
@@ -57,13 +62,13 @@ class Scrubber:
                 _add_basic_forms(value, encoding, secrets, fragments)
         secrets.discard("")
         # Longest first, so that the Basic value goes before the base64 part it contains.
-        self._secrets = tuple(sorted(secrets, key=len, reverse=True))
+        alternatives = "|".join(map(re.escape, sorted(secrets, key=len, reverse=True)))
+        self._pattern = re.compile(alternatives, re.IGNORECASE) if alternatives else None
         self._fragments = frozenset(fragments)
 
     def __call__(self, text: str, limit: int = SERVER_TEXT_MAX) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        if self._pattern is not None:
+            text = self._pattern.sub(REDACTED, text)
         more = len(text) - limit
         if more > 0:
             text = text[:limit]
@@ -73,9 +78,10 @@ class Scrubber:
     def _redact_fragments(self, text: str) -> str:
         """Replace every run of text covered by windows of a credential's characters."""
         fragments = self._fragments
+        folded = _ascii_lower(text)  # same length as ``text``: indices carry over
         spans: list[list[int]] = []
-        for i in range(len(text) - FRAGMENT + 1):
-            if text[i : i + FRAGMENT] in fragments:
+        for i in range(len(folded) - FRAGMENT + 1):
+            if folded[i : i + FRAGMENT] in fragments:
                 if spans and i <= spans[-1][1]:
                     spans[-1][1] = i + FRAGMENT
                 else:
@@ -95,6 +101,12 @@ class Scrubber:
 
 
 FRAGMENT: Final = 8  # a shorter run of a secret is not redacted on its own (too many false hits)
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _ascii_lower(text: str) -> str:
+    """``text`` with ASCII letters lower-cased; unlike ``str.lower``, never changes its length."""
+    return text.translate(_ASCII_LOWER)
 
 
 def _add_basic_forms(value: str, encoding: str, secrets: set[str], fragments: set[str]) -> None:
@@ -108,9 +120,12 @@ def _add_basic_forms(value: str, encoding: str, secrets: set[str], fragments: se
     except (binascii.Error, UnicodeDecodeError):  # pragma: no cover - we built it
         pair = ""
     secret = pair.partition(":")[2]
-    secrets.update((encoded, pair, secret))
-    for form in (encoded, ":" + secret):
-        fragments.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+    for form in (value, encoded, pair, secret):
+        secrets.update((form, quote(form), quote(form, safe=""), quote_plus(form, safe="")))
+    for plain in (encoded, ":" + secret):
+        for form in (plain, quote(plain), quote(plain, safe="")):
+            form = _ascii_lower(form)
+            fragments.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
 
 
 _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
@@ -193,16 +208,27 @@ def status_error(
         request_id=None if request_id is None else scrub(request_id, 64),
         retry_after=parse_retry_after(headers.get("Retry-After")),
         attempts=attempts,
+        concurrent_requests=concurrent_requests(headers),
+        request_duration=request_duration(headers),
     )
 
 
 def connection_error(
-    exc: BaseException, method: str, url: str, scrub: Scrubber, attempts: int
+    exc: BaseException,
+    method: str,
+    url: str,
+    scrub: Scrubber,
+    attempts: int,
+    *,
+    timeout: aiohttp.ClientTimeout | None = None,
+    deadline: float | None = None,
 ) -> APIConnectionError:
     """Map an aiohttp/asyncio failure; ``request_sent`` is False only when provably unsent.
 
     aiohttp's exception text is kept (host, port, errno) but the exception itself is not chained:
     some aiohttp errors carry the request headers, Authorization included, in their ``repr``.
+    ``timeout`` is the attempt's limits and ``deadline`` the call's deadline when it cut this
+    attempt's ``total`` short: a timeout's message names the limit that ran out, with its value.
     """
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         # The proxy refused the CONNECT tunnel: nothing reached the origin. aiohttp's text quotes
@@ -215,16 +241,16 @@ def connection_error(
             attempts=attempts,
         )
     detail = _connection_detail(exc, scrub)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+    if isinstance(exc, TimeoutError):
+        limit = "" if timeout is None else f": {_timeout_limit(exc, timeout, deadline)} ran out"
+        connect = isinstance(exc, aiohttp.ConnectionTimeoutError)
         return APITimeoutError(
-            f"connect timed out ({detail})",
+            f"{'connect ' if connect else ''}timed out{limit} ({detail})",
             method=method,
             url=url,
-            request_sent=False,
+            request_sent=not connect,
             attempts=attempts,
         )
-    if isinstance(exc, TimeoutError):
-        return APITimeoutError(f"timed out ({detail})", method=method, url=url, attempts=attempts)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return APIConnectionError(
             f"could not connect ({detail})",
@@ -238,15 +264,54 @@ def connection_error(
     )
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _timeout_limit(
+    exc: TimeoutError, timeout: aiohttp.ClientTimeout, deadline: float | None
+) -> str:
+    """The limit behind a timeout, named as the caller sets it: ``the connect timeout (5 s)``."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # aiohttp raises it for either knob; the smaller one is the one that ran out.
+        knobs = [
+            (v, n)
+            for n, v in (("sock_connect", timeout.sock_connect), ("connect", timeout.connect))
+            if v
+        ]
+        if knobs:
+            value, name = min(knobs)
+            return f"the connect timeout ({name}={_seconds(value)})"
+        return "the connect timeout"  # pragma: no cover - aiohttp raises it only with a knob set
+    if isinstance(exc, aiohttp.SocketTimeoutError) and timeout.sock_read:
+        return f"the read timeout (sock_read={_seconds(timeout.sock_read)})"
+    if deadline is not None:
+        return f"the call's deadline (deadline={_seconds(deadline)})"
+    if timeout.total:
+        return f"the attempt timeout (timeout={_seconds(timeout.total)})"
+    return "a timeout"  # pragma: no cover - aiohttp times out only with a limit set
+
+
+def deadline_spent(deadline: float | None) -> str:
+    """The message of the `APITimeoutError` for a call whose deadline ran out before sending."""
+    value = "" if deadline is None else f" (deadline={_seconds(deadline)})"
+    return f"the call's deadline{value} ran out before the request was sent"
+
+
 def _connection_detail(exc: BaseException, scrub: Scrubber) -> str:
     """What to say about a network failure without quoting what the server sent.
 
     aiohttp's text for a malformed or cut-off answer (``ClientResponseError`` from its parser,
     ``ClientPayloadError``) quotes the server's bytes, truncated where a secret may be cut in
-    two: only the class names are kept. Other failures (refused, reset, DNS) describe our side
-    of the socket; their text is kept, scrubbed all the same.
+    two, and a connection cut mid-headers (``ServerDisconnectedError``) quotes the headers
+    received so far: only the class names are kept. Other failures (refused, reset, DNS)
+    describe our side of the socket; their text is kept, scrubbed all the same.
     """
     name = type(exc).__name__
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        # Cut in the middle of the headers, its text is the partial answer's repr (every header
+        # name and value received so far): the class says enough.
+        return name
     if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
         cause = exc.__cause__
         return f"{name}: malformed response" + (f" ({type(cause).__name__})" if cause else "")

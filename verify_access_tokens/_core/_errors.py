@@ -30,15 +30,35 @@ Credentials and the JWT ``token`` are never passed into an exception, so they ca
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class VerifyError(Exception):
     """Base class of every error raised by this package.
 
     ``attempts`` is how many HTTP attempts were made before this error was raised (0 when it
     was raised before anything was sent).
+
+    Every error pickles with its class, message and public attributes, so it crosses a process
+    boundary (``ProcessPoolExecutor``, Celery, pytest-xdist) as it is; a ``__cause__`` that is a
+    `VerifyError` goes with it, any other one is left behind.
     """
 
     attempts: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls ``cls(*args)``, which the keyword-only constructors below
+        # cannot take: rebuild without the constructor, then restore the public attributes
+        # (whatever a subclass adds, without a list to keep up to date). Messages and public
+        # attributes are free of credentials; private ones are not carried.
+        state = {
+            name: value
+            for name, value in vars(self).items()
+            if not name.startswith("_") or name == "__notes__"
+        }
+        if isinstance(self.__cause__, VerifyError):
+            state["__cause__"] = self.__cause__  # set back by BaseException.__setstate__
+        return (_rebuild, (type(self), self.args), state)
 
 
 class APIError(VerifyError):
@@ -173,7 +193,11 @@ class APIConnectionError(APIError):
 
 
 class APITimeoutError(APIConnectionError):
-    """The request timed out (connect, read, or the per-call deadline)."""
+    """The request timed out (connect, read, the attempt's timeout, or the call's deadline).
+
+    Its message names the limit that ran out and its value, as the caller sets it:
+    ``timeout=35 s``, ``sock_connect=5 s``, ``sock_read=...`` or ``deadline=60 s``.
+    """
 
 
 class APIStatusError(APIError):
@@ -191,10 +215,15 @@ class APIStatusError(APIError):
         request_id: Twilio's ``Twilio-Request-Id``, when known (default ``None``).
         retry_after: The server's ``Retry-After``, in seconds (default ``None``).
         attempts: HTTP attempts made (default 0).
+        concurrent_requests: The account's requests in flight, from
+            ``Twilio-Concurrent-Requests`` (default ``None``: not sent or malformed).
+        request_duration: Seconds Twilio spent on the request, from
+            ``Twilio-Request-Duration`` (default ``None``: not sent or malformed).
     """
 
     method: str
     url: str
+    _remedy: ClassVar[str] = ""  # what the caller should do, ending the message
 
     def __init__(
         self,
@@ -208,15 +237,19 @@ class APIStatusError(APIError):
         request_id: str | None = None,
         retry_after: float | None = None,
         attempts: int = 0,
+        concurrent_requests: int | None = None,
+        request_duration: float | None = None,
     ) -> None:
         self.status = status
         self.retry_after = retry_after
+        self.concurrent_requests = concurrent_requests
+        self.request_duration = request_duration
         self.code = code
         self.message = message
         self.more_info = more_info
         code_part = f" (Twilio code {code})" if code is not None else ""
         super().__init__(
-            f"HTTP {status}{code_part}: {message} [{method} {url}]",
+            f"HTTP {status}{code_part}: {message} [{method} {url}]{self._remedy}",
             method=method,
             url=url,
             request_id=request_id,
@@ -229,11 +262,29 @@ class BadRequestError(APIStatusError):
 
 
 class AuthenticationError(APIStatusError):
-    """401: the credentials were refused (code 20003)."""
+    """401: the credentials were refused (code 20003).
+
+    Its message says which settings to check: ``TWILIO_ACCOUNT_SID`` with ``TWILIO_AUTH_TOKEN``,
+    or ``TWILIO_API_KEY`` with ``TWILIO_API_SECRET`` (or the client's matching arguments).
+    """
+
+    _remedy = (
+        "; check the credentials: TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY "
+        "with TWILIO_API_SECRET (or the VerifyClient arguments of the same names)"
+    )
 
 
 class PermissionDeniedError(APIStatusError):
-    """403: the credentials may not use this service."""
+    """403: the credentials may not use this service.
+
+    Its message says what to check: that ``TWILIO_ACCOUNT_SID`` owns the service, and that the
+    API key (``TWILIO_API_KEY``), if one is used, is allowed to use Verify.
+    """
+
+    _remedy = (
+        "; check that TWILIO_ACCOUNT_SID is the account that owns this service and, if you use "
+        "an API key (TWILIO_API_KEY), that the key may use Verify"
+    )
 
 
 class NotFoundError(APIStatusError):
@@ -255,9 +306,11 @@ class OutcomeUnknownError(VerifyError):
     """A ``create`` failed after the request may have reached Twilio.
 
     Verify has no idempotency key, so the access token may or may not exist, and re-sending the
-    request could mint a second one. The underlying error is ``cause`` (also ``__cause__``). A
-    2xx answer that is not a usable token (202, 204, a body cut off at ``max_response_bytes`` or
-    failing validation) is one too: ``cause`` is then the `ResponseValidationError`.
+    request could mint a second one. Its message names the remedy: create again when a second
+    token is harmless (or opt in with ``retry_ambiguous_creates=True``), else reconcile later.
+    The underlying error is ``cause`` (also ``__cause__``). A 2xx answer that is not a usable
+    token (202, 204, a body cut off at ``max_response_bytes`` or failing validation) is one too:
+    ``cause`` is then the `ResponseValidationError`.
 
     Args:
         cause: The underlying error; its ``attempts`` are this error's too.
@@ -268,8 +321,11 @@ class OutcomeUnknownError(VerifyError):
         self.attempts = cause.attempts
         self.__cause__ = cause
         super().__init__(
-            f"outcome unknown: the create request may have created an access token; "
-            f"it was not re-sent, because a retry could mint a second token. Cause: {cause}"
+            "outcome unknown: the create request may have created an access token, and it was not "
+            "re-sent because a retry could mint a second one. To recover, create again if a "
+            "second token is harmless to you (an unused one expires after its ttl); "
+            "retry_ambiguous_creates=True makes the client do that itself. Otherwise record the "
+            f"identity to reconcile later. Cause: {cause}"
         )
 
 
@@ -282,3 +338,10 @@ class BatchStoppedError(VerifyError):
 
 
 # -- mapping failures to the hierarchy ---------------------------------------------------
+
+
+def _rebuild(cls: type[VerifyError], args: tuple[Any, ...]) -> VerifyError:
+    """Unpickle an error: its class and ``args``, without calling its constructor."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error

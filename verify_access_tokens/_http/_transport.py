@@ -24,7 +24,7 @@ import yarl
 
 from .._core._config import proxy_authorization
 from .._core._constants import USER_AGENT_NAME
-from .._core._error_mapping import Scrubber, connection_error, status_error
+from .._core._error_mapping import Scrubber, connection_error, deadline_spent, status_error
 from .._core._errors import (
     APIConnectionError,
     APIStatusError,
@@ -34,11 +34,13 @@ from .._core._errors import (
     ResponseValidationError,
     VerifyError,
 )
+from .._core._load import concurrent_requests
 from .._core._log import logger
-from .._core._types import RawResponse, RequestOptions
+from .._core._types import CallHooks, RawResponse, RequestOptions
+from .._flow._limiter import Limiter
 from .._version import __version__
-from ._body import read_body
-from ._compat import disable_connection_retry
+from ._body import ACCEPT_ENCODING, read_body
+from ._compat import new_session
 
 USER_AGENT: Final = (
     f"{USER_AGENT_NAME}/{__version__} aiohttp/{aiohttp.__version__} "
@@ -93,14 +95,22 @@ class Transport:
         pool_limit: int,
         keepalive_timeout: float,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
+        limiter: Limiter,
     ) -> None:
         self.base_url = base_url
+        self.limiter = limiter
         self.scrub = Scrubber(authorization, proxy_authorization(proxy))
         self._headers: dict[str, str] = {
             "Authorization": _Redacted(authorization),
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,  # what read_body inflates, not what aiohttp can
         }
+        proxy_auth = proxy_authorization(proxy)
+        if proxy_auth is not None and base_url.startswith("http://"):
+            # Plain http through a proxy carries Proxy-Authorization on every request. aiohttp
+            # 3.11 and 3.12 add it only on a new proxy connection, not on a reused one.
+            self._headers["Proxy-Authorization"] = _Redacted(proxy_auth)
         self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
         self._session = session
         self._owns_session = session is None
@@ -136,24 +146,35 @@ class Transport:
                 "be used from another one; create one client per event loop (for example in "
                 "your application's startup or FastAPI lifespan)"
             )
+        if self._session is not None and self._session.closed:
+            raise self._closed_error()  # a lent session its owner closed
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_limit, keepalive_timeout=self._keepalive_timeout
             )
-            self._session = aiohttp.ClientSession(
+            self._session = new_session(  # with the proxy, and no re-send by aiohttp
                 connector=connector,
                 trace_configs=self._trace_configs,
                 proxy=self._proxy,
                 # Timeouts are passed per request: see RequestOptions and request().
                 timeout=aiohttp.ClientTimeout(),
             )
-            disable_connection_retry(self._session)
         return self._session
 
     async def aclose(self) -> None:
-        """Close the owned session; a lent one is left to its owner. Idempotent."""
+        """Close the owned session; a lent one is left to its owner. Idempotent.
+
+        Raises:
+            ClientStateError: Awaited in another event loop than the one the client was used
+                in; the client stays open (its session belongs to that loop).
+        """
         if self._closed:
             return
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            raise ClientStateError(
+                "aclose() must be awaited in the event loop this VerifyClient was used in; "
+                "the client is still open"
+            )
         self._closed = True
         if self._owns_session and self._session is not None:
             await self._session.close()
@@ -177,17 +198,20 @@ class Transport:
         options: RequestOptions,
         idempotent: bool,
         form: Mapping[str, str] | None = None,
+        hooks: CallHooks | None = None,
     ) -> RawResponse:
         """Send with retries per ``options``; return the first 2xx answer or raise.
 
         A 2xx whose body is over ``options.max_response_bytes`` raises
         `ResponseValidationError` (an `OutcomeUnknownError` for a create).
 
-        Each attempt is bounded by its own timeout or what is left of the call's deadline,
-        whichever ends first; a backoff sleep that would cross the deadline is never started,
-        so the deadline bounds the whole call.
+        Every attempt first takes a slot of the client's `Limiter` (first come, first served)
+        and gives it back with its answer. Waiting for the slot, the pacer and each attempt
+        all count against the call's deadline; a backoff sleep that would cross it is never
+        started, so the deadline bounds the whole call, and a call whose deadline ran out
+        before sending is an `APITimeoutError` with ``request_sent=False``.
         """
-        session = self.session()
+        session = self.session()  # before anything else: outside a loop, a clear error
         url = self.base_url + path
         if form is None:
             payload = None
@@ -198,93 +222,141 @@ class Transport:
         if options.extra_headers:
             headers = {**options.extra_headers, **headers}
         retry = options.retry  # asked only after a failure: the success path pays nothing
-        pacer = options.pacer
+        limiter = self.limiter
+        pacer = hooks.pacer if hooks is not None else None
         loop = asyncio.get_running_loop()
         deadline_at = None if options.deadline is None else loop.time() + options.deadline
         attempt = 0
         error: VerifyError | None = None
         while True:
-            if pacer is not None:
-                try:  # the pacer's wait counts against the deadline (past it: sent nothing)
-                    async with asyncio.timeout_at(deadline_at):
-                        await pacer.before_attempt()
-                except TimeoutError:
-                    pass  # caught just below as a spent deadline
-                except BatchStoppedError as stopped:  # an earlier attempt's error says more
-                    error = error or stopped
-                    raise retry.give_up(_logged(error, method, path), idempotent) from None
-            timeout = options.timeout
-            if deadline_at is not None:
-                remaining = deadline_at - loop.time()
-                if remaining <= 0:  # the pacer's wait used up the deadline: send nothing more
-                    error = error or APITimeoutError(
-                        "deadline exceeded before the request was sent",
-                        method=method,
-                        url=url,
-                        request_sent=False,
-                        attempts=attempt,
-                    )
-                    raise retry.give_up(_logged(error, method, path), idempotent)
-                if timeout.total is None or remaining < timeout.total:
-                    # Rarely taken (a retry near the deadline): the common case reuses the
-                    # prebuilt timeout object, and aiohttp runs its single timer as usual.
-                    timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
-            attempt += 1
-            try:
-                async with session.request(
-                    method,
-                    url,
-                    data=payload,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    raise_for_status=False,
-                ) as resp:
-                    body = await read_body(resp, options.max_response_bytes)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = connection_error(exc, method, url, self.scrub, attempt)
+            if attempt:  # a client closed during the last attempt or backoff: a state error
+                session = self.session()
+            if hooks is not None and hooks.slot_held:
+                hooks.slot_held = False  # the caller's slot is this attempt's
             else:
-                if 200 <= resp.status < 300:
-                    if body is not None:
-                        if pacer is not None:
-                            pacer.after_attempt(None)
-                        if logger.isEnabledFor(logging.DEBUG):
-                            logger.debug(
-                                "%s %s -> %d request_id=%s attempt=%d",
-                                method,
-                                path,
-                                resp.status,
-                                self.scrub(resp.headers.get("Twilio-Request-Id", ""), 64),
-                                attempt,
-                            )
-                        return RawResponse(resp.status, resp.headers, body, attempt, method, url)
-                    error = ResponseValidationError(
-                        "$",
-                        f"body larger than max_response_bytes ({options.max_response_bytes}); "
-                        "cut off",
-                        status=resp.status,
-                        method=method,
-                        url=url,
-                        request_id=self._request_id(resp.headers),
-                        attempts=attempt,
+                try:
+                    await limiter.acquire(deadline_at)
+                except TimeoutError:
+                    error = error or self._unsent(
+                        method, url, attempt, "a free slot", limiter, options.deadline
                     )
-                else:
-                    error = status_error(
-                        resp.status,
-                        resp.reason,
-                        resp.headers,
-                        body,
+                    raise retry.give_up(_logged(error, method, path), idempotent) from None
+            sent_at = None
+            rate_limited = False
+            concurrent = None
+            try:
+                if pacer is not None:
+                    try:  # the pacer's wait counts against the deadline (past it: sent nothing)
+                        async with asyncio.timeout_at(deadline_at):
+                            await pacer.before_attempt()
+                    except TimeoutError:
+                        pass  # caught just below as a spent deadline
+                    except BatchStoppedError as stopped:  # an earlier attempt's error says more
+                        error = error or stopped
+                        raise retry.give_up(_logged(error, method, path), idempotent) from None
+                timeout = options.timeout
+                if deadline_at is not None:
+                    remaining = deadline_at - loop.time()
+                    if remaining <= 0:  # waiting used up the deadline: send nothing more
+                        error = error or self._unsent(
+                            method, url, attempt, "pacing", limiter, options.deadline
+                        )
+                        raise retry.give_up(_logged(error, method, path), idempotent)
+                    if timeout.total is None or remaining < timeout.total:
+                        # Rarely taken (a retry near the deadline): the common case reuses the
+                        # prebuilt timeout object, and aiohttp runs its single timer as usual.
+                        timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
+                if attempt == 0 and hooks is not None and hooks.on_send is not None:
+                    hooks.on_send()
+                attempt += 1
+                sent_at = loop.time()
+                try:
+                    async with session.request(
+                        method,
+                        url,
+                        data=payload,
+                        headers=headers,
+                        timeout=timeout,
+                        allow_redirects=False,
+                        raise_for_status=False,
+                        auto_decompress=False,  # read_body inflates, within max_response_bytes
+                    ) as resp:
+                        concurrent = concurrent_requests(resp.headers)
+                        body = await read_body(resp, options.max_response_bytes)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    if self._closed:  # our own aclose() cut it: a state, not a network failure
+                        raise self._closed_error() from None
+                    error = connection_error(
+                        exc,
                         method,
                         url,
                         self.scrub,
                         attempt,
+                        timeout=timeout,
+                        deadline=None if timeout is options.timeout else options.deadline,
                     )
-                # The answer may quote the credentials or hold a JWT: not left in this frame's
-                # locals, which a traceback with locals (an error tracker) would show.
-                del resp, body
+                except RuntimeError:
+                    if session.closed:  # aiohttp's "Session is closed": a lent one, closed
+                        raise self._closed_error() from None
+                    raise
+                else:
+                    if 200 <= resp.status < 300:
+                        if body is not None:
+                            if pacer is not None:
+                                pacer.after_attempt(None)
+                            if logger.isEnabledFor(logging.DEBUG):
+                                logger.debug(
+                                    "%s %s -> %d request_id=%s attempt=%d",
+                                    method,
+                                    path,
+                                    resp.status,
+                                    self.scrub(resp.headers.get("Twilio-Request-Id", ""), 64),
+                                    attempt,
+                                )
+                            return RawResponse(
+                                resp.status, resp.headers, body, attempt, method, url
+                            )
+                        error = ResponseValidationError(
+                            "$",
+                            f"body larger than max_response_bytes "
+                            f"({options.max_response_bytes}); cut off",
+                            status=resp.status,
+                            method=method,
+                            url=url,
+                            request_id=self._request_id(resp.headers),
+                            attempts=attempt,
+                        )
+                    else:
+                        rate_limited = resp.status == 429
+                        error = status_error(
+                            resp.status,
+                            resp.reason,
+                            resp.headers,
+                            body,
+                            method,
+                            url,
+                            self.scrub,
+                            attempt,
+                        )
+                    # The answer may quote the credentials or hold a JWT: not left in this
+                    # frame's locals, which a traceback with locals (an error tracker) shows.
+                    del resp, body
+            finally:
+                if sent_at is None:
+                    limiter.release_unused()
+                else:
+                    limiter.release(
+                        sent_at=sent_at,
+                        now=loop.time(),
+                        rate_limited=rate_limited,
+                        concurrent=concurrent,
+                    )
             if pacer is not None:
                 pacer.after_attempt(error)
-            delay = retry.retry_delay(error, attempt, idempotent)
+            if rate_limited and hooks is not None and hooks.requeues_429:
+                delay: float | None = None  # the batch re-queues it behind the other items
+            else:
+                delay = retry.retry_delay(error, attempt, idempotent)
             if delay is not None and deadline_at is not None and loop.time() + delay >= deadline_at:
                 delay = None  # a retry that cannot finish before the deadline is not started
             if delay is None:
@@ -298,6 +370,32 @@ class Transport:
                 delay,
             )
             await asyncio.sleep(delay)
+
+    @staticmethod
+    def _unsent(
+        method: str,
+        url: str,
+        attempts: int,
+        waited_for: str,
+        limiter: Limiter,
+        deadline: float | None,
+    ) -> APITimeoutError:
+        """The deadline ran out before the request left: safe to retry, nothing was sent."""
+        return APITimeoutError(
+            f"{deadline_spent(deadline)}, waiting for {waited_for} "
+            f"({limiter.in_flight} in flight, limit {limiter.limit})",
+            method=method,
+            url=url,
+            request_sent=False,
+            attempts=attempts,
+        )
+
+    def _closed_error(self) -> ClientStateError:
+        if self._owns_session:
+            return ClientStateError("this VerifyClient was closed while the call was under way")
+        return ClientStateError(
+            "the aiohttp session lent to this VerifyClient was closed by its owner"
+        )
 
     def _request_id(self, headers: Mapping[str, str]) -> str | None:
         request_id = headers.get("Twilio-Request-Id")

@@ -56,6 +56,9 @@ async def fetch_command(args: argparse.Namespace) -> int:
 def faults_from_args(args: argparse.Namespace) -> Faults:
     try:
         return Faults(
+            max_concurrent=args.max_concurrent,
+            concurrency_retry_after=args.concurrency_retry_after,
+            reject_first=args.reject_first,
             rate_limit=args.server_rate_limit,
             error_rate=args.error_rate,
             drop_rate=args.drop_rate,
@@ -145,11 +148,39 @@ async def demo_command(args: argparse.Namespace) -> int:
     return EXIT_OK if not failed else EXIT_API_ERROR
 
 
+def _latency(text: str) -> float | tuple[float, float]:
+    """``0.2`` (fixed) or ``0.05-0.3`` (uniform in that range, from the seeded RNG)."""
+    low, dash, high = text.partition("-")
+    try:
+        return (float(low), float(high)) if dash else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds (0.2) or a range (0.05-0.3), not {text!r}"
+        ) from None
+
+
 def add_fault_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="requests in flight the emulator allows across all connections, as Twilio limits "
+        "an account; beyond it, it answers 429 (code 20429, no Retry-After)",
+    )
+    parser.add_argument(
+        "--concurrency-retry-after",
+        type=float,
+        help="Retry-After seconds on --max-concurrent's 429s (default: none, as Twilio)",
+    )
+    parser.add_argument(
+        "--reject-first",
+        type=int,
+        default=0,
+        help="answer the first N requests 429 (isolated 429s, to watch a client recover)",
+    )
     parser.add_argument(
         "--server-rate-limit",
         type=float,
-        help="requests/s the emulator allows; beyond it, it answers 429",
+        help="requests/s the emulator allows (Verify's per-service limits); beyond it, 429",
     )
     parser.add_argument(
         "--error-rate", "--fault-rate", type=float, default=0.0, help="fraction answered 503"
@@ -161,5 +192,10 @@ def add_fault_flags(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="fraction of creates that succeed but whose answer is lost",
     )
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument(
+        "--latency",
+        type=_latency,
+        default=0.0,
+        help="seconds added per request, or a range such as 0.05-0.3 (uniform, seeded)",
+    )
     parser.add_argument("--seed", type=int, help="seed for reproducible faults and sids")

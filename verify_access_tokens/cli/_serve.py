@@ -5,26 +5,35 @@ FastAPI and uvicorn are imported only when the command runs, so the CLI works wi
 credentials); otherwise the ``TWILIO_*`` credentials and ``VERIFY_SERVICE_SID`` are used.
 """
 
-# No ``from __future__ import annotations``: FastAPI reads the bearer hook's annotations.
+from __future__ import annotations
+
 import argparse
 import contextlib
-import hmac
+import json
+import logging
 import os
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Annotated, Any, Final
+import resource
+import sys
+from typing import Any, Final
 
-from .. import ConfigurationError, VerifyClient
+from .. import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    VerifyClient,
+    VerifyError,
+)
 from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
-from ._commands import add_fault_flags, faults_from_args
+from ._commands import EXIT_API_ERROR, add_fault_flags, faults_from_args
 from ._listen import check_listen
+from ._serve_app import ENV_BEARER, ENV_HASH_KEY, ENV_WORKER, build_app, log_to_stderr
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+__all__ = ["ENV_BEARER", "ENV_HASH_KEY", "add_serve_command", "build_app", "serve_command"]
 
-ENV_BEARER: Final = "VERIFY_ACCESS_TOKENS_BEARER_TOKEN"
-ENV_HASH_KEY: Final = "VERIFY_ACCESS_TOKENS_IDENTITY_HASH_KEY"
 ENV_SERVICE_SID: Final = "VERIFY_SERVICE_SID"
+# A well-formed access-token sid that does not exist: fetching it proves the credentials.
+_PROBE_SID: Final = "YK" + "0" * 32
 MIN_BEARER_CHARS: Final = 16
 
 _HELP: Final = f"""\
@@ -44,6 +53,39 @@ Identities are sent to Twilio as sha256 hex (HMAC-SHA256 keyed with
 """
 
 
+def _open_file_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 65_536 if soft == resource.RLIM_INFINITY else soft
+
+
+def _backlog() -> int:
+    """The listen queue, which is also how many connections asyncio accepts in one go."""
+    return max(64, min(2048, _open_file_limit() // 16))
+
+
+def _default_max_connections() -> int:
+    """What the open-file limit allows.
+
+    asyncio accepts a whole batch of `_backlog` connections before the cap can close anything,
+    and a closed socket is released a loop iteration later: room is left for four batches, and
+    256 descriptors for Twilio, the emulator and logs (measured: two batches hit EMFILE).
+    """
+    return max(16, _open_file_limit() - 4 * _backlog() - 256)
+
+
+def _positive(kind: type[float] | type[int]) -> Any:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text}")
+        return value
+
+    return parse
+
+
 def add_serve_command(commands: Any) -> None:
     """Register ``serve`` on the CLI's subparsers."""
     serve = commands.add_parser(
@@ -53,7 +95,11 @@ def add_serve_command(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
-        "--emulator", action="store_true", help="start the built-in emulator too (no credentials)"
+        "--emulator",
+        action="store_true",
+        help="start the built-in emulator too (no credentials), for your backend's and app's "
+        "tests and development: its tokens are not Twilio's, a phone with the real Verify SDK "
+        "cannot enroll with them",
     )
     serve.add_argument("--service-sid", help=f"Verify Service SID (default: ${ENV_SERVICE_SID})")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -77,76 +123,73 @@ def add_serve_command(commands: Any) -> None:
         action="store_true",
         help=f"allow a non-loopback host against real Twilio without {ENV_BEARER}",
     )
+    serve.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not check the credentials at start (a fetch of a token sid that does not exist)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=1,
+        help="processes serving the port, each with its own client (default 1; not with "
+        "--emulator)",
+    )
+    serve.add_argument(
+        "--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (default off)"
+    )
+    serve.add_argument(
+        "--health-path",
+        help="a readiness route (for example /healthz): 200 while the client is open, else 503; "
+        "never calls Twilio (default: none)",
+    )
+    limits = serve.add_argument_group("limits on clients")
+    limits.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=10.0,
+        help="seconds a client has to send its request line and headers; past them the "
+        "connection is closed (default 10)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=10.0,
+        help="seconds a client has to send its body after its headers (default 10)",
+    )
+    limits.add_argument(
+        "--keep-alive-timeout",
+        type=_positive(float),
+        default=5.0,
+        help="seconds an idle kept-alive connection stays open (default 5)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        help="open connections per worker; past it a new one closes the oldest still sending "
+        "its request, or is answered 503 (default: what the open-file limit allows, "
+        f"{_default_max_connections()} here)",
+    )
+    limits.add_argument(
+        "--shutdown-timeout",
+        type=_positive(float),
+        default=30.0,
+        help="seconds requests in flight get to finish after SIGTERM or Ctrl-C (default 30)",
+    )
 
     group = serve.add_argument_group("emulator faults (with --emulator)")
     add_fault_flags(group)
     serve.set_defaults(handler=serve_command)
 
 
-def _bearer_hook(expected: str) -> Callable[..., Any]:
-    """An ``authorize`` dependency: a caller with the shared bearer token may ask for anyone."""
-    from fastapi import Depends, Request
-
-    from ..fastapi import EndpointError, requested_identity
-
-    secret = expected.encode()
-
-    async def authenticated(request: Request) -> None:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), secret):
-            raise EndpointError(401, "missing or wrong bearer token", headers=_CHALLENGE)
-
-    # Sub-dependencies resolve in order: the header is checked before the body is read.
-    # Coroutines, so that FastAPI does not hop to a worker thread for each.
-    async def bearer(
-        _: Annotated[None, Depends(authenticated)],
-        identity: Annotated[str, Depends(requested_identity)],
-    ) -> str:
-        return identity
-
-    return bearer
-
-
-_CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
-
-
-def build_app(
-    *,
-    client: VerifyClient,
-    service_sid: str,
-    path: str,
-    bearer_token: str | None,
-    hash_identities: bool,
-    identity_hash_key: bytes | None,
-    ttl: int | None,
-) -> "FastAPI":
-    """The app ``serve`` runs: the router, with ``client`` closed by the app's lifespan."""
-    from fastapi import FastAPI
-
-    from ..fastapi import access_token_router
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with client:
-            yield
-
-    app = FastAPI(title="Verify Push access tokens", lifespan=lifespan)
-    router = access_token_router(
-        client=client,
-        service_sid=service_sid,
-        path=path,
-        authorize=_bearer_hook(bearer_token) if bearer_token else None,
-        allow_any_identity=not bearer_token,
-        hash_identities=hash_identities,
-        identity_hash_key=identity_hash_key,
-        ttl=ttl,
-    )
-    app.include_router(router)
-    return app
-
-
 def _settings(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
     bearer = os.environ.get(ENV_BEARER) or None
+    if bearer is not None and not all("!" <= c <= "~" for c in bearer):
+        raise ConfigurationError(
+            ENV_BEARER,
+            "must be printable ASCII without spaces (an HTTP header could never match it)",
+        )
     if bearer is not None and len(bearer) < MIN_BEARER_CHARS:
         raise ConfigurationError(ENV_BEARER, f"must be at least {MIN_BEARER_CHARS} characters")
     exposed = not args.emulator and not is_loopback(args.host)
@@ -159,7 +202,58 @@ def _settings(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
     hash_key = os.environ.get(ENV_HASH_KEY) or None
     if hash_key is not None and not args.hash_identities:
         raise ConfigurationError(ENV_HASH_KEY, "cannot be used with --no-hash-identities")
+    if args.health_path is not None and (
+        not args.health_path.startswith("/") or args.health_path.rstrip("/") == args.path
+    ):
+        raise ConfigurationError("--health-path", "must start with / and differ from --path")
+    if args.workers > 1 and args.emulator:
+        raise ConfigurationError(
+            "--workers", "more than 1 needs real credentials: each would have its own emulator"
+        )
     return bearer, hash_key.encode() if hash_key else None
+
+
+async def _check_credentials(service_sid: str, base_url: str | None) -> str | None:
+    """None when Twilio accepts the credentials (a 404 for a sid that does not exist)."""
+    try:
+        async with VerifyClient(base_url=base_url, max_retries=1) as client:
+            await client.access_tokens.fetch(service_sid, _PROBE_SID)
+    except NotFoundError:
+        return None
+    except ConfigurationError:
+        raise  # missing credentials: exit 2, naming them
+    except AuthenticationError as exc:
+        return (
+            f"error: TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN: refused by {client.base_url} "
+            f"(HTTP {exc.status}, Twilio code {exc.code}); fix them, or pass --no-check"
+        )
+    except VerifyError as exc:
+        status, code = getattr(exc, "status", None), getattr(exc, "code", None)
+        return (
+            f"error: start check failed: {type(exc).__name__} (HTTP {status}, Twilio code "
+            f"{code}) fetching a token of {service_sid}; pass --no-check to skip it"
+        )
+    return None  # pragma: no cover - the probe sid exists: the credentials work too
+
+
+def _uvicorn_config(args: argparse.Namespace, app: Any) -> Any:
+    from ._uvicorn_guard import GuardedConfig
+
+    max_connections = args.max_connections or _default_max_connections()
+    return GuardedConfig(
+        app,
+        host=args.host,
+        port=args.port,
+        lifespan="on",
+        workers=args.workers,
+        factory=isinstance(app, str),
+        timeout_keep_alive=args.keep_alive_timeout,
+        timeout_graceful_shutdown=args.shutdown_timeout,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=max_connections,
+        backlog=_backlog(),
+    )
 
 
 async def serve_command(args: argparse.Namespace) -> int:
@@ -173,6 +267,17 @@ async def serve_command(args: argparse.Namespace) -> int:
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
 
+    handler = log_to_stderr()
+    try:
+        return await _serve(args, uvicorn, bearer, hash_key)
+    finally:
+        if handler is not None:
+            logging.getLogger("verify_access_tokens").removeHandler(handler)
+
+
+async def _serve(
+    args: argparse.Namespace, uvicorn: Any, bearer: str | None, hash_key: bytes | None
+) -> int:
     faults = faults_from_args(args)
     options = {} if args.timeout is None else {"timeout": args.timeout}
     async with contextlib.AsyncExitStack() as stack:
@@ -191,6 +296,10 @@ async def serve_command(args: argparse.Namespace) -> int:
                 )
             if faults != Faults() or args.seed is not None:
                 raise ConfigurationError("emulator faults", "need --emulator")
+            failure = await _check_credentials(service_sid, args.base_url) if args.check else None
+            if failure is not None:
+                print(failure, file=sys.stderr)
+                return EXIT_API_ERROR
             client = VerifyClient(base_url=args.base_url, **options)
             upstream = client.base_url
         app = build_app(
@@ -201,14 +310,37 @@ async def serve_command(args: argparse.Namespace) -> int:
             hash_identities=args.hash_identities,
             identity_hash_key=hash_key,
             ttl=args.ttl,
+            docs=args.docs,
+            health_path=args.health_path,
         )
         auth = "bearer token required" if bearer else "NO authorization"
         host = f"[{args.host}]" if ":" in args.host else args.host
+        workers = f", {args.workers} workers" if args.workers > 1 else ""
         print(
             f"Serving POST http://{host}:{args.port}{args.path} "
-            f"(service {service_sid}, {upstream}, {auth})",
+            f"(service {service_sid}, {upstream}, {auth}{workers})",
             flush=True,
         )
-        config = uvicorn.Config(app, host=args.host, port=args.port, lifespan="on")
-        await uvicorn.Server(config).serve()
+        if args.workers > 1:
+            await client.aclose()  # never opened: each worker makes and opens its own
+            _run_workers(args, service_sid)
+        else:
+            await uvicorn.Server(_uvicorn_config(args, app)).serve()
     return 0
+
+
+def _run_workers(args: argparse.Namespace, service_sid: str) -> None:
+    from ._uvicorn_guard import run_workers
+
+    settings = {
+        "service_sid": service_sid,
+        "base_url": args.base_url,
+        "timeout": args.timeout,
+        "path": args.path,
+        "hash_identities": args.hash_identities,
+        "ttl": args.ttl,
+        "docs": args.docs,
+        "health_path": args.health_path,
+    }
+    os.environ[ENV_WORKER] = json.dumps(settings)  # inherited by the worker processes
+    run_workers(_uvicorn_config(args, "verify_access_tokens.cli._serve_app:worker_app"))

@@ -36,7 +36,11 @@ class Counters:
         requests: Requests received, whatever became of them.
         tokens_created: Access tokens created (a lost answer's token included).
         fetches: Tokens fetched successfully.
-        rate_limited: Requests answered 429 by ``Faults.rate_limit``.
+        rate_limited: Requests answered 429, by ``Faults.rate_limit`` or
+            ``Faults.max_concurrent``.
+        concurrency_limited: Requests answered 429 by ``Faults.max_concurrent`` or
+            ``Faults.reject_first``.
+        peak_in_flight: Most requests in flight at once (429s included) since the start.
         errors_injected: Requests answered 503 by ``Faults.error_rate``.
         dropped: Connections closed without an answer by ``Faults.drop_rate``.
         unauthorized: Requests answered 401 (wrong or missing credentials).
@@ -49,6 +53,8 @@ class Counters:
     tokens_created: int = 0
     fetches: int = 0
     rate_limited: int = 0
+    concurrency_limited: int = 0
+    peak_in_flight: int = 0
     errors_injected: int = 0
     dropped: int = 0
     unauthorized: int = 0
@@ -78,6 +84,19 @@ class VerifyEmulator:
         faults: What goes wrong on purpose (default ``Faults()``: nothing).
         seed: Seed of the fault decisions and of the sids it makes up afterwards (tokens,
             ``add_service``); default ``None``: not reproducible.
+
+    Attributes:
+        host (str): The address it listens on.
+        port (int): The port it listens on; the one chosen, once started with ``port=0``.
+        account_sid (str): The Account SID it accepts (``AC`` + 32 hex).
+        auth_token (str): The Auth Token it accepts with ``account_sid``.
+        api_key (str): The API key SID it accepts (``SK`` + 32 hex), made up per emulator.
+        api_secret (str): That API key's secret.
+        services: The sids of the Verify Services that exist; ``add_service`` adds one.
+        counters (Counters): What it saw and did so far: assert on it in tests.
+        tokens: Every token it created, by sid (``YK…``), as `AccessToken` models.
+        app (aiohttp.web.Application): Its aiohttp application, to serve it with a runner of
+            your own instead of ``start()``.
 
     Raises:
         RequestValidationError: A sid of ``service_sids`` is malformed.
@@ -254,7 +273,26 @@ class VerifyEmulator:
             raise asyncio.CancelledError from None
 
     async def _answer(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        self.counters.requests += 1
+        counters, faults = self.counters, self._faults
+        counters.requests += 1
+        faults.in_flight += 1
+        counters.peak_in_flight = max(counters.peak_in_flight, faults.in_flight)
+        loop = asyncio.get_running_loop()
+        arrived_at, in_flight = loop.time(), faults.in_flight
+        try:
+            response = await self._process(request, handler)
+        finally:
+            faults.in_flight -= 1
+        # What Twilio's answers carry so that clients can see the account's load: its requests
+        # in flight when this one arrived (itself included), and the seconds spent answering.
+        response.headers["Twilio-Concurrent-Requests"] = str(in_flight)
+        response.headers["Twilio-Request-Duration"] = f"{loop.time() - arrived_at:.3f}"
+        return response
+
+    async def _process(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        over = self._faults.over_concurrency()
+        if over is not None:
+            return over
         injected = await self._faults.before_auth(request)
         if injected is not None:
             return injected
@@ -263,10 +301,13 @@ class VerifyEmulator:
             return twilio_error(
                 401,
                 20003,
-                "Authentication Error - invalid username",
+                "Authenticate",
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
             )
-        return self._faults.rate_limited() or await handler(request)
+        limited = self._faults.rate_limited()
+        if limited is not None:  # not `or`: before aiohttp 3.12 an empty web.Response is falsy
+            return limited
+        return await handler(request)
 
     def _not_found(self, what: str) -> web.Response:
         self.counters.not_found += 1

@@ -6,16 +6,17 @@ A request's whole path: ``create`` -> ``_validation`` -> ``VerifyClient._request
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from .._batch._engine import BatchInput, EnrollmentBatch, RateLimit, make_pacer
+from .._batch._engine import BatchInput, Concurrency, EnrollmentBatch, RateLimit, make_pacer
 from .._core import _validation as v
 from .._core._errors import OutcomeUnknownError, ResponseValidationError
 from .._core._serde import parse_json_object, structure_access_token
-from .._core._types import RawResponse
+from .._core._types import CallHooks, RawResponse
 from ..models import AccessToken, APIResponse, FactorType
 from ._resource import APIResource
 
@@ -246,7 +247,7 @@ class AccessTokens(APIResource):
         service_sid: str,
         identities: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
-        concurrency: int = 32,
+        concurrency: Concurrency = "adaptive",
         rate_limit: RateLimit = None,
         factor_type: FactorType | str = FactorType.PUSH,
         factor_friendly_name: str | None = None,
@@ -256,19 +257,26 @@ class AccessTokens(APIResource):
         """Enroll many identities; iterate the result for exactly one outcome per input item.
 
         ``identities`` (strings or `EnrollmentRequest`, sync or async iterable) is read
-        lazily. At most ``concurrency`` requests are in flight; ``rate_limit`` is ``None``, a
-        number of requests per second, or ``"adaptive"`` (find the account's limit from 429s).
-        Results come in completion order, or input order with ``ordered=True``. If the
-        iteration ends early, no further item is read, and every item read from the input is
-        yielded, in the batch's ``undelivered`` (finished, token kept) or in its ``unfinished``
-        (outcome unknown): complete after ``async with batch`` or ``await batch.aclose()``.
+        lazily, one item each time the client's limiter has a slot for it: the batch shares
+        the client's ``max_in_flight`` with every other call made through the client. A 429
+        (Twilio's "too many requests", which was not processed) re-queues the item behind the
+        others without spending its ``max_retries``: up to 20 times, within the client's
+        ``deadline``, while the batch makes progress (a 429 after 100 in a row with no
+        success in between is the item's result). Results come in completion
+        order, or input order with ``ordered=True``. If the iteration ends early, no further
+        item is read, and every item read from the input is yielded, in the batch's
+        ``undelivered`` (finished, token kept) or in its ``unfinished`` (outcome unknown):
+        complete after ``async with batch`` or ``await batch.aclose()``.
 
         Args:
             service_sid: The Verify Service (``VA`` + 32 hex).
             identities: Identity strings or `EnrollmentRequest` items, a sync or async
                 iterable. A bad item becomes that item's result (its error), not an exception.
-            concurrency: Most requests in flight at once (default 32).
-            rate_limit: ``None`` (default: unpaced), requests per second, or ``"adaptive"``.
+            concurrency: ``"adaptive"`` (default: as many requests in flight as the client's
+                limiter allows) or an ``int`` >= 1, the most this batch has in flight. An
+                unused slot costs nothing.
+            rate_limit: ``None`` (default: unpaced), requests per second, or ``"adaptive"``
+                (find a per-second limit from 429s): for Verify's per-service rate limits.
             factor_type: Factor type of every item (default ``FactorType.PUSH``).
             factor_friendly_name: Friendly name of the items without their own, 1-64
                 characters (default ``None``: not sent).
@@ -283,22 +291,37 @@ class AccessTokens(APIResource):
 
         Raises:
             RequestValidationError: ``service_sid``, ``factor_type``, ``factor_friendly_name``,
-                ``ttl``, ``concurrency`` (an ``int`` >= 1) or ``rate_limit`` (a positive finite
-                number, ``"adaptive"`` or ``None``) breaks a rule; raised here, before anything
-                is sent.
+                ``ttl``, ``concurrency`` (``"adaptive"`` or an ``int`` >= 1) or ``rate_limit``
+                (a positive finite number, ``"adaptive"`` or ``None``) breaks a rule; raised
+                here, before anything is sent.
         """
-        pacer = make_pacer(rate_limit, self._client.retry_after_max)
-        # The batch sends through a sibling whose every attempt the pacer paces: the engine
-        # gets only that bound create, never the client.
-        paced = self if pacer is None else AccessTokens(self._client._with_pacer(pacer))
         return EnrollmentBatch(
-            paced.create_with_http_info,
-            pacer,
-            v.check_service_sid(service_sid),
+            functools.partial(
+                self._create_in_batch,
+                v.check_service_sid(service_sid),
+                v.check_factor_type(factor_type),
+            ),
+            self._client._limiter,
+            make_pacer(rate_limit, self._client.retry_after_max),
             identities,
             concurrency=concurrency,
-            factor_type=v.check_factor_type(factor_type),
             factor_friendly_name=v.check_friendly_name(factor_friendly_name),
             ttl=v.check_ttl(ttl),
             ordered=ordered,
+            deadline=self._client.deadline,
+            retry_after_max=self._client.retry_after_max,
         )
+
+    async def _create_in_batch(
+        self,
+        service_sid: str,
+        factor_type: FactorType,
+        identity: object,
+        factor_friendly_name: object,
+        ttl: object,
+        hooks: CallHooks,
+    ) -> APIResponse[AccessToken]:
+        """One batch item: create()'s validation and parsing, with the batch's hooks."""
+        path, form = _create_request(service_sid, identity, factor_type, factor_friendly_name, ttl)
+        raw = await self._request("POST", path, idempotent=False, form=form, hooks=hooks)
+        return _with_http_info(raw, created=True)

@@ -1,0 +1,264 @@
+"""Flow control: the adaptive limit's decisions and the limiter's waiting room, on a fake clock.
+
+Twilio limits an account by its requests in flight; these tests pin how the client finds and
+shares that limit without measuring any time: the limit takes its clock as arguments, and the
+limiter's deadline runs on a loop clock the test moves by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+from conftest import ACCOUNT_SID, AUTH_TOKEN, CREATE_URL, IDENTITY, SERVICE_SID, token_body
+
+from verify_access_tokens import (
+    APITimeoutError,
+    ConfigurationError,
+    LimiterState,
+    OutcomeUnknownError,
+    VerifyClient,
+)
+from verify_access_tokens._flow import Limiter, make_limiter
+from verify_access_tokens._flow._limits import (
+    ADAPTIVE_DECREASE,
+    ADAPTIVE_INITIAL,
+    AdaptiveLimit,
+    FixedLimit,
+)
+from verify_access_tokens.testing import aioresponses
+
+
+def answer(limit: AdaptiveLimit, *, at: float, sent_at: float | None = None, in_flight: int = -1,
+           limited: bool = False) -> None:  # fmt: skip
+    """One answer; by default the window was full (in_flight = window - 1 after release)."""
+    limit.on_answer(
+        sent_at=at - 0.2 if sent_at is None else sent_at,
+        now=at,
+        rate_limited=limited,
+        in_flight=int(limit.value) - 1 if in_flight < 0 else in_flight,
+    )
+
+
+# -- the adaptive limit ----------------------------------------------------------------------
+def test_slow_start_doubles_the_window_each_round_trip() -> None:
+    limit = AdaptiveLimit()
+    start = limit.value
+    for _ in range(int(start)):  # one round trip: an answer per request of the window
+        answer(limit, at=1.0)
+    assert limit.value == 2 * start == 2 * ADAPTIVE_INITIAL
+
+
+def test_a_429_cuts_the_window_once_per_round_trip() -> None:
+    limit = AdaptiveLimit(initial=100)
+    answer(limit, at=10.0, sent_at=9.8, limited=True)
+    assert limit.value == pytest.approx(100 * ADAPTIVE_DECREASE)
+    assert not limit.slow_start
+    # More 429s for requests sent before the cut: the same congestion, already answered.
+    for _ in range(30):
+        answer(limit, at=10.1, sent_at=9.9, limited=True)
+    assert limit.value == pytest.approx(100 * ADAPTIVE_DECREASE)
+    # A 429 for a request sent after the cut is news: a second cut.
+    answer(limit, at=10.4, sent_at=10.2, limited=True)
+    assert limit.value == pytest.approx(100 * ADAPTIVE_DECREASE**2)
+
+
+def test_the_window_never_drops_below_one_nor_rises_above_its_maximum() -> None:
+    limit = AdaptiveLimit(initial=3, maximum=50)
+    for i in range(20):
+        answer(limit, at=float(i), sent_at=float(i) - 0.5, limited=True)
+    assert limit.value == 1.0
+    for i in range(2000):
+        answer(limit, at=100.0 + i)
+    assert limit.value == 50
+
+
+def test_after_an_isolated_429_the_window_returns_within_a_few_round_trips() -> None:
+    limit = AdaptiveLimit(initial=100)
+    answer(limit, at=1.0, sent_at=0.9, limited=True)
+    assert limit.value == pytest.approx(70)
+    rounds = 0
+    while limit.value < 95:
+        rounds += 1
+        for _ in range(int(limit.value)):
+            answer(limit, at=1.0 + rounds * 0.2)
+    assert rounds <= 4  # binary increase: half the remaining distance per round trip
+    # At the old level it probes on, faster and faster: a freed account is found again.
+    for extra in range(1, 11):
+        for _ in range(int(limit.value)):
+            answer(limit, at=3.0 + extra * 0.2)
+    assert limit.value > 120
+
+
+def test_a_window_not_in_use_does_not_grow() -> None:
+    limit = AdaptiveLimit(initial=20)
+    for i in range(1000):  # a quiet backend: one request at a time
+        answer(limit, at=float(i), in_flight=0)
+    assert limit.value == 20
+
+
+def test_two_windows_sharing_an_account_converge_to_fair_shares() -> None:
+    """Two clients, one account of 100: multiplicative cuts equalise their windows (AIMD)."""
+    big, small = AdaptiveLimit(initial=90), AdaptiveLimit(initial=10)
+    big.slow_start = small.slow_start = False
+    now = 0.0
+    for _ in range(400):  # round trips
+        now += 0.2
+        over = big.value + small.value > 100
+        for limit in (big, small):
+            for _ in range(int(limit.value)):
+                answer(limit, at=now, sent_at=now - 0.2, limited=over)
+    assert big.value + small.value <= 110
+    jain = (big.value + small.value) ** 2 / (2 * (big.value**2 + small.value**2))
+    assert jain > 0.9
+
+
+def test_a_fixed_limit_learns_nothing() -> None:
+    limit = FixedLimit(7)
+    limit.on_answer(sent_at=0.0, now=1.0, rate_limited=True, in_flight=6)
+    assert limit.value == limit.maximum == 7
+
+
+# -- the limiter -----------------------------------------------------------------------------
+class FakeClock:
+    """The running loop's clock, moved by hand: timers fire when the test moves it past them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1000.0
+        monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: self.now)
+
+    async def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+async def test_waiters_are_served_first_come_first_served() -> None:
+    limiter = Limiter(FixedLimit(1))
+    await limiter.acquire()
+    order: list[int] = []
+
+    async def wait(i: int) -> None:
+        await limiter.acquire()
+        order.append(i)
+        limiter.release(sent_at=0.0, now=0.0, rate_limited=False)
+
+    tasks = [asyncio.create_task(wait(i)) for i in range(5)]
+    await asyncio.sleep(0)
+    assert limiter.state() == LimiterState(limit=1, in_flight=1, waiting=5, rate_limited=0)
+    limiter.release(sent_at=0.0, now=0.0, rate_limited=False)
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3, 4]
+    assert limiter.in_flight == 0
+
+
+async def test_a_starved_waiter_ends_at_its_deadline_holding_no_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(monkeypatch)
+    limiter = Limiter(FixedLimit(1))
+    await limiter.acquire()
+    waiter = asyncio.create_task(limiter.acquire(deadline_at=clock.now + 5))
+    await clock.advance(4)
+    assert not waiter.done()
+    await clock.advance(2)
+    with pytest.raises(TimeoutError):
+        await waiter
+    assert limiter.state().waiting == 0
+    limiter.release(sent_at=0.0, now=0.0, rate_limited=False)
+    assert limiter.in_flight == 0  # the timed-out waiter was not handed the slot
+
+
+async def test_a_cancelled_waiter_gives_its_slot_on() -> None:
+    limiter = Limiter(FixedLimit(1))
+    await limiter.acquire()
+    first = asyncio.create_task(limiter.acquire())
+    second = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    limiter.release(sent_at=0.0, now=0.0, rate_limited=False)  # granted to `first` ...
+    first.cancel()  # ... which is cancelled before it runs: the slot goes to `second`
+    await asyncio.sleep(0)
+    await second
+    assert limiter.in_flight == 1
+
+
+async def test_a_decrease_holds_new_requests_until_enough_have_returned() -> None:
+    limit = AdaptiveLimit(initial=4)
+    limiter = Limiter(limit)
+    for _ in range(4):
+        await limiter.acquire()
+    limiter.release(sent_at=0.0, now=1.0, rate_limited=True)  # window 4 -> 2.8: limit 2
+    assert limiter.limit == 2
+    assert limiter.rate_limited == 1
+    assert not limiter.try_acquire()  # 3 in flight, limit 2
+    limiter.release_unused()
+    limiter.release_unused()
+    assert limiter.try_acquire()
+
+
+def test_the_pool_caps_every_limit() -> None:
+    assert make_limiter("adaptive", 100).most == 100
+    assert make_limiter(500, 100).limit == 100
+    assert make_limiter(None, 30).limit == 30
+    assert make_limiter(None, math.inf).most == math.inf
+
+
+# -- the client ------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "fast", "Adaptive"])
+def test_max_in_flight_is_checked_when_the_client_is_built(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_in_flight"):
+        VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_in_flight=bad)  # type: ignore[arg-type]
+
+
+async def test_siblings_share_one_limiter_and_report_it() -> None:
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_in_flight=3) as client:
+        sibling = client.with_options(max_retries=0)
+        assert client.max_in_flight == 3
+        assert sibling.flow == client.flow == LimiterState(3, 0, 0, 0)
+        assert sibling._limiter is client._limiter
+
+
+async def test_a_call_that_waits_out_its_deadline_for_a_slot_was_never_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(monkeypatch)
+    async with VerifyClient(ACCOUNT_SID, AUTH_TOKEN, max_in_flight=1, deadline=5) as client:
+        await client._limiter.acquire()  # another call holds the only slot
+        with aioresponses() as mocked:
+            mocked.post(CREATE_URL, status=201, payload=token_body())
+            call = asyncio.create_task(client.access_tokens.create(SERVICE_SID, identity=IDENTITY))
+            await clock.advance(6)
+            monkeypatch.undo()  # the real clock again, for the client's clean-up
+            with pytest.raises(APITimeoutError) as caught:
+                await call
+            assert not mocked.requests  # nothing left the machine
+        error = caught.value
+        assert not isinstance(error, OutcomeUnknownError)
+        assert error.request_sent is False
+        assert "waiting for a free slot" in str(error)
+        assert client.flow.waiting == 0
+
+
+def test_an_account_holding_more_than_at_its_429_resumes_slow_start() -> None:
+    limit = AdaptiveLimit(initial=20)
+    answer(limit, at=1.0, sent_at=0.9, limited=True)  # no header: nothing learned of the account
+    assert limit.account_limit is None
+    limit.on_answer(sent_at=1.0, now=1.2, rate_limited=True, in_flight=13, concurrent=2)
+    assert limit.account_limit == 1  # full at 2, this one included: an isolated 429
+    grown = limit.value
+    limit.on_answer(sent_at=1.2, now=1.4, rate_limited=False, in_flight=13, concurrent=9)
+    assert limit.slow_start  # the account held 9 after saying "full" at 2
+    assert limit.account_limit is None
+    assert limit.value == grown + 1
+
+
+def test_an_account_at_its_limit_keeps_the_window_in_congestion_avoidance() -> None:
+    limit = AdaptiveLimit(initial=60)
+    limit.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=59, concurrent=101)
+    for i in range(200):
+        limit.on_answer(
+            sent_at=1.0 + i, now=1.2 + i, rate_limited=False, in_flight=41, concurrent=100
+        )
+    assert not limit.slow_start
+    assert limit.account_limit == 100

@@ -1,0 +1,36 @@
+"""Flow control: how many requests a client has in flight, and who waits for a slot.
+
+Twilio limits an account by its requests in flight, shared by every process and host that uses
+it (WIRE.md, "Rate and scale"). One `Limiter` per client bounds what that client has in flight;
+how high the bound is, is the `Limit`'s decision: fixed, or adaptive (it finds the account's
+remaining concurrency from 429s, as TCP finds a path's capacity from losses). The split follows
+Netflix's concurrency-limits: the waiting room (`Limiter`) apart from the algorithm (`Limit`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import aiohttp
+
+from ._limiter import Limiter, LimiterState
+from ._limits import AdaptiveLimit, FixedLimit
+
+__all__ = ["Limiter", "LimiterState", "make_limiter", "session_cap"]
+
+
+def make_limiter(setting: int | Literal["adaptive"] | None, cap: float) -> Limiter:
+    """The limiter ``max_in_flight`` asks for, never above ``cap`` (the pool's size)."""
+    if setting == "adaptive":
+        return Limiter(AdaptiveLimit(maximum=cap), cap)
+    return Limiter(FixedLimit(math.inf if setting is None else setting), cap)
+
+
+def session_cap(session: aiohttp.ClientSession) -> float:
+    """How many connections a lent session's pool opens to one host (inf: no bound)."""
+    connector = session.connector
+    if connector is None:
+        return math.inf
+    bounds = [bound for bound in (connector.limit, connector.limit_per_host) if bound]
+    return min(bounds, default=math.inf)

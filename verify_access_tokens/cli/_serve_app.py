@@ -1,0 +1,178 @@
+"""The FastAPI app ``serve`` runs, in its own process or in each of ``--workers N``.
+
+The router, a bearer-token hook when ``VERIFY_ACCESS_TOKENS_BEARER_TOKEN`` is set, an optional
+readiness route, FastAPI's ``/docs`` only with ``--docs``, and every other answer (404, 405) in
+the endpoint's error shape. The client is made here and opened and closed by the app's lifespan,
+so each worker process has its own client (and its own in-flight limiter).
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the hooks' annotations.
+import contextlib
+import hmac
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from .. import VerifyClient
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+ENV_BEARER: Final = "VERIFY_ACCESS_TOKENS_BEARER_TOKEN"
+ENV_HASH_KEY: Final = "VERIFY_ACCESS_TOKENS_IDENTITY_HASH_KEY"
+# How the parent hands the (non-secret) settings to each worker process it starts.
+ENV_WORKER: Final = "_VERIFY_ACCESS_TOKENS_SERVE_WORKER"
+_CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record is emitted."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+def log_to_stderr() -> logging.Handler | None:
+    """Show the package's warnings and errors on stderr, beside uvicorn's lines (once).
+
+    And the slow-client guard's INFO summary; the client's own INFO lines stay quiet.
+
+    Returns:
+        The handler added, for the caller to remove when it is done; ``None`` if one was there.
+    """
+    package = logging.getLogger("verify_access_tokens")
+    if any(isinstance(h, _Stderr) for h in package.handlers):
+        return None
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    package.addHandler(handler)
+    if package.getEffectiveLevel() > logging.WARNING:
+        package.setLevel(logging.WARNING)
+    logging.getLogger("verify_access_tokens.serve").setLevel(logging.INFO)
+    return handler
+
+
+def _bearer_hook(expected: str) -> Callable[..., Any]:
+    """An ``authorize`` dependency: a caller with the shared bearer token may ask for anyone."""
+    from fastapi import Depends, Request
+
+    from ..fastapi import EndpointError, requested_identity
+
+    secret = expected.encode("ascii")  # checked printable ASCII at start
+
+    async def authenticated(request: Request) -> None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        given = presented.encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, secret):
+            raise EndpointError(401, "missing or wrong bearer token", headers=_CHALLENGE)
+
+    # Sub-dependencies resolve in order: the header is checked before the body is read.
+    # Coroutines, so that FastAPI does not hop to a worker thread for each.
+    async def bearer(
+        _: Annotated[None, Depends(authenticated)],
+        identity: Annotated[str, Depends(requested_identity)],
+    ) -> str:
+        return identity
+
+    return bearer
+
+
+def build_app(
+    *,
+    client: VerifyClient,
+    service_sid: str,
+    path: str,
+    bearer_token: str | None,
+    hash_identities: bool,
+    identity_hash_key: bytes | None,
+    ttl: int | None,
+    docs: bool = False,
+    health_path: str | None = None,
+) -> "FastAPI":
+    """The app ``serve`` runs: the router, with ``client`` opened and closed by its lifespan."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    from ..fastapi import EndpointError, access_token_router
+
+    ready = False
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal ready
+        async with client:
+            ready = True
+            try:
+                yield
+            finally:
+                ready = False
+                from ._uvicorn_guard import log_summaries
+
+                log_summaries()  # connections are closed by now
+
+    app = FastAPI(
+        title="Verify Push access tokens",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+
+    async def other_paths(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        return EndpointError(exc.status_code, message.lower(), headers=exc.headers).response()
+
+    app.add_exception_handler(HTTPException, other_paths)
+    if health_path is not None:
+
+        async def health() -> JSONResponse:
+            if ready and not client.closed:
+                return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
+            return EndpointError(503, "not ready: the client is not open").response()
+
+        app.add_api_route(health_path, health, methods=["GET", "HEAD"], include_in_schema=False)
+    router = access_token_router(
+        client=client,
+        service_sid=service_sid,
+        path=path,
+        authorize=_bearer_hook(bearer_token) if bearer_token else None,
+        allow_any_identity=not bearer_token,
+        hash_identities=hash_identities,
+        identity_hash_key=identity_hash_key,
+        ttl=ttl,
+    )
+    app.include_router(router)
+    return app
+
+
+def worker_app() -> "FastAPI":
+    """The app of one ``--workers N`` process, from the settings its parent checked.
+
+    Secrets (Twilio credentials, bearer token, hash key) come from the environment, as in the
+    parent; the other settings from ``_VERIFY_ACCESS_TOKENS_SERVE_WORKER``.
+    """
+    log_to_stderr()
+    settings = json.loads(os.environ[ENV_WORKER])
+    options = {} if settings["timeout"] is None else {"timeout": settings["timeout"]}
+    hash_key = os.environ.get(ENV_HASH_KEY) or None
+    return build_app(
+        client=VerifyClient(base_url=settings["base_url"], **options),
+        service_sid=settings["service_sid"],
+        path=settings["path"],
+        bearer_token=os.environ.get(ENV_BEARER) or None,
+        hash_identities=settings["hash_identities"],
+        identity_hash_key=hash_key.encode() if hash_key else None,
+        ttl=settings["ttl"],
+        docs=settings["docs"],
+        health_path=settings["health_path"],
+    )
