@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import signal
 import socket
 import stat
 import subprocess
@@ -305,8 +306,7 @@ def test_row11_friendly_name_columns_and_semicolons_are_read(
 # --- row 12: never sent is not failed -----------------------------------------------------------
 def test_row12_items_stopped_before_sending_are_not_sent_not_failed() -> None:
     """Before: counted as failed (BatchStoppedError). After: `not_sent`, out of the failed count,
-    sent again by --resume. (The end-to-end test, with no `sending` line for them, needs the
-    engine's send-time hook: PENDING_TEST_row12.py.)"""
+    sent again by --resume (end to end: the test below)."""
     tally = Tally()
     timeout = APITimeoutError("waited too long", method="POST", url="u", request_sent=False)
     for error in (BatchStoppedError(), timeout):
@@ -318,6 +318,48 @@ def test_row12_items_stopped_before_sending_are_not_sent_not_failed() -> None:
     index = read_index([json.dumps(record).encode()], now=dt.datetime.now(dt.UTC),
                        keep_expired=False, retry_failed_all=False)  # fmt: skip
     assert index.state("user-000001") == 3  # RETRY
+
+
+def test_row12_ctrl_c_with_items_waiting_records_them_not_sent_without_a_sending_line(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    """Before: never-sent items were failed (BatchStoppedError) with a `sending` line.
+
+    After: `not_sent`, no `sending` line, not in the failed count, sent by --resume.
+    """
+    source = write_ids(tmp_path / "ids.txt", ids(20))
+    out = tmp_path / "r.jsonl"
+    argv = [*enroll_argv(emulator, source, out), "--rate-limit", "0.5", "--concurrency", "8",
+            "--quiet"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verify_access_tokens", *argv],
+        env=cli_env(emulator),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not (out.exists() and outcomes(out)):
+            assert process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    records = outcomes(out)
+    not_sent = [r["identity"] for r in records if r["status"] == "not_sent"]
+    assert not_sent  # waiting in the pacer when Ctrl-C came
+    assert "failed 0" in err
+    assert f"not sent {len(not_sent)}" in err
+    created = {r["identity"] for r in records if r["status"] == "created"}
+    assert created == set(tokens_of(emulator))
+    sending = {r["identity"] for r in lines(out) if r["status"] == "sending"}
+    assert sending == created  # nothing stopped before the wire has a `sending` line
+    done = cli(*enroll_argv(emulator, source, out), "--resume", emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert "re-sent" not in done.stderr  # not_sent items are no possible duplicates
+    assert tokens_of(emulator) == ids(20)
 
 
 # --- row 13: permanent failures rest ------------------------------------------------------------
