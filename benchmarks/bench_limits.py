@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import multiprocessing
 import statistics
@@ -47,6 +48,7 @@ def _worker(
         ) as client:
             await asyncio.sleep(max(0.0, start_at - time.time()))
             started = time.perf_counter()
+            errors: collections.Counter[str] = collections.Counter()
             identities = [f"{name}-{i:08d}" for i in range(count)]
             if options.get("single_calls"):
                 ok, failed, attempts = await _single_calls(client, server, identities, options)
@@ -61,6 +63,7 @@ def _worker(
                         ok += 1
                     else:
                         failed += 1
+                        errors[type(result.error).__name__] += 1
             elapsed = time.perf_counter() - started
             return {
                 "ok": ok,
@@ -68,6 +71,7 @@ def _worker(
                 "attempts": attempts,
                 "rate_limited": client.flow.rate_limited,
                 "elapsed": elapsed,
+                "errors": dict(errors),
             }
 
     out.put((name, asyncio.run(run())))
@@ -142,6 +146,11 @@ def _row(
         "Jain": round(_jain(shares), 3),
         "vs oracle": None if oracle is None else round(rate / oracle, 3),
     }
+    errors: collections.Counter[str] = collections.Counter()
+    for r in results.values():
+        errors.update(r.get("errors", {}))
+    if errors:
+        row["failed by"] = dict(errors)
     others = {k: v for k, v in results.items() if not batch_names(k)}
     if others:
         row["neighbour failed"] = sum(r["failed"] for r in others.values())

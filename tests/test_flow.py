@@ -253,12 +253,17 @@ def test_an_account_holding_more_than_at_its_429_resumes_slow_start() -> None:
     assert limit.value == grown + 1
 
 
-def test_an_account_at_its_limit_keeps_the_window_in_congestion_avoidance() -> None:
+def test_a_known_account_limit_holds_the_window_when_full_and_adds_one_when_not() -> None:
     limit = AdaptiveLimit(initial=60)
     limit.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=59, concurrent=101)
-    for i in range(200):
+    assert limit.account_limit == 100
+    cut = limit.value
+    for i in range(200):  # the account is full: growing would only earn the next 429
         limit.on_answer(
             sent_at=1.0 + i, now=1.2 + i, rate_limited=False, in_flight=41, concurrent=100
         )
+    assert limit.value == cut
     assert not limit.slow_start
-    assert limit.account_limit == 100
+    for _ in range(int(limit.value)):  # one round trip with room on the account: +1 (AIMD)
+        limit.on_answer(sent_at=300.0, now=300.2, rate_limited=False, in_flight=41, concurrent=80)
+    assert limit.value == pytest.approx(cut + 1, abs=0.05)

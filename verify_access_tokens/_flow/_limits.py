@@ -65,12 +65,17 @@ class AdaptiveLimit:
     - On a 429: ``window *= 0.7``, once per round trip: a 429 for a request sent before the
       last cut is the same congestion, already answered. The window before the cut is
       remembered as ``ceiling``.
-    - Below the ceiling the window climbs half the remaining distance each round trip, so it
-      returns near the old level in a few round trips (fast recovery after an isolated 429).
-    - At or above it, it probes: +1, +2, +4 ... per round trip, so a freed account is found
-      again within a few round trips, and a busy one costs one 429 per probe.
-    - When an answer's ``Twilio-Concurrent-Requests`` shows the account holding more than it
-      did at the last 429, that 429 was not the account's limit: slow start resumes.
+    - Without that header: below the ceiling the window climbs half the remaining distance
+      each round trip, so it returns near the old level in a few round trips (fast recovery
+      after an isolated 429); at or above it, it probes: +1, +2, +4 ... per round trip, so a
+      freed account is found again within a few round trips, and a busy one costs one 429
+      per probe.
+    - Twilio's ``Twilio-Concurrent-Requests`` refines it: a 429's count shows the account's
+      limit; then the window grows by one per round trip while the account has room (AIMD,
+      so that clients sharing it do not all jump into the same room), and not at all on an
+      answer showing the account at its limit (growing would only earn the next 429). An
+      answer showing the account holding more than at the last 429 means that 429 was not the
+      account's limit: slow start resumes.
     - It grows only while its window is in use: a backend with little traffic does not inflate
       a window it never tested.
     """
@@ -132,8 +137,18 @@ class AdaptiveLimit:
             self.slow_start = True
         if in_flight + 1 < window - 1:
             return  # the window is not in use: nothing was tested
+        if (
+            concurrent is not None
+            and self.account_limit is not None
+            and concurrent >= self.account_limit
+        ):
+            return  # the account is full now: growing would only earn a 429
         if self.slow_start:
             step = 1.0
+        elif self.account_limit is not None:
+            # The account's limit is known and it has room: +1 per round trip (AIMD), so that
+            # the clients sharing it do not all jump into the same room at once.
+            step = 1.0 / window
         elif window < self.ceiling:
             step = max(1.0, (self.ceiling - window) / 2) / window
         else:
