@@ -266,15 +266,16 @@ async def test_adaptive_rate_converges_near_the_server_limit(
 
 async def test_adaptive_rate_meets_the_limit_with_few_429s(verify_emulator: VerifyEmulator) -> None:
     """The 429s are those of the unpaced start (about one per slot) and of rare probes."""
-    verify_emulator.set_faults(Faults(rate_limit=150.0))
+    # A limit any machine outruns when unpaced (a loaded CI box did not reach 150/s).
+    verify_emulator.set_faults(Faults(rate_limit=60.0))
     async with verify_emulator.client(max_retries=4) as client:
         batch = client.access_tokens.create_many(
-            verify_emulator.service_sid, ids(600), concurrency=8, rate_limit="adaptive"
+            verify_emulator.service_sid, ids(300), concurrency=8, rate_limit="adaptive"
         )
         results = await collect(batch)
     assert all(r.ok for r in results)
     counters = verify_emulator.counters
-    assert counters.tokens_created == 600
+    assert counters.tokens_created == 300
     assert 0 < counters.rate_limited < 0.1 * counters.requests, counters  # benchmark: < 5 %
 
 
