@@ -233,11 +233,11 @@ async def test_stop_ends_paced_waits_without_sending(always_429: tuple[str, list
 
         async def stop_once_all_wait_in_the_rate_limiter() -> None:
             # The 4 requests sent unpaced at the start were answered 429, which paused the
-            # pacer for an hour; once re-queued, each holds a limiter slot and waits there.
-            flow = client.flow
-            while not (flow.rate_limited == 4 and flow.in_flight == source.read):
+            # pacer for an hour; re-queued after their own pause (2 s at most), each waits
+            # for the pacer, holding no limiter slot.
+            while client.flow.rate_limited < 4:
                 await asyncio.sleep(0.01)
-                flow = client.flow
+            await asyncio.sleep(2.5)
             nonlocal sent_at_stop
             sent_at_stop = len(seen)
             batch.stop()
@@ -248,8 +248,10 @@ async def test_stop_ends_paced_waits_without_sending(always_429: tuple[str, list
         await stopper
     assert len(seen) == sent_at_stop == 4  # the waiting requests were not sent again
     assert len(results) == source.read == 4
-    # Each was answered 429 (not processed) once, then stopped before it was sent again.
-    assert all(isinstance(r.error, BatchStoppedError) for r in results)
+    # Each was answered 429 (not processed) once, then stopped before it was sent again: in
+    # the pacer's wait (BatchStoppedError), or, on a slow machine, still in its re-queue
+    # pause (its 429 is then its result).
+    assert all(isinstance(r.error, BatchStoppedError | RateLimitError) for r in results)
     assert all(r.attempts == 1 for r in results)
     assert client.flow.in_flight == 0  # every slot was given back
 

@@ -27,6 +27,7 @@ from verify_access_tokens._flow._limits import (
     AdaptiveLimit,
     FixedLimit,
 )
+from verify_access_tokens.emulator import VerifyEmulator
 from verify_access_tokens.testing import aioresponses
 
 
@@ -267,3 +268,26 @@ def test_a_known_account_limit_holds_the_window_when_full_and_adds_one_when_not(
     for _ in range(int(limit.value)):  # one round trip with room on the account: +1 (AIMD)
         limit.on_answer(sent_at=300.0, now=300.2, rate_limited=False, in_flight=41, concurrent=80)
     assert limit.value == pytest.approx(cut + 1, abs=0.05)
+
+
+@pytest.mark.sockets
+async def test_a_paced_batch_holds_no_slot_while_it_waits_for_its_turn(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    """A FastAPI route's single create shares the client with a slow paced batch."""
+    async with verify_emulator.client(max_in_flight=2, deadline=3) as client:
+        sid = verify_emulator.service_sid
+        batch = client.access_tokens.create_many(
+            sid, [f"paced-user-{i:04d}" for i in range(6)], concurrency=4, rate_limit=0.2
+        )
+        async with batch:
+            consumer = asyncio.create_task(anext(aiter(batch)))
+            while verify_emulator.counters.tokens_created < 1:  # the first was sent unpaced
+                await asyncio.sleep(0.01)
+            # Three more items wait 5 s each for their turn; they hold none of the 2 slots, so
+            # this call is sent at once (holding them, it would run out its 3 s deadline).
+            token = await client.access_tokens.create(sid, identity="route-user-0001")
+            assert token.entity_identity == "route-user-0001"
+            assert client.flow.in_flight == 0
+            await consumer
+            batch.stop()

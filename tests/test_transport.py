@@ -25,7 +25,7 @@ from verify_access_tokens import (
     VerifyClient,
 )
 from verify_access_tokens._core._types import CallHooks
-from verify_access_tokens._http._transport import encode_form
+from verify_access_tokens._http._wire import encode_form
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.models import FactorType
 from verify_access_tokens.testing import aioresponses

@@ -128,7 +128,9 @@ class EnrollmentBatch:
         concurrency = check_concurrency(concurrency)
         self.pacer = pacer
         self._limiter = limiter
-        self._input = InputReader(identities, limiter)
+        # Under a rate limit an item waits for the pacer first, holding no limiter slot that
+        # another call of the client could use: the transport takes the slot after pacing.
+        self._input = InputReader(identities, limiter if pacer is None else None)
         self._size = (
             int(min(limiter.most, ADAPTIVE_WINDOW_MAX))
             if concurrency == "adaptive"

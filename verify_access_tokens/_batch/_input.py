@@ -28,8 +28,15 @@ class InputReader:
     """The caller's sync or async iterable, read lazily by one task at a time."""
 
     def __init__(
-        self, source: Iterable[BatchInput] | AsyncIterable[BatchInput], limiter: Limiter
+        self, source: Iterable[BatchInput] | AsyncIterable[BatchInput], limiter: Limiter | None
     ) -> None:
+        """Read ``source`` lazily.
+
+        Args:
+            source: The caller's items.
+            limiter: Take a slot of it before each item; ``None`` under a rate limit, whose
+                requests wait for the pacer holding no slot.
+        """
         self._source = source
         self._limiter = limiter
         self._items = self._iterate()
@@ -58,6 +65,8 @@ class InputReader:
         assert task is not None
         self._waiting = task
         try:
+            if limiter is None:
+                return await anext(self._items)
             await limiter.acquire()
             try:
                 return await anext(self._items)

@@ -59,7 +59,7 @@ class ItemSender:
     async def send(
         self, index: int, item: object, *, on_send: Callable[[], None]
     ) -> EnrollmentResult:
-        """Send one item, whose limiter slot the caller took; its result, never an exception.
+        """Send one item (unpaced, with the slot the caller took); its result, never raises.
 
         Args:
             index: The item's position in the input.
@@ -76,7 +76,11 @@ class ItemSender:
             if item.ttl is not None:
                 ttl = item.ttl
             item = item.identity
-        hooks = CallHooks(pacer=self._pacer, on_send=on_send, requeues_429=True, slot_held=True)
+        # Unpaced, the dispatcher took this item's slot; paced, the transport takes it.
+        holds_slot = self._pacer is None
+        hooks = CallHooks(
+            pacer=self._pacer, on_send=on_send, requeues_429=True, slot_held=holds_slot
+        )
         attempts = 0
         requeue = self._requeue.item()
         try:
@@ -86,8 +90,8 @@ class ItemSender:
                 except RateLimitError as error:
                     attempts += error.attempts
                     # Not processed: back in the queue while the batch makes progress.
-                    if await requeue.wait(error):
-                        hooks.slot_held = True
+                    if await requeue.wait(error, take_slot=holds_slot):
+                        hooks.slot_held = holds_slot
                         continue
                     error.attempts = attempts
                     return EnrollmentResult(identity, error=error, attempts=attempts, index=index)

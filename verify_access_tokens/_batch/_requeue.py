@@ -57,8 +57,13 @@ class ItemRequeue:
         self._count = 0
         self._started = asyncio.get_running_loop().time()
 
-    async def wait(self, error: RateLimitError) -> bool:
-        """Pause, then take a limiter slot for the next attempt; False if the 429 is final."""
+    async def wait(self, error: RateLimitError, *, take_slot: bool) -> bool:
+        """Pause, then take a limiter slot for the next attempt; False if the 429 is final.
+
+        Args:
+            error: The 429.
+            take_slot: Take the slot here (unpaced); a paced item's transport takes it.
+        """
         batch = self._batch
         batch.rate_limited_in_a_row += 1
         self._count += 1
@@ -75,7 +80,7 @@ class ItemRequeue:
         ):
             return False
         stopped = asyncio.ensure_future(batch.stopped.wait())
-        slot = asyncio.ensure_future(self._slot_after(pause, deadline_at))
+        slot = asyncio.ensure_future(self._slot_after(pause, deadline_at, take_slot))
         try:
             await asyncio.wait((stopped, slot), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -86,6 +91,7 @@ class ItemRequeue:
         # False when stopped, or when the deadline ran out waiting.
         return not slot.cancelled() and slot.exception() is None
 
-    async def _slot_after(self, pause: float, deadline_at: float | None) -> None:
+    async def _slot_after(self, pause: float, deadline_at: float | None, take: bool) -> None:
         await asyncio.sleep(pause)
-        await self._batch.limiter.acquire(deadline_at)
+        if take:
+            await self._batch.limiter.acquire(deadline_at)

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import sys
 import warnings
 from collections.abc import Mapping
-from typing import Any, Final
-from urllib.parse import quote_plus
+from typing import Any
 
 import aiohttp
 import attrs
 import yarl
 
 from .._core._config import proxy_authorization
-from .._core._constants import USER_AGENT_NAME
 from .._core._error_mapping import Scrubber, connection_error, deadline_spent, status_error
 from .._core._errors import (
     APIConnectionError,
@@ -38,48 +34,9 @@ from .._core._load import concurrent_requests
 from .._core._log import logger
 from .._core._types import CallHooks, RawResponse, RequestOptions
 from .._flow._limiter import Limiter
-from .._version import __version__
 from ._body import ACCEPT_ENCODING, read_body
 from ._compat import new_session
-
-USER_AGENT: Final = (
-    f"{USER_AGENT_NAME}/{__version__} aiohttp/{aiohttp.__version__} "
-    f"Python/{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
-)
-
-
-# What ``quote_plus`` leaves unchanged: sids, identities, numbers and enum values all are.
-_URL_SAFE: Final = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
-
-
-def encode_form(form: Mapping[str, str]) -> bytes:
-    """Return ``urlencode(form).encode()``, about three times faster.
-
-    Only values with characters outside the unreserved set go through ``quote_plus``; names are
-    the API's own (URL-safe). Sent as bytes, aiohttp builds no ``FormData`` per request.
-    """
-    return "&".join(
-        [
-            name + "=" + (value if _URL_SAFE(value) else quote_plus(value))
-            for name, value in form.items()
-        ]
-    ).encode()
-
-
-class _Redacted(str):
-    """A header value whose ``repr`` hides it.
-
-    So tracebacks with locals, debuggers and error trackers that serialise frames show
-    ``'<redacted>'`` instead of the credentials.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'<redacted>'"
-
-
-_FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+from ._wire import FORM_CONTENT_TYPE, USER_AGENT, Redacted, encode_form
 
 
 class Transport:
@@ -101,7 +58,7 @@ class Transport:
         self.limiter = limiter
         self.scrub = Scrubber(authorization, proxy_authorization(proxy))
         self._headers: dict[str, str] = {
-            "Authorization": _Redacted(authorization),
+            "Authorization": Redacted(authorization),
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
             "Accept-Encoding": ACCEPT_ENCODING,  # what read_body inflates, not what aiohttp can
@@ -110,8 +67,8 @@ class Transport:
         if proxy_auth is not None and base_url.startswith("http://"):
             # Plain http through a proxy carries Proxy-Authorization on every request. aiohttp
             # 3.11 and 3.12 add it only on a new proxy connection, not on a reused one.
-            self._headers["Proxy-Authorization"] = _Redacted(proxy_auth)
-        self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
+            self._headers["Proxy-Authorization"] = Redacted(proxy_auth)
+        self._form_headers = {**self._headers, "Content-Type": FORM_CONTENT_TYPE}
         self._session = session
         self._owns_session = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -231,6 +188,21 @@ class Transport:
         while True:
             if attempt:  # a client closed during the last attempt or backoff: a state error
                 session = self.session()
+            if pacer is not None:
+                # Paced before taking a slot: a request waiting for its turn holds no slot
+                # that another call of this client could use. The wait counts against the
+                # deadline (past it: nothing sent).
+                try:
+                    async with asyncio.timeout_at(deadline_at):
+                        await pacer.before_attempt()
+                except TimeoutError:
+                    error = error or self._unsent(
+                        method, url, attempt, "pacing", limiter, options.deadline
+                    )
+                    raise retry.give_up(_logged(error, method, path), idempotent) from None
+                except BatchStoppedError as stopped:  # an earlier attempt's error says more
+                    error = error or stopped
+                    raise retry.give_up(_logged(error, method, path), idempotent) from None
             if hooks is not None and hooks.slot_held:
                 hooks.slot_held = False  # the caller's slot is this attempt's
             else:
@@ -245,21 +217,12 @@ class Transport:
             rate_limited = False
             concurrent = None
             try:
-                if pacer is not None:
-                    try:  # the pacer's wait counts against the deadline (past it: sent nothing)
-                        async with asyncio.timeout_at(deadline_at):
-                            await pacer.before_attempt()
-                    except TimeoutError:
-                        pass  # caught just below as a spent deadline
-                    except BatchStoppedError as stopped:  # an earlier attempt's error says more
-                        error = error or stopped
-                        raise retry.give_up(_logged(error, method, path), idempotent) from None
                 timeout = options.timeout
                 if deadline_at is not None:
                     remaining = deadline_at - loop.time()
                     if remaining <= 0:  # waiting used up the deadline: send nothing more
                         error = error or self._unsent(
-                            method, url, attempt, "pacing", limiter, options.deadline
+                            method, url, attempt, "a free slot", limiter, options.deadline
                         )
                         raise retry.give_up(_logged(error, method, path), idempotent)
                     if timeout.total is None or remaining < timeout.total:
