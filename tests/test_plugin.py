@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,10 @@ def test_without_the_readme_setting_pytest_asyncio_warns(project: Path) -> None:
     """What README's pyproject.toml line (run by tests/test_examples.py) silences."""
     out = run_pytest(project)
     assert "exit=0" in out, out
-    assert '"asyncio_default_fixture_loop_scope" is unset' in out
+    warned = '"asyncio_default_fixture_loop_scope" is unset' in out
+    # Observed: pytest 8.4 (the lowest tested) does not print this configure-time warning, so
+    # there the setting silences nothing; from pytest 9 on it is printed without the setting.
+    assert warned == (int(version("pytest").split(".")[0]) >= 9), out
 
 
 def test_a_marker_typo_fails_with_one_line_naming_it(project: Path) -> None:

@@ -20,6 +20,7 @@ This is the package's serve-side fence, as ``_http/_compat.py`` is for aiohttp.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import weakref
@@ -226,6 +227,11 @@ def run_workers(config: uvicorn.Config) -> None:
     """
     sock: socket = config.bind_socket()
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        if "target" in inspect.signature(Multiprocess).parameters:
+            # uvicorn up to 0.34 takes the worker's entry point, as its own run() passes it.
+            server = uvicorn.Server(config)
+            Multiprocess(config, target=server.run, sockets=[sock]).run()  # type: ignore[call-arg]
+        else:
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
