@@ -186,6 +186,19 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert "eyJ" not in out
 
 
+def test_demo_hints_at_twilios_in_flight_limit_and_the_hint_works(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, _ = run(capsys, "demo", "--identities", "20")
+    assert "demo --max-concurrent 20 --latency 0.05" in out
+    code, out, _ = run(
+        capsys, "demo", "--identities", "150", "--max-concurrent", "20", "--latency", "0.05"
+    )
+    assert code == 0  # the 429s were re-queued, none failed
+    assert "created:  150/150 tokens" in out
+    assert "errors:   0" in out
+
+
 def test_demo_with_faults_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--identities", "60", "--fault-rate", "0.3", "--seed", "1")
     assert code == 1

@@ -144,7 +144,10 @@ async def demo_command(args: argparse.Namespace) -> int:
     if created:
         print(f"example:  {created[0]!r}")
     if not counters.faults_injected:
-        print("try:      demo --server-rate-limit 100 --drop-rate 0.02  (retries, lost answers)")
+        print(
+            "try:      demo --max-concurrent 20 --latency 0.05  (Twilio's in-flight limit), or "
+            "--server-rate-limit 100 --drop-rate 0.02  (retries, lost answers)"
+        )
     return EXIT_OK if not failed else EXIT_API_ERROR
 
 
