@@ -370,6 +370,34 @@ async def test_aclose_from_another_task_ends_the_iteration_and_accounts(
     assert_accounted(verify_emulator, source, yielded, batch)
 
 
+async def test_aclose_while_the_consumer_is_in_its_loop_body_ends_its_next_step(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    # The consumer asks for its next result while another task's aclose() is still cleaning
+    # up: its loop ends (no "asynchronous generator is already running").
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=8)
+    yielded: list[EnrollmentResult] = []
+    in_body = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def consume() -> None:
+        async for result in batch:
+            yielded.append(result)
+            in_body.set()
+            await resume.wait()
+
+    consumer = asyncio.create_task(consume())
+    async with asyncio.timeout(30):  # a hang guard only
+        await in_body.wait()
+        closing = asyncio.create_task(batch.aclose())
+        await asyncio.sleep(0)  # the close has begun: it is waiting for the cancelled tasks
+        resume.set()
+        await consumer  # its loop simply ended
+        await closing
+    assert len(yielded) == 1
+    assert_accounted(verify_emulator, source, yielded, batch)
+
+
 async def test_an_input_raising_cancelled_error_ends_the_batch_with_an_error(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    AsyncIterator,
     Callable,
     Iterable,
 )
@@ -57,6 +58,38 @@ ADAPTIVE_WINDOW_MAX = 10_000
 
 _DONE = object()
 _CLOSE = object()  # aclose() from another task: end the iteration as if closed
+
+
+class _Results(AsyncIterator[EnrollmentResult]):
+    """The batch's iterator: its generator behind a gate that ``aclose()`` shuts first.
+
+    A generator being closed counts as running, so a consumer asking for its next result
+    while another task's ``aclose()`` cleans up would get "asynchronous generator is already
+    running"; behind the gate its loop simply ends.
+    """
+
+    __slots__ = ("__weakref__", "_generator", "_shut")
+
+    def __init__(self, generator: AsyncGenerator[EnrollmentResult, None]) -> None:
+        self._generator = generator
+        self._shut = False
+
+    async def __anext__(self) -> EnrollmentResult:
+        if self._shut:
+            raise StopAsyncIteration
+        return await self._generator.__anext__()
+
+    @property
+    def running(self) -> bool:
+        """Whether a task is inside the generator: awaiting its next result, or closing it."""
+        return cast(types.AsyncGeneratorType[EnrollmentResult, None], self._generator).ag_running
+
+    def shut(self) -> None:
+        self._shut = True
+
+    async def aclose(self) -> None:
+        self._shut = True
+        await self._generator.aclose()
 
 
 def check_concurrency(concurrency: object) -> Concurrency:
@@ -156,8 +189,8 @@ class EnrollmentBatch:
         self.undelivered: tuple[EnrollmentResult, ...] = ()
         # Called with each identity right before its first attempt leaves: enroll's write-ahead.
         self._on_send: Callable[[str], None] | None = None
-        self._iterator: weakref.ref[AsyncGenerator[EnrollmentResult, None]] | None = None
-        self._held: AsyncGenerator[EnrollmentResult, None] | None = None
+        self._iterator: weakref.ref[_Results] | None = None
+        self._held: _Results | None = None
         # Set once the iteration has ended and `undelivered`/`unfinished` are final; None
         # until the iteration starts.
         self._ended: asyncio.Event | None = None
@@ -187,12 +220,12 @@ class EnrollmentBatch:
         """Whether ``stop()`` was called."""
         return self._stopping
 
-    def __aiter__(self) -> AsyncGenerator[EnrollmentResult, None]:
+    def __aiter__(self) -> AsyncIterator[EnrollmentResult]:
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is None:
             if self._iterator is not None:
                 raise RuntimeError("this batch has already been consumed")
-            iterator = self._run()
+            iterator = _Results(self._run())
             # A weak reference: the generator's frame holds this batch, so a strong one would
             # make a cycle, and an abandoned `async for` would then be cleaned up only by a
             # later garbage collection instead of at once by the loop's async-gen finalizer.
@@ -201,7 +234,7 @@ class EnrollmentBatch:
 
     async def __aenter__(self) -> Self:
         # Held strongly inside the block, so that __aexit__ can close it deterministically.
-        self._held = self.__aiter__()
+        self._held = cast(_Results, self.__aiter__())
         return self
 
     async def __aexit__(
@@ -232,10 +265,10 @@ class EnrollmentBatch:
         """
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is not None:
-            running = cast(types.AsyncGeneratorType[EnrollmentResult, None], iterator).ag_running
-            if running and self._ready is not None:
+            if iterator.running and self._ready is not None:
                 # Iterated by another task, or being closed by a concurrent aclose(): ask it
                 # to end, and wait below for its clean-up.
+                iterator.shut()
                 self._ready.put_nowait(_CLOSE)
             else:
                 await iterator.aclose()
