@@ -116,7 +116,9 @@ async def test_aclose_keeps_finished_results_in_undelivered(
     source, batch = endless_batch(verify_emulator, verify_client, concurrency=8)
     iterator = aiter(batch)
     yielded = [await anext(iterator) for _ in range(20)]
-    await asyncio.sleep(0.1)  # workers finish more than the consumer takes
+    async with asyncio.timeout(30):  # a hang guard only
+        while not batch._finished:  # workers finish more than the consumer takes
+            await asyncio.sleep(0.01)
     await batch.aclose()
     assert batch.undelivered
     assert_accounted(verify_emulator, source, yielded, batch)

@@ -132,13 +132,15 @@ def test_concurrency_settings_are_checked(bad: dict[str, object]) -> None:
 async def test_the_client_exposes_the_load_on_answers_and_errors(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
-    verify_emulator.set_faults(Faults(max_concurrent=1, latency=0.3))
+    verify_emulator.set_faults(Faults(max_concurrent=1, latency=1))
     sid = verify_emulator.service_sid
     single = verify_client.with_options(max_retries=0)
     blocker = asyncio.create_task(
         single.access_tokens.create_with_http_info(sid, identity="user-00000001")
     )
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(30):  # a hang guard only
+        while verify_emulator.counters.requests < 1:  # the blocker holds the account's slot
+            await asyncio.sleep(0.01)
     async with verify_emulator.client(max_retries=0) as other:  # another process, in effect
         with pytest.raises(RateLimitError) as caught:
             await other.access_tokens.create(sid, identity="user-00000002")

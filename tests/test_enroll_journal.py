@@ -121,19 +121,25 @@ def test_row3_a_second_run_on_the_same_results_file_exits_2(
     emulator: VerifyEmulator, tmp_path: Path
 ) -> None:
     """Before: two --resume runs minted most identities twice. After: the second exits 2."""
-    emulator.set_faults(Faults(latency=0.05))
     source = write_ids(tmp_path / "ids.txt", ids(100))
     out = tmp_path / "r.jsonl"
-    argv = [*enroll_argv(emulator, source, out), "--concurrency", "2", "--quiet"]
+    # The first run reads a pipe the test holds open: it cannot finish before the second ran.
+    argv = [*enroll_argv(emulator, "-", out), "--concurrency", "2", "--quiet"]
     first = subprocess.Popen([sys.executable, "-m", "verify_access_tokens", *argv],
-                             env=cli_env(emulator), stderr=subprocess.DEVNULL)  # fmt: skip
+                             stdin=subprocess.PIPE, env=cli_env(emulator),
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    assert first.stdin is not None
     try:
+        first.stdin.write("".join(f"{i}\n" for i in ids(100)[:3]).encode())
+        first.stdin.flush()
         while not outcomes(out) if out.exists() else True:
             assert first.poll() is None
             time.sleep(0.02)
         done = cli(*enroll_argv(emulator, source, out), "--resume", emulator=emulator)
         one_line_error(done, 2, "error: --out: ")
         assert "in use by another enroll run" in done.stderr
+        first.stdin.write("".join(f"{i}\n" for i in ids(100)[3:]).encode())
+        first.stdin.close()
         assert first.wait(timeout=120) == 0
     finally:
         first.kill()

@@ -17,13 +17,15 @@ pytestmark = pytest.mark.sockets
 async def test_aclose_with_100_calls_in_flight_ends_each_in_client_state_error(
     verify_emulator: VerifyEmulator,
 ) -> None:
-    verify_emulator.set_faults(Faults(latency=0.3))
+    verify_emulator.set_faults(Faults(latency=2))
     client = verify_emulator.client(max_in_flight=40)
     sid = verify_emulator.service_sid
     calls = [
         asyncio.create_task(client.access_tokens.fetch(sid, "YK" + f"{i:032x}")) for i in range(100)
     ]
-    await asyncio.sleep(0.1)  # 40 on the wire, 60 waiting for a slot
+    async with asyncio.timeout(30):  # a hang guard only
+        while verify_emulator.counters.requests < 40:  # 40 on the wire, 60 waiting for a slot
+            await asyncio.sleep(0.01)
     await client.aclose()
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     assert all(isinstance(o, ClientStateError) for o in outcomes), {type(o) for o in outcomes}

@@ -38,8 +38,9 @@ class FakeClock:
     """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = 1000.0
-        monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: self.now)
+        loop = asyncio.get_running_loop()
+        self.now = loop.time()  # from the real reading: going back to it never waits
+        monkeypatch.setattr(loop, "time", lambda: self.now)
         real_sleep = asyncio.sleep
 
         async def sleep(delay: float) -> None:
