@@ -126,8 +126,11 @@ class FakeClock:
     """The running loop's clock, moved by hand: timers fire when the test moves it past them."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = 1000.0
-        monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: self.now)
+        loop = asyncio.get_running_loop()
+        # From the real clock's reading: going back to it (monkeypatch.undo()) never waits
+        # for the real clock to catch up with a fake one ahead of it.
+        self.now = loop.time()
+        monkeypatch.setattr(loop, "time", lambda: self.now)
 
     async def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -229,6 +232,11 @@ async def test_a_call_that_waits_out_its_deadline_for_a_slot_was_never_sent(
         with aioresponses() as mocked:
             mocked.post(CREATE_URL, status=201, payload=token_body())
             call = asyncio.create_task(client.access_tokens.create(SERVICE_SID, identity=IDENTITY))
+            for _ in range(100):  # until the call waits for the slot, its deadline set
+                if client.flow.waiting:
+                    break
+                await asyncio.sleep(0)
+            assert client.flow.waiting == 1
             await clock.advance(6)
             monkeypatch.undo()  # the real clock again, for the client's clean-up
             with pytest.raises(APITimeoutError) as caught:
@@ -268,6 +276,63 @@ def test_a_known_account_limit_holds_the_window_when_full_and_adds_one_when_not(
     for _ in range(int(limit.value)):  # one round trip with room on the account: +1 (AIMD)
         limit.on_answer(sent_at=300.0, now=300.2, rate_limited=False, in_flight=41, concurrent=80)
     assert limit.value == pytest.approx(cut + 1, abs=0.05)
+
+
+def test_a_429_while_this_clients_own_requests_fill_the_account_keeps_its_limit() -> None:
+    # Alone on an account of 50: slow start overshot to 80 in flight, and 30 were refused.
+    limit = AdaptiveLimit(initial=80)
+    limit.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=79, concurrent=51)
+    assert limit.account_limit == 50
+    assert limit.value == pytest.approx(80 * ADAPTIVE_DECREASE)  # 56: a cut, never deeper
+    limit.on_answer(sent_at=1.1, now=1.3, rate_limited=True, in_flight=55, concurrent=51)
+    assert limit.value == 50  # not 39: nobody else needs the room
+    # Sharing it (its own 30 of the 50 in flight), the cut is the usual one.
+    shared = AdaptiveLimit(initial=40)
+    shared.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=30, concurrent=51)
+    assert shared.value == pytest.approx(40 * ADAPTIVE_DECREASE)
+
+
+def test_the_window_never_grows_above_a_known_account_limit() -> None:
+    limit = AdaptiveLimit(initial=49)
+    limit.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=20, concurrent=51)
+    assert limit.account_limit == 50
+    for i in range(400):  # answers showing room (arrivals early in a wave see fewer)
+        limit.on_answer(
+            sent_at=1.0 + i * 0.01, now=1.2 + i * 0.01, rate_limited=False,
+            in_flight=int(limit.value) - 1, concurrent=30,
+        )  # fmt: skip
+    assert limit.value == 50
+
+
+def test_alone_on_an_account_with_room_the_window_takes_half_the_room_per_round_trip() -> None:
+    """The clients sharing the account have finished: the one left fills it within a few
+    round trips, not one request per round trip."""
+    limit = AdaptiveLimit(initial=30)
+    limit.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=29, concurrent=101)
+    assert limit.account_limit == 100
+    rounds = 0
+    while limit.value < 90:
+        rounds += 1
+        window = int(limit.value)
+        for k in range(window):  # a round trip: the account's whole load is this client's
+            limit.on_answer(
+                sent_at=1.0 + rounds * 0.2 + k * 1e-4, now=1.2 + rounds * 0.2 + k * 1e-4,
+                rate_limited=False, in_flight=window - 1, concurrent=window - k % 5,
+            )  # fmt: skip
+        assert rounds < 10
+    assert rounds <= 6  # +1 per round trip would take about 70
+    # Sharing it (the account holds twice this client's load), +1 per round trip only.
+    shared = AdaptiveLimit(initial=30)
+    shared.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=29, concurrent=101)
+    start = shared.value
+    for rounds in range(1, 6):
+        window = int(shared.value)
+        for k in range(window):
+            shared.on_answer(
+                sent_at=1.0 + rounds * 0.2 + k * 1e-4, now=1.2 + rounds * 0.2 + k * 1e-4,
+                rate_limited=False, in_flight=window - 1, concurrent=2 * window,
+            )  # fmt: skip
+    assert start + 2 < shared.value <= start + 5  # about one per round trip
 
 
 @pytest.mark.sockets

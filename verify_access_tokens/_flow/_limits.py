@@ -72,8 +72,10 @@ class AdaptiveLimit:
       per probe.
     - Twilio's ``Twilio-Concurrent-Requests`` refines it: a 429's count shows the account's
       limit; then the window grows by one per round trip while the account has room (AIMD,
-      so that clients sharing it do not all jump into the same room), and not at all on an
-      answer showing the account at its limit (growing would only earn the next 429). An
+      so that clients sharing it do not all jump into the same room), not at all on an
+      answer showing the account at its limit (growing would only earn the next 429), and
+      never above that limit. A 429 while this client's own requests fill the account sets
+      the window to the account's limit instead of cutting it: nobody else needs room. An
       answer showing the account holding more than at the last 429 means that 429 was not the
       account's limit: slow start resumes.
     - It grows only while its window is in use: a backend with little traffic does not inflate
@@ -91,6 +93,35 @@ class AdaptiveLimit:
         # The account's limit as the last 429's Twilio-Concurrent-Requests showed it.
         self.account_limit: int | None = None
         self._cut_at = -math.inf
+        # This round trip's highest Twilio-Concurrent-Requests, and this client's highest
+        # in flight; the round trip ends with the answer to a request sent after it began.
+        self._epoch_at = -math.inf
+        self._peak = 0
+        self._ours = 0
+
+    def _room_step(
+        self, sent_at: float, now: float, in_flight: int, concurrent: int | None
+    ) -> float:
+        """Once per round trip: half the room of an account whose whole load is this client's.
+
+        When the clients sharing an account have finished, the one left takes half the room
+        per round trip instead of one request: nobody else will jump into it. One answer's
+        count is a poor measure of the account's load (requests arrive in waves, and the first
+        of a wave sees the last one's gone), so the highest count of a round trip is taken.
+        """
+        if concurrent is None:
+            return 0.0
+        if self._epoch_at < self._cut_at:  # a round trip starts at a cut: none before it
+            self._epoch_at, self._peak, self._ours = now, 0, 0
+        self._peak = max(self._peak, concurrent)
+        self._ours = max(self._ours, in_flight + 1)
+        if sent_at < self._epoch_at:
+            return 0.0  # the round trip is not over
+        assert self.account_limit is not None
+        room = self.account_limit - self._peak
+        alone = self._ours >= self._peak
+        self._epoch_at, self._peak, self._ours = now, 0, 0
+        return room / 2 if alone and room > 1 else 0.0
 
     def on_answer(
         self,
@@ -119,12 +150,17 @@ class AdaptiveLimit:
             if sent_at < self._cut_at:
                 return
             self.slow_start = False
+            self._cut_at = now
             # A cut below the last ceiling means others want more: give them room sooner
             # (CUBIC's "fast convergence").
             fast_convergence = window < self.ceiling
             self.ceiling = window * (1 + ADAPTIVE_DECREASE) / 2 if fast_convergence else window
-            self.value = max(self.minimum, window * ADAPTIVE_DECREASE)
-            self._cut_at = now
+            cut = window * ADAPTIVE_DECREASE
+            if self.account_limit is not None and in_flight >= self.account_limit:
+                # This client's own requests fill the account: nobody else needs room, so
+                # the window drops to the account's limit, not to a share of it.
+                cut = max(cut, min(window, float(self.account_limit)))
+            self.value = max(self.minimum, cut)
             return
         if (
             concurrent is not None
@@ -148,9 +184,13 @@ class AdaptiveLimit:
         elif self.account_limit is not None:
             # The account's limit is known and it has room: +1 per round trip (AIMD), so that
             # the clients sharing it do not all jump into the same room at once.
-            step = 1.0 / window
+            step = 1.0 / window + self._room_step(sent_at, now, in_flight, concurrent)
         elif window < self.ceiling:
             step = max(1.0, (self.ceiling - window) / 2) / window
         else:
             step = (window - self.ceiling + 1.0) / window
-        self.value = min(self.maximum, window + step)
+        grown = window + step
+        if self.account_limit is not None:
+            # More than the account holds could only be 429s.
+            grown = min(grown, max(window, float(self.account_limit)))
+        self.value = min(self.maximum, grown)
