@@ -26,6 +26,7 @@ from verify_access_tokens import (
     RequestValidationError,
     VerifyClient,
 )
+from verify_access_tokens._batch import _requeue
 from verify_access_tokens._batch._pacer import AdaptivePacer
 from verify_access_tokens._batch._requeue import NO_PROGRESS
 from verify_access_tokens.emulator import Faults, VerifyEmulator
@@ -220,6 +221,47 @@ async def test_a_huge_retry_after_pauses_only_up_to_retry_after_max(
     # Re-queued (a 429 was not processed) within the deadline, never past NO_PROGRESS 429s in
     # a row with no success; then each item's next 429 was its result.
     assert 6 < len(seen) <= NO_PROGRESS + 6
+
+
+async def test_one_round_trip_of_more_than_100_429s_is_contention_not_failure(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    """Processes starting together can send more than 100 at once, all answered 429 in one
+    round trip: every item is re-queued and created (before: the 101st 429 was a failure)."""
+    verify_emulator.set_faults(Faults(reject_first=130))
+    identities = [f"user-{i:08d}" for i in range(130)]
+    async with verify_emulator.client(max_in_flight=130, pool_limit=130) as client:
+        batch = client.access_tokens.create_many(
+            verify_emulator.service_sid, identities, concurrency=130
+        )
+        async with asyncio.timeout(60):  # a hang guard only
+            results = [r async for r in batch]
+    assert verify_emulator.counters.concurrency_limited == 130  # more than NO_PROGRESS in a row
+    assert NO_PROGRESS < 130
+    assert sorted(r.identity for r in results if r.ok) == identities
+    assert not batch.summary.failed
+
+
+async def test_a_server_that_only_says_429_still_ends_the_batch(
+    always_429: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past NO_PROGRESS 429s in a row and NO_PROGRESS_SECONDS with no success, each 429 is
+    its item's result: no deadline is needed to end it."""
+    monkeypatch.setattr(_requeue, "NO_PROGRESS_SECONDS", 0.5)
+    base_url, seen = always_429
+    async with VerifyClient(
+        ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, deadline=None,
+        max_in_flight=20, retry_after_max=0.01,
+    ) as client:  # fmt: skip
+        batch = client.access_tokens.create_many(
+            SERVICE_SID, [f"user-{i:08d}" for i in range(300)], concurrency=20
+        )
+        async with asyncio.timeout(60):  # a hang guard only
+            results = [r async for r in batch]
+    assert len(results) == 300
+    assert all(isinstance(r.error, RateLimitError) for r in results)
+    assert len(seen) > NO_PROGRESS  # re-queued first, then final once stalled
+    assert len(seen) < 300 * 3  # most items ended at their first 429 once stalled
 
 
 async def test_stop_ends_paced_waits_without_sending(always_429: tuple[str, list[str]]) -> None:

@@ -4,8 +4,8 @@ Twilio answers 429 (code 20429) when the account has its limit of requests in fl
 a request "was not processed": it is safe to send again. So in a batch a 429 is not a failure
 but a place back in the queue: after a short jittered pause the item waits for a slot of the
 client's limiter (which has just cut its window) behind the other waiters. It is bounded three
-ways: an item's own 429s (`PATIENCE`), the batch's 429s in a row with no success in between
-(`NO_PROGRESS`: a server that only says 429 is not contention), and the client's deadline
+ways: an item's own 429s (`PATIENCE`), the batch's 429s in a row with no success in between for
+`NO_PROGRESS_SECONDS` (a server that only says 429 is not contention), and the client's deadline
 counted from the item's first send. ``stop()`` ends the pause and the wait at once.
 """
 
@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 
 # 429s one item may meet and still be re-queued; past it, the 429 is its result.
 PATIENCE: Final = 20
-# 429s in a row across the batch, with no item succeeding in between, past which a 429 is final.
+# 429s in a row across the batch, with no item succeeding in between, past which a 429 is final
+# once the batch has also gone this many seconds without a success: a count alone would end
+# items in one burst of contention (a few processes starting together send more than 100 at
+# once, all answered 429 in one round trip).
 NO_PROGRESS: Final = 100
+NO_PROGRESS_SECONDS: Final = 10.0
 # The pause before re-queueing: jittered, doubling from 0.1 s up to 2 s (the limiter paces).
 _PAUSE_FIRST: Final = 0.1
 _PAUSE_MAX: Final = 2.0
@@ -36,6 +40,8 @@ class Requeue:
         self.deadline = deadline
         self.retry_after_max = retry_after_max
         self.rate_limited_in_a_row = 0
+        # The last success, or the first 429 before any (the loop's clock).
+        self.progress_at: float | None = None
         self.stopped = asyncio.Event()
 
     def stop(self) -> None:
@@ -44,6 +50,16 @@ class Requeue:
     def progress(self) -> None:
         """An item succeeded: the batch is moving, 429s are contention again."""
         self.rate_limited_in_a_row = 0
+        self.progress_at = asyncio.get_running_loop().time()
+
+    def stalled(self, now: float) -> bool:
+        """Whether only 429s came for long enough that the server is not merely busy."""
+        if self.progress_at is None:
+            self.progress_at = now
+        return (
+            self.rate_limited_in_a_row > NO_PROGRESS
+            and now - self.progress_at >= NO_PROGRESS_SECONDS
+        )
 
     def item(self) -> ItemRequeue:
         return ItemRequeue(self)
@@ -74,7 +90,7 @@ class ItemRequeue:
         deadline_at = None if batch.deadline is None else self._started + batch.deadline
         if (
             self._count > PATIENCE
-            or batch.rate_limited_in_a_row > NO_PROGRESS
+            or batch.stalled(loop.time())
             or batch.stopped.is_set()
             or (deadline_at is not None and loop.time() + pause >= deadline_at)
         ):

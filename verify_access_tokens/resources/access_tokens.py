@@ -261,8 +261,8 @@ class AccessTokens(APIResource):
         the client's ``max_in_flight`` with every other call made through the client. A 429
         (Twilio's "too many requests", which was not processed) re-queues the item behind the
         others without spending its ``max_retries``: up to 20 times, within the client's
-        ``deadline``, while the batch makes progress (a 429 after 100 in a row with no
-        success in between is the item's result). Results come in completion
+        ``deadline``, while the batch makes progress (a 429 after 100 in a row and 10 s
+        with no success in between is the item's result). Results come in completion
         order, or input order with ``ordered=True``. If the iteration ends early, no further
         item is read, and every item read from the input is yielded, in the batch's
         ``undelivered`` (finished, token kept) or in its ``unfinished`` (outcome unknown):
