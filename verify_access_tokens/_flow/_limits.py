@@ -75,9 +75,10 @@ class AdaptiveLimit:
       so that clients sharing it do not all jump into the same room), not at all on an
       answer showing the account at its limit (growing would only earn the next 429), and
       never above that limit. A 429 while this client's own requests fill the account sets
-      the window to the account's limit instead of cutting it: nobody else needs room. An
-      answer showing the account holding more than at the last 429 means that 429 was not the
-      account's limit: slow start resumes.
+      the window to the account's limit instead of cutting it: nobody else needs room; and
+      alone on an account with room (the others have finished) it takes half the room per
+      round trip. An answer showing the account holding more than at the last 429 means that
+      429 was not the account's limit: slow start resumes.
     - It grows only while its window is in use: a backend with little traffic does not inflate
       a window it never tested.
     """
