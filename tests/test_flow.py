@@ -335,6 +335,23 @@ def test_alone_on_an_account_with_room_the_window_takes_half_the_room_per_round_
     assert start + 2 < shared.value <= start + 5  # about one per round trip
 
 
+def test_a_round_trip_that_saw_the_account_full_gives_no_room_bonus() -> None:
+    """The answer showing the account at its limit counts in the round trip's peak, though
+    it grows nothing itself: one such answer means the account had no room."""
+    limit = AdaptiveLimit(initial=60)
+    limit.on_answer(sent_at=0.9, now=1.0, rate_limited=True, in_flight=40, concurrent=101)
+    start = limit.value
+    for rounds in range(1, 4):
+        window = int(limit.value)
+        for k in range(window):
+            count = 100 if k == window // 2 else 30 + k % 12  # else all its own (42)
+            limit.on_answer(
+                sent_at=1.0 + rounds * 0.2 + k * 1e-4, now=1.2 + rounds * 0.2 + k * 1e-4,
+                rate_limited=False, in_flight=window - 1, concurrent=count,
+            )  # fmt: skip
+    assert limit.value <= start + 3.5  # +1 per round trip, no half-the-room jumps
+
+
 @pytest.mark.sockets
 async def test_a_paced_batch_holds_no_slot_while_it_waits_for_its_turn(
     verify_emulator: VerifyEmulator,

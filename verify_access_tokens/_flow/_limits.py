@@ -99,30 +99,27 @@ class AdaptiveLimit:
         self._epoch_at = -math.inf
         self._peak = 0
         self._ours = 0
+        self._bonus = 0.0  # growth owed once, from the last round trip's room
 
-    def _room_step(
-        self, sent_at: float, now: float, in_flight: int, concurrent: int | None
-    ) -> float:
-        """Once per round trip: half the room of an account whose whole load is this client's.
+    def _observe(self, sent_at: float, now: float, in_flight: int, concurrent: int) -> None:
+        """Every answer with a count, once the account's limit is known: the round trip's load.
 
         When the clients sharing an account have finished, the one left takes half the room
         per round trip instead of one request: nobody else will jump into it. One answer's
         count is a poor measure of the account's load (requests arrive in waves, and the first
         of a wave sees the last one's gone), so the highest count of a round trip is taken.
         """
-        if concurrent is None:
-            return 0.0
         if self._epoch_at < self._cut_at:  # a round trip starts at a cut: none before it
             self._epoch_at, self._peak, self._ours = now, 0, 0
         self._peak = max(self._peak, concurrent)
         self._ours = max(self._ours, in_flight + 1)
         if sent_at < self._epoch_at:
-            return 0.0  # the round trip is not over
+            return  # the round trip is not over
         assert self.account_limit is not None
         room = self.account_limit - self._peak
         alone = self._ours >= self._peak
+        self._bonus = room / 2 if alone and room > 1 else 0.0
         self._epoch_at, self._peak, self._ours = now, 0, 0
-        return room / 2 if alone and room > 1 else 0.0
 
     def on_answer(
         self,
@@ -172,6 +169,8 @@ class AdaptiveLimit:
             # concurrency limit (an isolated one, or the limit was raised). Double again.
             self.account_limit = None
             self.slow_start = True
+        if concurrent is not None and self.account_limit is not None:
+            self._observe(sent_at, now, in_flight, concurrent)
         if in_flight + 1 < window - 1:
             return  # the window is not in use: nothing was tested
         if (
@@ -185,7 +184,8 @@ class AdaptiveLimit:
         elif self.account_limit is not None:
             # The account's limit is known and it has room: +1 per round trip (AIMD), so that
             # the clients sharing it do not all jump into the same room at once.
-            step = 1.0 / window + self._room_step(sent_at, now, in_flight, concurrent)
+            step = 1.0 / window + self._bonus
+            self._bonus = 0.0
         elif window < self.ceiling:
             step = max(1.0, (self.ceiling - window) / 2) / window
         else:
