@@ -1,9 +1,10 @@
-"""Enroll every identity in a file (one per line) with bounded concurrency, then summarise.
+"""Enroll every identity in a file (one per line), then summarise.
 
     python examples/batch_enroll.py [IDENTITIES_FILE]
 
-Runs against a local emulator (which rate-limits at 200 requests/s, to show the adaptive rate)
-unless TWILIO_AUTH_TOKEN and VERIFY_SERVICE_SID are set. Without a file, it enrolls 200 made-up
+Runs against a local emulator that limits requests in flight as Twilio limits an account (20
+here, and 20 ms per answer: the client's limiter finds the limit from the 429s) unless
+TWILIO_AUTH_TOKEN and VERIFY_SERVICE_SID are set. Without a file, it enrolls 200 made-up
 identities.
 """
 
@@ -30,9 +31,7 @@ def read_identities(path: str | None) -> Iterator[str]:
 async def enroll_all(client: VerifyClient, service_sid: str, path: str | None) -> int:
     identities = read_identities(path)
     failures = 0
-    batch = client.access_tokens.create_many(
-        service_sid, identities, concurrency=32, rate_limit="adaptive", ttl=300
-    )
+    batch = client.access_tokens.create_many(service_sid, identities, ttl=300)
     async for result in batch:  # exactly one result per identity
         if result.error is not None:
             failures += 1
@@ -51,7 +50,7 @@ async def main(path: str | None) -> int:
         async with VerifyClient() as client:
             return await enroll_all(client, os.environ["VERIFY_SERVICE_SID"], path)
     async with (
-        VerifyEmulator(faults=Faults(rate_limit=200)) as emulator,
+        VerifyEmulator(faults=Faults(max_concurrent=20, latency=0.02)) as emulator,
         emulator.client() as client,
     ):
         return await enroll_all(client, emulator.service_sid, path)

@@ -12,6 +12,7 @@ import pytest
 from leaks import acquired_connections
 
 from verify_access_tokens import (
+    ConfigurationError,
     EnrollmentRequest,
     EnrollmentResult,
     OutcomeUnknownError,
@@ -19,7 +20,7 @@ from verify_access_tokens import (
     RequestValidationError,
     VerifyClient,
 )
-from verify_access_tokens._batch._pacer import AdaptivePacer, FixedPacer
+from verify_access_tokens._flow import Gate
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -225,13 +226,13 @@ async def test_bugs_are_not_swallowed(
         raise ZeroDivisionError("bug")
 
     batch = verify_client.access_tokens.create_many(verify_emulator.service_sid, ids(3))
-    monkeypatch.setattr(batch, "_send", explode)
+    monkeypatch.setattr(batch._sender, "send", explode)
     with pytest.raises(ZeroDivisionError):
         await collect(batch)
     assert other_tasks() == set()
 
 
-async def test_fixed_rate_paces_requests(
+async def test_a_fixed_rate_limit_sends_every_item_once(
     verify_emulator: VerifyEmulator, verify_client: VerifyClient
 ) -> None:
     batch = verify_client.access_tokens.create_many(
@@ -239,59 +240,31 @@ async def test_fixed_rate_paces_requests(
     )
     results = await collect(batch)
     assert all(r.ok for r in results)
-    assert isinstance(batch.pacer, FixedPacer)
-    assert batch.pacer.rate == 100  # its spacing is tested on a fake clock in test_pacing.py
-    assert verify_emulator.counters.requests == 30  # every attempt went through the pacer once
+    assert verify_emulator.counters.requests == 30  # its spacing is tested on a fake clock
 
 
-async def test_adaptive_rate_converges_near_the_server_limit(
+def test_rate_limit_adaptive_is_refused_naming_what_to_use_instead() -> None:
+    client = VerifyClient("AC" + "0" * 32, "t")
+    with pytest.raises(ConfigurationError) as info:
+        client.access_tokens.create_many("VA" + "0" * 32, [], rate_limit="adaptive")  # type: ignore[arg-type]
+    assert info.value.setting == "rate_limit"
+    assert "max_in_flight='adaptive'" in str(info.value)
+
+
+async def test_one_429_does_not_slow_the_rest_of_the_batch(
     verify_emulator: VerifyEmulator,
 ) -> None:
-    limit = 50.0
-    verify_emulator.set_faults(Faults(rate_limit=limit))
-    async with verify_emulator.client(max_retries=4) as client:
-        batch = client.access_tokens.create_many(
-            verify_emulator.service_sid, ids(300), concurrency=16, rate_limit="adaptive"
-        )
+    """The limiter alone reacts to a 429: it cuts its window once, and grows it back."""
+    verify_emulator.set_faults(Faults(reject_first=1))
+    async with verify_emulator.client() as client:
+        batch = client.access_tokens.create_many(verify_emulator.service_sid, ids(300))
         results = await collect(batch)
-    pacer = batch.pacer
-    assert isinstance(pacer, AdaptivePacer)
-    ok = sum(r.ok for r in results)
-    assert ok >= 0.95 * len(results)
-    assert pacer.rate_limited > 0  # it did probe the limit
-    assert pacer.slow_start is False
-    assert pacer.rate < 1.6 * limit  # it settled near the limit the 429s revealed
-    assert verify_emulator.counters.rate_limited <= 0.5 * len(results)
-
-
-async def test_adaptive_rate_meets_the_limit_with_few_429s(verify_emulator: VerifyEmulator) -> None:
-    """The 429s are those of the unpaced start (about one per slot) and of rare probes."""
-    # A limit any machine outruns when unpaced (a loaded CI box did not reach 150/s).
-    verify_emulator.set_faults(Faults(rate_limit=60.0))
-    async with verify_emulator.client(max_retries=4) as client:
-        batch = client.access_tokens.create_many(
-            verify_emulator.service_sid, ids(300), concurrency=8, rate_limit="adaptive"
-        )
-        results = await collect(batch)
+        state = client.flow
     assert all(r.ok for r in results)
-    counters = verify_emulator.counters
-    assert counters.tokens_created == 300
-    assert 0 < counters.rate_limited < 0.1 * counters.requests, counters  # benchmark: < 5 %
-
-
-async def test_adaptive_rate_without_a_server_limit_never_paces(
-    verify_emulator: VerifyEmulator, verify_client: VerifyClient
-) -> None:
-    batch = verify_client.access_tokens.create_many(
-        verify_emulator.service_sid, ids(300), concurrency=8, rate_limit="adaptive"
-    )
-    results = await collect(batch)
-    assert all(r.ok for r in results)
-    pacer = batch.pacer
-    assert isinstance(pacer, AdaptivePacer)
-    assert pacer.slow_start is True  # never cut: as unpaced as rate_limit=None
-    assert pacer.rate == float("inf")
-    assert verify_emulator.counters.requests == 300
+    assert verify_emulator.counters.concurrency_limited == 1
+    assert verify_emulator.counters.requests == 301  # the one 429 was re-sent, nothing else
+    assert state.limit is not None
+    assert state.limit >= 20  # never paced down to a crawl
 
 
 @pytest.mark.parametrize(
@@ -301,6 +274,7 @@ async def test_adaptive_rate_without_a_server_limit_never_paces(
         ({"concurrency": True}, "concurrency"),
         ({"rate_limit": -1}, "rate_limit"),
         ({"rate_limit": "fast"}, "rate_limit"),
+        ({"rate_limit": 0}, "rate_limit"),
         ({"rate_limit": float("nan")}, "rate_limit"),
         ({"rate_limit": float("inf")}, "rate_limit"),
         ({"rate_limit": True}, "rate_limit"),
@@ -321,9 +295,10 @@ async def test_empty_input_ends_at_once(verify_client: VerifyClient) -> None:
     assert batch.summary.elapsed >= 0
 
 
-def test_fixed_rate_rejects_nonpositive() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        FixedPacer(0)
+def test_a_gate_refuses_a_rate_that_is_not_positive_and_finite() -> None:
+    for rate in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            Gate(rate)
 
 
 async def test_async_with_cleans_up_at_once_on_break(

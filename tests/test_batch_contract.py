@@ -17,7 +17,6 @@ from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 
 from verify_access_tokens import (
     APITimeoutError,
-    BatchStoppedError,
     EnrollmentBatch,
     EnrollmentRequest,
     EnrollmentResult,
@@ -26,9 +25,9 @@ from verify_access_tokens import (
     RequestValidationError,
     VerifyClient,
 )
-from verify_access_tokens._batch import _requeue
-from verify_access_tokens._batch._pacer import AdaptivePacer
-from verify_access_tokens._batch._requeue import NO_PROGRESS
+from verify_access_tokens._core._constants import RATE_LIMIT_PATIENCE
+from verify_access_tokens._flow import _limiter
+from verify_access_tokens._flow._limiter import NO_PROGRESS
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -64,7 +63,8 @@ def assert_accounted(
     delivered = [r.identity for r in yielded]
     kept = [r.identity for r in batch.undelivered]
     cut = list(batch.unfinished)
-    everything = delivered + kept + cut
+    never_sent = list(batch.not_sent)
+    everything = delivered + kept + cut + never_sent
     assert len(everything) == len(set(everything)) == source.read  # exactly one place each
     created = {t.entity_identity: t.sid for t in emulator.tokens.values()}
     assert set(created) <= set(everything)  # no created token is lost
@@ -165,18 +165,6 @@ async def test_bad_values_of_any_type_stay_per_item(
     assert verify_emulator.counters.requests == 1  # nothing bad was sent
 
 
-def test_adaptive_pause_is_capped() -> None:
-    async def main() -> float:
-        pacer = AdaptivePacer(pause_max=2.0)
-        error = RateLimitError(
-            status=429, message="slow down", method="POST", url="/", retry_after=999_999.0
-        )
-        pacer.after_attempt(error)
-        return pacer._paused_until - asyncio.get_running_loop().time()
-
-    assert asyncio.run(main()) <= 2.0
-
-
 @pytest.fixture
 async def always_429() -> AsyncIterator[tuple[str, list[str]]]:
     """A server answering every create with 429 and ``Retry-After: 999999``."""
@@ -208,7 +196,7 @@ async def test_a_huge_retry_after_pauses_only_up_to_retry_after_max(
         ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, retry_after_max=0.05, deadline=3
     ) as client:
         batch = client.access_tokens.create_many(
-            SERVICE_SID, [f"user-{i:08d}" for i in range(6)], concurrency=2, rate_limit="adaptive"
+            SERVICE_SID, [f"user-{i:08d}" for i in range(6)], concurrency=2
         )
         async with asyncio.timeout(60):  # a hang guard only: uncapped, this waits 11 days
             results = [r async for r in batch]
@@ -218,9 +206,9 @@ async def test_a_huge_retry_after_pauses_only_up_to_retry_after_max(
     assert all(
         isinstance(r.error, (RateLimitError, APITimeoutError, OutcomeUnknownError)) for r in results
     )
-    # Re-queued (a 429 was not processed) within the deadline, never past NO_PROGRESS 429s in
-    # a row with no success; then each item's next 429 was its result.
-    assert 6 < len(seen) <= NO_PROGRESS + 6
+    # Re-sent (a 429 was not processed) within the deadline, at most its patience's worth;
+    # then each item's next 429 was its result.
+    assert 6 < len(seen) <= 6 * (RATE_LIMIT_PATIENCE + 1)
 
 
 async def test_one_round_trip_of_more_than_100_429s_is_contention_not_failure(
@@ -247,7 +235,7 @@ async def test_a_server_that_only_says_429_still_ends_the_batch(
 ) -> None:
     """Past NO_PROGRESS 429s in a row and NO_PROGRESS_SECONDS with no success, each 429 is
     its item's result: no deadline is needed to end it."""
-    monkeypatch.setattr(_requeue, "NO_PROGRESS_SECONDS", 0.5)
+    monkeypatch.setattr(_limiter, "NO_PROGRESS_SECONDS", 0.5)
     base_url, seen = always_429
     async with VerifyClient(
         ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, deadline=None,
@@ -265,38 +253,30 @@ async def test_a_server_that_only_says_429_still_ends_the_batch(
 
 
 async def test_stop_ends_paced_waits_without_sending(always_429: tuple[str, list[str]]) -> None:
+    """One request per 1 000 s: the first item is sent and answered 429; its re-send and the
+    next item wait for the pace. stop() ends both waits at once, and nothing more is sent."""
     base_url, seen = always_429
     async with VerifyClient(
-        ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, retry_after_max=3600
+        ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, max_retries=0, retry_after_max=0.01
     ) as client:
         source = Source()
         batch = client.access_tokens.create_many(
-            SERVICE_SID, source, concurrency=4, rate_limit="adaptive"
+            SERVICE_SID, source, concurrency=4, rate_limit=0.001
         )
-        sent_at_stop = -1
 
-        async def stop_once_all_wait_in_the_rate_limiter() -> None:
-            # The 4 requests sent unpaced at the start were answered 429, which paused the
-            # pacer for an hour; re-queued after their own pause (2 s at most), each waits
-            # for the pacer, holding no limiter slot.
-            while client.flow.rate_limited < 4:
+        async def stop_once_the_first_answer_came() -> None:
+            while client.flow.rate_limited < 1:
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(2.5)
-            nonlocal sent_at_stop
-            sent_at_stop = len(seen)
             batch.stop()
 
-        stopper = asyncio.create_task(stop_once_all_wait_in_the_rate_limiter())
-        async with asyncio.timeout(60):  # a hang guard only: the pause is an hour
+        stopper = asyncio.create_task(stop_once_the_first_answer_came())
+        async with asyncio.timeout(60):  # a hang guard only: the pace is 1 000 s
             results = [result async for result in batch]
         await stopper
-    assert len(seen) == sent_at_stop == 4  # the waiting requests were not sent again
-    assert len(results) == source.read == 4
-    # Each was answered 429 (not processed) once, then stopped before it was sent again: in
-    # the pacer's wait (BatchStoppedError), or, on a slow machine, still in its re-queue
-    # pause (its 429 is then its result).
-    assert all(isinstance(r.error, BatchStoppedError | RateLimitError) for r in results)
-    assert all(r.attempts == 1 for r in results)
+    assert len(seen) == 1  # neither the re-send nor the next item was sent
+    assert len(results) == source.read == 1  # the waiting item was never read
+    assert isinstance(results[0].error, RateLimitError)  # its one answer stands
+    assert results[0].attempts == 1
     assert client.flow.in_flight == 0  # every slot was given back
 
 
@@ -323,7 +303,8 @@ async def test_a_bare_break_takes_nothing_more_and_is_accounted(
             await asyncio.sleep(0.01)
     assert source.read == read_at_break
     assert_accounted(verify_emulator, source, yielded, batch)
-    assert len(yielded) + len(batch.undelivered) + len(batch.unfinished) == read_at_break
+    accounted = len(batch.undelivered) + len(batch.unfinished) + len(batch.not_sent)
+    assert len(yielded) + accounted == read_at_break
 
 
 async def test_an_item_whose_repr_raises_is_still_one_result(
@@ -363,7 +344,8 @@ async def test_aclose_returns_after_a_second_cancellation_cut_the_clean_up_short
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(batch.aclose(), 30)  # a guard against hanging, not a timing check
-    assert len(batch.unfinished) + len(batch.undelivered) >= 1
+    # Cut off on the wire, finished but not yielded, or taken and cut off before sending.
+    assert len(batch.unfinished) + len(batch.undelivered) + len(batch.not_sent) >= 1
 
 
 async def test_stop_ends_a_wait_for_input_that_has_nothing_to_give(
@@ -439,6 +421,51 @@ async def test_aclose_while_the_consumer_is_in_its_loop_body_ends_its_next_step(
         await consumer  # its loop simply ended
         await closing
     assert len(yielded) == 1
+    assert_accounted(verify_emulator, source, yielded, batch)
+
+
+@pytest.mark.parametrize("steps", range(8))
+async def test_aclose_from_another_task_returns_at_every_step_of_a_queued_result(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient, steps: int
+) -> None:
+    """A result is queued and the consumer has not taken it yet; ``steps`` scheduling points
+    later (the consumer taking it, yielding it, running its loop body, asking again ...)
+    another task closes the batch: the close returns and every item read is accounted for."""
+    source, batch = endless_batch(verify_emulator, verify_client, concurrency=4)
+    yielded: list[EnrollmentResult] = []
+
+    async def consume() -> None:
+        async for result in batch:
+            yielded.append(result)
+            await asyncio.sleep(0)  # the loop body: one scheduling point
+
+    consumer = asyncio.create_task(consume())
+    async with asyncio.timeout(30):  # a hang guard only
+        while batch._ready is None or batch._ready.empty():
+            await asyncio.sleep(0)  # until a result waits in the queue
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        await batch.aclose()
+        await consumer  # its loop simply ended
+    assert_accounted(verify_emulator, source, yielded, batch)
+
+
+async def test_a_paced_batch_reads_no_item_it_cannot_send_yet(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    """At 5 requests/s, a ``break`` after the first result leaves no never-sent item listed
+    as an unknown outcome: items are read only when their turn has come."""
+    source = Source()
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, source, concurrency=50, rate_limit=5
+    )
+    yielded: list[EnrollmentResult] = []
+    async with batch:
+        async for result in batch:
+            yielded.append(result)
+            break
+    assert source.read <= 3  # the first, and at most the turns that came meanwhile
+    assert len(batch.unfinished) <= verify_emulator.counters.requests - 1
     assert_accounted(verify_emulator, source, yielded, batch)
 
 

@@ -327,9 +327,23 @@ def test_enroll_csv_and_jsonl_and_stdin(
     assert by_identity["user-json-0001"].ttl == 90
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("user-stdin-001\n"))
     out = tmp_path / "stdin.jsonl"
-    code, _, _ = enroll(capsys, emulator, "-", out, "--rate-limit", "adaptive")
+    code, _, _ = enroll(capsys, emulator, "-", out, "--rate-limit", "50")
     assert code == 0
     assert records(out)[0]["identity"] == "user-stdin-001"
+
+
+def test_enroll_rate_limit_adaptive_is_one_line_naming_what_to_use(
+    emulator: VerifyEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("user-00000001\n")
+    out = tmp_path / "out.jsonl"
+    code, _, err = enroll(capsys, emulator, ids, out, "--rate-limit", "adaptive")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "--rate-limit" in err
+    assert "leave --rate-limit out" in err
+    assert emulator.counters.requests == 0
 
 
 @pytest.mark.parametrize(

@@ -278,7 +278,7 @@ async def test_every_public_attribute_of_a_batch_is_documented() -> None:
         batch = client.access_tokens.create_many(SERVICE_SID, [], rate_limit=10)
         public = {name for name in vars(batch) if not name.startswith("_")}
         await batch.aclose()
-    assert {"summary", "undelivered", "unfinished", "pacer"} <= public
+    assert {"summary", "undelivered", "unfinished", "not_sent"} <= public
     assert public <= _attributes_section(EnrollmentBatch.__doc__ or "")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from threaded import in_thread
 
-from verify_access_tokens import AccessToken, BatchStoppedError, EnrollmentResult
+from verify_access_tokens import AccessToken, APITimeoutError, EnrollmentResult
 from verify_access_tokens.cli._main import build_parser
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
@@ -467,8 +467,9 @@ def test_journal_write_errors_are_one_configuration_error(tmp_path: Path) -> Non
     piped = Journal("-", _FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe")))
     piped.sending("user-000001")  # stdout gets no write-ahead lines
     piped.sync()  # nor an fsync
+    unsent = APITimeoutError("waited", method="POST", url="u", request_sent=False)
     with pytest.raises(BrokenPipeError):  # main() reports a closed stdout as such
-        piped.record(EnrollmentResult("user-000001", error=BatchStoppedError()))
+        piped.record(EnrollmentResult("user-000001", error=unsent))
 
 
 def test_a_pausing_pipe_on_stdin_holds_neither_requests_nor_ctrl_c(

@@ -24,7 +24,6 @@ from verify_access_tokens import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
-    BatchStoppedError,
     ClientStateError,
     ConfigurationError,
     NotFoundError,
@@ -64,7 +63,6 @@ EXAMPLES: dict[type[VerifyError], Callable[[], VerifyError]] = {
     ConfigurationError: lambda: ConfigurationError("auth_token", "required"),
     RequestValidationError: lambda: RequestValidationError("ttl", "must be 60 to 300"),
     ClientStateError: lambda: ClientStateError("this VerifyClient is closed"),
-    BatchStoppedError: BatchStoppedError,
     ResponseValidationError: lambda: ResponseValidationError(
         "$.ttl", "not an int", status=201, method="POST", url=URL, attempts=1
     ),
@@ -274,10 +272,10 @@ async def test_a_deadline_spent_before_sending_names_its_value(
     verify_emulator: VerifyEmulator,
 ) -> None:
     async with verify_emulator.client(deadline=0.1, max_in_flight=1) as client:
-        await client._limiter.acquire()  # another call holds the only slot
+        held = await client._limiter.acquire()  # another call holds the only slot
         with pytest.raises(APITimeoutError) as info:
             await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
-        client._limiter.release_unused()
+        held.unused()
     assert str(info.value).startswith(
         "the call's deadline (deadline=0.1 s) ran out before the request was sent"
     )

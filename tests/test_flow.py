@@ -20,7 +20,7 @@ from verify_access_tokens import (
     OutcomeUnknownError,
     VerifyClient,
 )
-from verify_access_tokens._flow import Limiter, make_limiter
+from verify_access_tokens._flow import Limiter, Slot, make_limiter
 from verify_access_tokens._flow._limits import (
     ADAPTIVE_DECREASE,
     ADAPTIVE_INITIAL,
@@ -138,20 +138,24 @@ class FakeClock:
             await asyncio.sleep(0)
 
 
+def answered(slot: Slot, *, limited: bool = False, now: float = 0.0) -> None:
+    slot.answered(sent_at=0.0, now=now, rate_limited=limited)
+
+
 async def test_waiters_are_served_first_come_first_served() -> None:
     limiter = Limiter(FixedLimit(1))
-    await limiter.acquire()
+    held = await limiter.acquire()
     order: list[int] = []
 
     async def wait(i: int) -> None:
-        await limiter.acquire()
+        slot = await limiter.acquire()
         order.append(i)
-        limiter.release(sent_at=0.0, now=0.0, rate_limited=False)
+        answered(slot)
 
     tasks = [asyncio.create_task(wait(i)) for i in range(5)]
     await asyncio.sleep(0)
     assert limiter.state() == LimiterState(limit=1, in_flight=1, waiting=5, rate_limited=0)
-    limiter.release(sent_at=0.0, now=0.0, rate_limited=False)
+    answered(held)
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2, 3, 4]
     assert limiter.in_flight == 0
@@ -162,7 +166,7 @@ async def test_a_starved_waiter_ends_at_its_deadline_holding_no_slot(
 ) -> None:
     clock = FakeClock(monkeypatch)
     limiter = Limiter(FixedLimit(1))
-    await limiter.acquire()
+    held = await limiter.acquire()
     waiter = asyncio.create_task(limiter.acquire(deadline_at=clock.now + 5))
     await clock.advance(4)
     assert not waiter.done()
@@ -170,17 +174,17 @@ async def test_a_starved_waiter_ends_at_its_deadline_holding_no_slot(
     with pytest.raises(TimeoutError):
         await waiter
     assert limiter.state().waiting == 0
-    limiter.release(sent_at=0.0, now=0.0, rate_limited=False)
+    answered(held)
     assert limiter.in_flight == 0  # the timed-out waiter was not handed the slot
 
 
 async def test_a_cancelled_waiter_gives_its_slot_on() -> None:
     limiter = Limiter(FixedLimit(1))
-    await limiter.acquire()
+    held = await limiter.acquire()
     first = asyncio.create_task(limiter.acquire())
     second = asyncio.create_task(limiter.acquire())
     await asyncio.sleep(0)
-    limiter.release(sent_at=0.0, now=0.0, rate_limited=False)  # granted to `first` ...
+    answered(held)  # granted to `first` ...
     first.cancel()  # ... which is cancelled before it runs: the slot goes to `second`
     await asyncio.sleep(0)
     await second
@@ -190,15 +194,38 @@ async def test_a_cancelled_waiter_gives_its_slot_on() -> None:
 async def test_a_decrease_holds_new_requests_until_enough_have_returned() -> None:
     limit = AdaptiveLimit(initial=4)
     limiter = Limiter(limit)
-    for _ in range(4):
-        await limiter.acquire()
-    limiter.release(sent_at=0.0, now=1.0, rate_limited=True)  # window 4 -> 2.8: limit 2
+    slots = [await limiter.acquire() for _ in range(4)]
+    answered(slots[0], limited=True, now=1.0)  # window 4 -> 2.8: limit 2
     assert limiter.limit == 2
     assert limiter.rate_limited == 1
-    assert not limiter.try_acquire()  # 3 in flight, limit 2
-    limiter.release_unused()
-    limiter.release_unused()
-    assert limiter.try_acquire()
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    assert not waiter.done()  # 3 in flight, limit 2
+    slots[1].unused()
+    await asyncio.sleep(0)
+    assert not waiter.done()  # 2 in flight, limit 2
+    slots[2].unused()
+    await waiter
+    assert limiter.in_flight == 2
+
+
+async def test_a_slot_is_released_once_whatever_is_called_after() -> None:
+    limiter = Limiter(FixedLimit(2))
+    slot = await limiter.acquire()
+    answered(slot, limited=True)
+    slot.unused()
+    answered(slot, limited=True)
+    assert limiter.in_flight == 0
+    assert limiter.rate_limited == 1  # what the first release taught, once
+
+
+async def test_unbounded_flow_control_hands_out_slots_and_reports_no_limit() -> None:
+    limiter = make_limiter(None, math.inf)  # max_in_flight=None, a pool without a bound
+    slots = [await limiter.acquire() for _ in range(1000)]
+    assert limiter.state() == LimiterState(limit=None, in_flight=1000, waiting=0, rate_limited=0)
+    for slot in slots:
+        slot.unused()
+    assert limiter.in_flight == 0
 
 
 def test_the_pool_caps_every_limit() -> None:
@@ -245,7 +272,7 @@ async def test_a_call_that_waits_out_its_deadline_for_a_slot_was_never_sent(
         error = caught.value
         assert not isinstance(error, OutcomeUnknownError)
         assert error.request_sent is False
-        assert "waiting for a free slot" in str(error)
+        assert "waiting for its turn (1 in flight, limit 1)" in str(error)
         assert client.flow.waiting == 0
 
 

@@ -77,7 +77,6 @@ EXPORTED = [
     "AccessTokens",
     "AuthenticationError",
     "BadRequestError",
-    "BatchStoppedError",
     "BatchSummary",
     "ClientStateError",
     "ConfigurationError",

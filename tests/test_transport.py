@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import aiohttp
+import attrs
 import pytest
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID, token_body
 from hypothesis import given
@@ -22,9 +23,10 @@ from verify_access_tokens import (
     ClientStateError,
     NotFoundError,
     OutcomeUnknownError,
+    RateLimitError,
     VerifyClient,
 )
-from verify_access_tokens._core._types import CallHooks
+from verify_access_tokens._flow import Gate
 from verify_access_tokens._http._wire import encode_form
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.models import FactorType
@@ -240,29 +242,92 @@ async def test_deadline_inside_an_attempt_makes_create_outcome_unknown(
     assert info.value.attempts == 1
 
 
-class _SlowPacer:
-    """An attempt observer whose wait outlasts the call's deadline by far (an hour)."""
-
-    async def before_attempt(self) -> None:
-        await asyncio.sleep(3600)
-
-    def after_attempt(self, error: object) -> None:
-        pass
-
-
-async def test_deadline_spent_waiting_for_the_pacer_sends_nothing(
+async def test_deadline_spent_waiting_for_the_gate_sends_nothing(
     emulator: VerifyEmulator,
 ) -> None:
     async with emulator.client(deadline=0.1) as client:
-        hooks = CallHooks(pacer=_SlowPacer())  # what a paced batch adds to each call
+        gate = Gate(rate=0.001)  # a batch's pace: one turn per 1 000 s
+        await gate.wait(None, None)  # the first turn is taken
+        options = attrs.evolve(client._options, gate=gate)
         with pytest.raises(APITimeoutError, match="before the request was sent") as info:
-            await client.access_tokens._create_in_batch(
-                emulator.service_sid, FactorType.PUSH, IDENTITY, None, None, hooks
+            await client._request(
+                "POST",
+                f"/v2/Services/{emulator.service_sid}/AccessTokens",
+                idempotent=False,
+                form={"Identity": IDENTITY, "FactorType": "push"},
+                options=options,
             )
     assert not isinstance(info.value, OutcomeUnknownError)  # provably nothing was created
     assert info.value.request_sent is False
     assert info.value.attempts == 0
     assert emulator.counters.requests == 0
+
+
+async def test_a_closed_gate_ends_a_retry_with_its_last_answer(
+    emulator: VerifyEmulator,
+) -> None:
+    emulator.set_faults(Faults(reject_first=1))
+    async with emulator.client(retry_after_max=0.01) as client:
+        gate = Gate(rate=0.001)
+        await gate.wait(None, None)  # the pace now holds the retry for 1 000 s
+        options = attrs.evolve(client._options, gate=gate)
+        call = asyncio.create_task(
+            client.access_tokens._create_in_batch(
+                emulator.service_sid,
+                FactorType.PUSH,
+                options,
+                IDENTITY,
+                None,
+                None,
+                await client._limiter.acquire(),
+                lambda: None,
+            )
+        )
+        while client.flow.rate_limited < 1:
+            await asyncio.sleep(0.01)
+        gate.close()  # what a batch's stop() does
+        async with asyncio.timeout(10):  # a hang guard only
+            with pytest.raises(RateLimitError) as info:
+                await call
+    assert info.value.attempts == 1
+    assert emulator.counters.requests == 1
+    assert client.flow.in_flight == 0
+
+
+async def test_a_request_waiting_for_a_pooled_connection_at_the_deadline_was_not_sent(
+    emulator: VerifyEmulator,
+) -> None:
+    """Two clients share a lent session of 2 connections: the two requests that waited in
+    aiohttp's pool when the deadline came never reached the server, and say so."""
+    emulator.set_faults(Faults(latency=2.0))
+    connector = aiohttp.TCPConnector(limit=2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        clients = [emulator.client(session=session, deadline=1.0, max_retries=0) for _ in "ab"]
+        calls = [
+            client.access_tokens.create(emulator.service_sid, identity=f"user-0000000{i}{n}")
+            for n, client in enumerate(clients)
+            for i in range(2)
+        ]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        for client in clients:
+            await client.aclose()
+    unsent = [o for o in outcomes if isinstance(o, APITimeoutError) and not o.request_sent]
+    unknown = [o for o in outcomes if isinstance(o, OutcomeUnknownError)]
+    assert (len(unsent), len(unknown)) == (2, 2), outcomes
+    assert emulator.counters.requests == 2
+
+
+async def test_a_lent_session_without_a_pool_bound_and_no_in_flight_limit_works(
+    emulator: VerifyEmulator,
+) -> None:
+    unbounded = aiohttp.TCPConnector(limit=0)
+    async with (
+        aiohttp.ClientSession(connector=unbounded) as session,
+        emulator.client(session=session, max_in_flight=None) as client,
+    ):
+        token = await client.access_tokens.create(emulator.service_sid, identity=IDENTITY)
+        assert client.flow.limit is None
+    assert token.entity_identity == IDENTITY
 
 
 _TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)  # no lone surrogates

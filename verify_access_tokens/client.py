@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -21,9 +21,8 @@ from ._core._constants import (
     DEFAULT_RETRY_AFTER_MAX,
 )
 from ._core._errors import ConfigurationError
-from ._core._types import NOT_GIVEN, CallHooks, NotGiven, RawResponse, RequestOptions
-from ._flow import LimiterState, make_limiter, session_cap
-from ._flow._limiter import Limiter
+from ._core._types import NOT_GIVEN, NotGiven, RawResponse, RequestOptions
+from ._flow import Limiter, LimiterState, Slot, make_limiter, session_cap
 from ._http._retry import RetryPolicy
 from ._http._transport import Transport
 from .resources import AccessTokens
@@ -263,18 +262,28 @@ class VerifyClient:
         idempotent: bool,
         form: Mapping[str, str] | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
-        hooks: CallHooks | None = None,
+        options: RequestOptions | None = None,
+        slot: Slot | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> Coroutine[Any, Any, RawResponse]:
         """The resources' one way to send.
 
-        This client's options (``timeout`` for this call), its limiter, and what a batch adds
-        to the call (``hooks``: pacing, a notice when it leaves, patience with 429s).
+        This client's options (``timeout`` for this call, or a batch's ``options``), its
+        limiter (``slot``: the first attempt's, already taken), and ``on_send``, called right
+        before the first attempt leaves.
         """
-        options = self._options
+        if options is None:
+            options = self._options
         if timeout is not None:
             options = attrs.evolve(options, timeout=_config.attempt_timeout(timeout))
         return self._transport.request(
-            method, path, options=options, idempotent=idempotent, form=form, hooks=hooks
+            method,
+            path,
+            options=options,
+            idempotent=idempotent,
+            form=form,
+            slot=slot,
+            on_send=on_send,
         )
 
     @property

@@ -73,10 +73,16 @@ class AccessToken:
 
         ``token`` (the JWT) is included: the caller decides what to show or store.
         """
-        from ._core._serde import unstructure  # the converter imports this module
+        return attrs.asdict(self, value_serializer=_json_value)
 
-        data: dict[str, Any] = unstructure(self)
-        return data
+
+def _json_value(_instance: object, _field: object, value: Any) -> Any:
+    """A model's value as the API writes it: ISO 8601 UTC dates with ``Z``, enum values."""
+    if isinstance(value, _dt.datetime):
+        return value.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 @attrs.frozen(slots=True)

@@ -1,16 +1,18 @@
 """``create_many``: stream any number of identities through the client's flow control.
 
-Shape: one dispatcher takes the next input item only once the client's limiter has a slot for
-it (nothing is read ahead) and starts a task for it; the item's first attempt uses that slot.
-A window bounds items taken whose result the consumer has not asked past, so memory is
-O(window) whatever the input size, and an unused slot of ``concurrency`` costs nothing.
+Shape: one dispatcher takes the next input item only once it has its turn (the batch's gate,
+then a slot of the client's limiter), so nothing is read ahead, and starts a task for it; the
+item's first attempt uses that slot. A window bounds items taken whose result the consumer has
+not asked past, so memory is O(window) whatever the input size, and an unused slot of
+``concurrency`` costs nothing.
 
 Every input item yields exactly one `EnrollmentResult`. Per-item problems (bad input of
-any type, API errors) are results, not exceptions; a 429 (not processed) is re-queued rather
-than failed. ``stop()`` stops reading input, ends items not yet sent as `BatchStoppedError`
-and lets sent ones finish; ending the iteration early (``break``, ``aclose()``, cancellation)
-cancels the tasks: finished results not yet yielded are kept in ``undelivered`` and the
-identities whose request was cut off are listed in ``unfinished``.
+any type, API errors) are results, not exceptions; a 429 (not processed) is re-sent by the
+retry policy behind the other waiters rather than failed. ``stop()`` closes the gate: no more
+input is read, and sent items end with their current answer; ending the iteration early
+(``break``, ``aclose()``, cancellation) cancels the tasks: finished results not yet yielded are
+kept in ``undelivered``, the identities whose request was handed to the network are listed in
+``unfinished``, and those cut off before it in ``not_sent``.
 """
 
 from __future__ import annotations
@@ -31,25 +33,17 @@ from typing import TYPE_CHECKING, Literal, Self, cast
 
 from .._core._errors import RequestValidationError
 from .._core._validation import is_int
+from .._flow import Gate, Slot, TurnRefused
 from ..models import EnrollmentResult
 from ._input import END, BatchInput, InputReader
 from ._item import BatchCreate, ItemSender, identity_text
-from ._pacer import FixedPacer, RateLimit, make_pacer
-from ._requeue import Requeue
 from ._summary import BatchSummary
 
 if TYPE_CHECKING:
     from .._flow import Limiter
 
 # Re-exported: callers take the batch API from this module.
-__all__ = [
-    "BatchInput",
-    "BatchSummary",
-    "Concurrency",
-    "EnrollmentBatch",
-    "RateLimit",
-    "make_pacer",
-]
+__all__ = ["BatchInput", "BatchSummary", "Concurrency", "EnrollmentBatch"]
 
 Concurrency = int | Literal["adaptive"]
 
@@ -57,25 +51,27 @@ Concurrency = int | Literal["adaptive"]
 ADAPTIVE_WINDOW_MAX = 10_000
 
 _DONE = object()
-_CLOSE = object()  # aclose() from another task: end the iteration as if closed
+_CLOSE = object()  # aclose() from another task: wakes the consumer's wait for a result
 
 
 class _Results(AsyncIterator[EnrollmentResult]):
     """The batch's iterator: its generator behind a gate that ``aclose()`` shuts first.
 
-    A generator being closed counts as running, so a consumer asking for its next result
-    while another task's ``aclose()`` cleans up would get "asynchronous generator is already
-    running"; behind the gate its loop simply ends.
+    A generator being closed counts as running, so a consumer asking for its next result while
+    another task closes it would get "asynchronous generator is already running"; behind the
+    gate its loop ends instead, once the one shared close has finished.
     """
 
-    __slots__ = ("__weakref__", "_generator", "_shut")
+    __slots__ = ("__weakref__", "_closing", "_generator", "_shut")
 
     def __init__(self, generator: AsyncGenerator[EnrollmentResult, None]) -> None:
         self._generator = generator
         self._shut = False
+        self._closing: asyncio.Future[None] | None = None
 
     async def __anext__(self) -> EnrollmentResult:
         if self._shut:
+            await self.aclose()
             raise StopAsyncIteration
         return await self._generator.__anext__()
 
@@ -88,8 +84,11 @@ class _Results(AsyncIterator[EnrollmentResult]):
         self._shut = True
 
     async def aclose(self) -> None:
+        """Close the generator once; every caller waits for that one close."""
         self._shut = True
-        await self._generator.aclose()
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._generator.aclose())
+        await asyncio.shield(self._closing)
 
 
 def check_concurrency(concurrency: object) -> Concurrency:
@@ -106,43 +105,45 @@ class EnrollmentBatch:
 
     Every item taken from the input ends in exactly one place: yielded; in ``undelivered``
     (finished, token included, but not yielded because the iteration ended early: a ``break``,
-    ``aclose()`` or a cancellation); or in ``unfinished`` (its task was cut off before it
-    finished, so its outcome is unknown). Items never taken from the input are in none of them.
-    After a ``break`` no further item is taken; the two tuples are complete once the iteration
-    is closed: on leaving ``async with batch``, on return from ``await batch.aclose()``, or,
-    after a bare ``break``, once the event loop's async generator finalizer has run.
+    ``aclose()`` or a cancellation); in ``unfinished`` (its request was handed to the network
+    and cut off, so its outcome is unknown); or in ``not_sent`` (cut off before its request
+    left: safe to send again). Items never taken from the input are in none of them. An item
+    is taken only when it can be sent at once, and never after a ``break``. The tuples are
+    complete once the iteration is closed: on leaving ``async with batch``, on return from
+    ``await batch.aclose()``, or, after a bare ``break``, once the event loop's async generator
+    finalizer has run.
 
     Attributes:
         summary (BatchSummary): Running totals: succeeded, failed by error class, retried,
             elapsed, rate.
         undelivered (tuple[EnrollmentResult, ...]): Finished results that were not yielded
             because the iteration ended early.
-        unfinished (tuple[str, ...]): Identities whose request was cut off: their outcome is
-            unknown.
-        pacer: The batch's rate limiter, or ``None`` without ``rate_limit``; its ``rate`` is
-            the pace in requests per second, and ``rate_limited`` counts the 429s it saw.
+        unfinished (tuple[str, ...]): Identities whose request was handed to the network and
+            cut off: their outcome is unknown.
+        not_sent (tuple[str, ...]): Identities taken from the input but cut off before their
+            request left: nothing was sent for them.
     """
 
     def __init__(
         self,
         create: BatchCreate,
         limiter: Limiter,
-        pacer: FixedPacer | None,
+        gate: Gate,
         identities: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
         concurrency: Concurrency,
         factor_friendly_name: str | None,
         ttl: int | None,
         ordered: bool,
-        deadline: float | None,
-        retry_after_max: float,
+        on_send: Callable[[str], None] | None = None,
     ) -> None:
         """Build a batch; `AccessTokens.create_many` is the way to make one.
 
         Args:
-            create: Sends one item: the resource's create with the service bound.
+            create: Sends one item: the resource's create with the service and the batch's
+                options bound.
             limiter: The client's flow control; each item is taken only once it has a slot.
-            pacer: Paces every attempt, or ``None`` for no rate limit.
+            gate: The batch's pace and stop, passed before every attempt of its items.
             identities: Identity strings or `EnrollmentRequest` items, sync or async, read
                 lazily.
             concurrency: ``"adaptive"`` (as many in flight as the limiter allows) or the
@@ -150,75 +151,57 @@ class EnrollmentBatch:
             factor_friendly_name: Friendly name of the items without their own.
             ttl: Token lifetime of the items without their own.
             ordered: Yield results in input order instead of completion order.
-            deadline: The client's ``deadline``: an item is re-queued after a 429 only within
-                it, counted from its first send.
-            retry_after_max: The client's longest ``Retry-After`` honoured, in seconds.
+            on_send: Called with each identity right before its first request leaves.
 
         Raises:
             RequestValidationError: ``concurrency`` is neither ``"adaptive"`` nor an ``int``
                 >= 1.
         """
         concurrency = check_concurrency(concurrency)
-        self.pacer = pacer
         self._limiter = limiter
-        # Under a rate limit an item waits for the pacer first, holding no limiter slot that
-        # another call of the client could use: the transport takes the slot after pacing.
-        self._input = InputReader(identities, limiter if pacer is None else None)
+        self._gate = gate
+        self._input = InputReader(identities, gate)
         self._size = (
             int(min(limiter.most, ADAPTIVE_WINDOW_MAX))
             if concurrency == "adaptive"
             else concurrency
         )
         self._ordered = ordered
-        self._stopping = False
-        self._requeue = Requeue(limiter, deadline, retry_after_max)
-        self._sender = ItemSender(
-            create,
-            limiter,
-            pacer,
-            self._requeue,
-            factor_friendly_name=factor_friendly_name,
-            ttl=ttl,
-        )
+        self._on_send = on_send
+        self._sender = ItemSender(create, factor_friendly_name=factor_friendly_name, ttl=ttl)
         self._taken = 0
         self._in_flight: dict[int, str] = {}  # taken, not finished: identity by input index
+        self._sent: set[int] = set()  # of those, the ones whose request was handed over
         self._finished: dict[int, EnrollmentResult] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.summary = BatchSummary()
         self.unfinished: tuple[str, ...] = ()
         self.undelivered: tuple[EnrollmentResult, ...] = ()
-        # Called with each identity right before its first attempt leaves: enroll's write-ahead.
-        self._on_send: Callable[[str], None] | None = None
+        self.not_sent: tuple[str, ...] = ()
         self._iterator: weakref.ref[_Results] | None = None
         self._held: _Results | None = None
-        # Set once the iteration has ended and `undelivered`/`unfinished` are final; None
-        # until the iteration starts.
+        self._closing = False  # aclose() was called: the consumer's next wake ends the loop
+        # Set once the iteration has ended and the accounting is final; None until it starts.
         self._ended: asyncio.Event | None = None
         # Results come to the consumer through this queue; aclose() from another task posts
-        # _CLOSE on it, since a running generator cannot be closed from outside.
+        # _CLOSE on it to wake a consumer waiting for a result.
         self._ready: asyncio.Queue[object] | None = None
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
         """End the batch gracefully: take no more input, and let what was sent finish.
 
-        After ``stop()`` no further item is read from the input. An item is taken only once
-        the client's limiter has a slot for it, so what was taken is sent at once, except
-        under a ``rate_limit``: items still waiting for the rate limiter are not sent and end
-        at once as a `BatchStoppedError` result. Items already sent finish and are yielded
-        as usual. A wait for the next input item ends too (that item is not taken). The
-        iteration then ends normally.
+        After ``stop()`` no further item is read from the input, and a wait for the next input
+        item ends (that item is not taken). An item is taken only when it can be sent at once,
+        so every item taken was sent: it finishes with its current answer (no further retry
+        or re-queue) and is yielded as usual. The iteration then ends normally.
         """
-        self._stopping = True
-        self._requeue.stop()
-        if self.pacer is not None:
-            self.pacer.interrupt()
-        self._input.stop()
+        self._gate.close()
 
     @property
     def stopping(self) -> bool:
         """Whether ``stop()`` was called."""
-        return self._stopping
+        return self._gate.closed
 
     def __aiter__(self) -> AsyncIterator[EnrollmentResult]:
         iterator = self._iterator() if self._iterator is not None else None
@@ -258,17 +241,17 @@ class EnrollmentBatch:
     async def aclose(self) -> None:
         """Cancel whatever is still running; on return the accounting is complete. Idempotent.
 
-        After a bare ``break`` the abandoned iteration is closed by the event loop's async
-        generator finalizer, soon but not at once; ``aclose()`` waits for it. Called from
-        another task while the consumer iterates (or twice at once), it ends the consumer's
-        loop and waits for the clean-up.
+        May be called from any task at any moment: a consumer waiting for a result, or about
+        to ask for the next one, sees its loop end. After a bare ``break`` the abandoned
+        iteration is closed by the event loop's async generator finalizer, soon but not at
+        once; ``aclose()`` waits for it.
         """
+        self._closing = True
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is not None:
+            iterator.shut()
             if iterator.running and self._ready is not None:
-                # Iterated by another task, or being closed by a concurrent aclose(): ask it
-                # to end, and wait below for its clean-up.
-                iterator.shut()
+                # A consumer waits inside the generator (or a close runs): wake it; it ends.
                 self._ready.put_nowait(_CLOSE)
             else:
                 await iterator.aclose()
@@ -280,15 +263,20 @@ class EnrollmentBatch:
         try:
             while True:
                 await window.acquire()
-                if self._stopping or self._abandoned:
+                if self._closing or self._abandoned:
                     return
+                try:
+                    slot = await self._limiter.acquire(gate=self._gate)
+                except TurnRefused:
+                    return  # stop()
                 item = await self._input.take()
                 if item is END:
+                    slot.unused()
                     return
                 index = self._taken
                 self._taken += 1
                 self._in_flight[index] = identity_text(item)
-                task = asyncio.create_task(self._enroll(index, item, ready))
+                task = asyncio.create_task(self._enroll(index, item, slot, ready))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         except asyncio.CancelledError:
@@ -299,26 +287,29 @@ class EnrollmentBatch:
             await self._input.aclose()
             ready.put_nowait(_DONE)
 
-    def _sent(self, index: int) -> None:
-        """The item's first attempt leaves now (enroll writes its ``sending`` line)."""
+    def _sending(self, index: int) -> None:
+        """The item's first request is handed to the network now."""
+        self._sent.add(index)
         if self._on_send is not None:
             self._on_send(self._in_flight[index])
 
-    async def _enroll(self, index: int, item: object, ready: asyncio.Queue[object]) -> None:
+    async def _enroll(
+        self, index: int, item: object, slot: Slot, ready: asyncio.Queue[object]
+    ) -> None:
         try:
-            result = await self._send(index, item)
+            result = await self._sender.send(
+                index, item, slot=slot, on_send=lambda: self._sending(index)
+            )
         except asyncio.CancelledError:
-            raise  # the iteration ended: the item stays in `unfinished`
-        except BaseException as exc:  # a bug (or enroll's journal failing): end the batch
+            raise  # the iteration ended: the item stays in `unfinished` or `not_sent`
+        except BaseException as exc:  # a bug (or on_send failing): end the batch
             ready.put_nowait(exc)
             raise
         # One step, no await: the item moves from in flight to finished-not-delivered.
         del self._in_flight[index]
+        self._sent.discard(index)
         self._finished[index] = result
         ready.put_nowait(index)
-
-    async def _send(self, index: int, item: object) -> EnrollmentResult:
-        return await self._sender.send(index, item, on_send=lambda: self._sent(index))
 
     async def _run(self) -> AsyncGenerator[EnrollmentResult, None]:
         # The window bounds items taken whose result the consumer has not asked past: in
@@ -337,11 +328,11 @@ class EnrollmentBatch:
         try:
             while dispatching or self._in_flight or self._finished:
                 got = await ready.get()
+                if self._closing:
+                    return
                 if got is _DONE:
                     dispatching = False
                     continue
-                if got is _CLOSE:
-                    return
                 if isinstance(got, BaseException):
                     raise got
                 index = cast(int, got) if not self._ordered else next_index
@@ -361,15 +352,22 @@ class EnrollmentBatch:
             if self._input.error is not None:
                 raise self._input.error
         finally:
-            self.summary.finished_at = time.perf_counter()
-            tasks = [dispatcher, *self._tasks]
-            for task in tasks:
-                task.cancel()
-            try:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            finally:
-                # Even when a second cancellation cuts the wait short: the accounting is
-                # recorded, and aclose() never waits for an end that cannot come.
-                self.unfinished = tuple(self._in_flight[i] for i in sorted(self._in_flight))
-                self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
-                self._ended.set()
+            await self._end(dispatcher)
+
+    async def _end(self, dispatcher: asyncio.Task[None]) -> None:
+        """Cancel what runs, then make the accounting final (even if cut short again)."""
+        assert self._ended is not None
+        self.summary.finished_at = time.perf_counter()
+        tasks = [dispatcher, *self._tasks]
+        for task in tasks:
+            task.cancel()
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            # Even when a second cancellation cuts the wait short: the accounting is
+            # recorded, and aclose() never waits for an end that cannot come.
+            cut = sorted(self._in_flight)
+            self.unfinished = tuple(self._in_flight[i] for i in cut if i in self._sent)
+            self.not_sent = tuple(self._in_flight[i] for i in cut if i not in self._sent)
+            self.undelivered = tuple(self._finished[i] for i in sorted(self._finished))
+            self._ended.set()

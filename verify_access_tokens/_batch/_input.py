@@ -1,9 +1,9 @@
-"""Taking a batch's items from the caller's input, one at a time, each with a limiter slot.
+"""Taking a batch's items from the caller's input, one at a time, once each has its turn.
 
-The slot comes first, so an item is taken only when it can be sent at once: nothing is read
-ahead, and ``stop()`` leaves hardly any taken-but-unsent item behind. ``stop()`` also ends a
-wait for the input itself (an async input with nothing to give yet), and a failing input is
-kept to be raised once what was taken has finished.
+The dispatcher takes the item's slot first, so an item is read only when it can be sent at
+once: nothing is read ahead. ``stop()`` (the batch's gate closing) also ends a wait for the
+input itself (an async input with nothing to give yet), and a failing input is kept to be
+raised once what was taken has finished.
 """
 
 from __future__ import annotations
@@ -11,37 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from .._flow import Gate, TurnRefused
 from ..models import EnrollmentRequest
-
-if TYPE_CHECKING:
-    from .._flow import Limiter
 
 BatchInput = str | EnrollmentRequest
 
 END: Final = object()  # what `take` returns when no further item is to be taken
-_STOP: Final = "stop() ends the wait"
 
 
 class InputReader:
     """The caller's sync or async iterable, read lazily by one task at a time."""
 
     def __init__(
-        self, source: Iterable[BatchInput] | AsyncIterable[BatchInput], limiter: Limiter | None
+        self, source: Iterable[BatchInput] | AsyncIterable[BatchInput], gate: Gate
     ) -> None:
         """Read ``source`` lazily.
 
         Args:
             source: The caller's items.
-            limiter: Take a slot of it before each item; ``None`` under a rate limit, whose
-                requests wait for the pacer holding no slot.
+            gate: The batch's gate: once closed, a wait for the next item ends.
         """
         self._source = source
-        self._limiter = limiter
+        self._gate = gate
         self._items = self._iterate()
         self.error: BaseException | None = None  # the input's own failure, raised at the end
-        self._waiting: asyncio.Task[object] | None = None
 
     async def _iterate(self) -> AsyncGenerator[BatchInput, None]:
         source = self._source
@@ -52,31 +47,15 @@ class InputReader:
             for item in source:
                 yield item
 
-    def stop(self) -> None:
-        """End the current wait for a slot or an item, once, however often it is called."""
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.cancel(_STOP)
-
     async def take(self) -> object:
-        """A slot of the limiter, then the next item (the slot is the caller's); or `END`."""
-        limiter = self._limiter
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting = task
+        """The next item, or `END` (the input is exhausted or failed, or the gate closed)."""
         try:
-            if limiter is None:
-                return await anext(self._items)
-            await limiter.acquire()
-            try:
-                return await anext(self._items)
-            except BaseException:
-                limiter.release_unused()
-                raise
-        except asyncio.CancelledError as cancelled:
-            if _STOP in cancelled.args and task.uncancel() == 0:
-                return END  # the wait was stop()'s: the item never came
-            if task.cancelling() == 0:  # raised by the input itself, not a cancellation
+            return await self._gate.hold(anext(self._items))
+        except TurnRefused:
+            return END  # stop() ended the wait: the item never came
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() == 0:  # raised by the input itself
                 self.error = RuntimeError("the input iterator raised CancelledError")
                 return END
             raise  # a real cancellation of the taker
@@ -85,8 +64,6 @@ class InputReader:
         except Exception as exc:  # the caller's iterator failed: finish what was taken, re-raise
             self.error = exc
             return END
-        finally:
-            self._waiting = None
 
     async def aclose(self) -> None:
         """Close the input (its ``finally`` blocks run); its errors are not the batch's."""

@@ -7,7 +7,6 @@ import time
 
 import attrs
 
-from .._core._errors import BatchStoppedError
 from ..models import EnrollmentResult
 
 
@@ -18,8 +17,6 @@ class BatchSummary:
     Attributes:
         succeeded: Items that got their token (default 0).
         failed: Failed items counted by error class name, such as ``"RateLimitError"``.
-        not_sent: Items ``stop()`` ended before they were sent (`BatchStoppedError`): not
-            failures, nothing reached Twilio (default 0).
         retried: Extra HTTP attempts beyond the first, summed over the items (default 0).
         started_at: ``time.perf_counter()`` when the iteration started (default ``None``).
         finished_at: ``time.perf_counter()`` when it ended (default ``None``: still running).
@@ -27,7 +24,6 @@ class BatchSummary:
 
     succeeded: int = 0
     failed: collections.Counter[str] = attrs.field(factory=collections.Counter)
-    not_sent: int = 0
     retried: int = 0
     started_at: float | None = None
     finished_at: float | None = None
@@ -39,8 +35,8 @@ class BatchSummary:
 
     @property
     def total(self) -> int:
-        """Items finished so far: succeeded, failed or not sent."""
-        return self.succeeded + self.failed_total + self.not_sent
+        """Items finished so far: succeeded or failed."""
+        return self.succeeded + self.failed_total
 
     @property
     def elapsed(self) -> float:
@@ -63,8 +59,6 @@ class BatchSummary:
         """
         if result.error is None:
             self.succeeded += 1
-        elif isinstance(result.error, BatchStoppedError):
-            self.not_sent += 1
         else:
             self.failed[type(result.error).__name__] += 1
         self.retried += max(0, result.attempts - 1)

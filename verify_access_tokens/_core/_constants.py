@@ -27,3 +27,10 @@ ENV_API_SECRET: Final = "TWILIO_API_SECRET"
 ENV_REGION: Final = "TWILIO_REGION"
 ENV_EDGE: Final = "TWILIO_EDGE"
 ENV_BASE_URL: Final = "VERIFY_ACCESS_TOKENS_BASE_URL"
+
+# A batch item's 429s ("not processed") are re-sent apart from max_retries, this many times,
+# each after a short jittered pause doubling from REQUEUE_PAUSE_FIRST up to REQUEUE_PAUSE_MAX
+# (a Retry-After too is cut to it): the limiter, which has just cut its window, paces them.
+RATE_LIMIT_PATIENCE: Final = 20
+REQUEUE_PAUSE_FIRST: Final = 0.1
+REQUEUE_PAUSE_MAX: Final = 2.0

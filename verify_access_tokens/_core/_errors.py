@@ -7,7 +7,6 @@ enough::
     ├── ConfigurationError (ValueError)      a client setting; raised at construction
     ├── RequestValidationError (ValueError)  a request parameter; raised before sending
     ├── ClientStateError (RuntimeError)      closed client, or used from another event loop
-    ├── BatchStoppedError                    a batch item stopped before it was sent
     ├── OutcomeUnknownError                  a create that may have made a token (``cause``)
     └── APIError                             method, url, request_id, attempts
         ├── ResponseValidationError          a 2xx whose body is not a usable token
@@ -327,14 +326,6 @@ class OutcomeUnknownError(VerifyError):
             "retry_ambiguous_creates=True makes the client do that itself. Otherwise record the "
             f"identity to reconcile later. Cause: {cause}"
         )
-
-
-class BatchStoppedError(VerifyError):
-    """A batch item that ``stop()`` caught waiting in the rate limiter: nothing was sent."""
-
-    def __init__(self) -> None:
-        """Build the error; it takes no arguments."""
-        super().__init__("the batch was stopped before this request was sent")
 
 
 # -- mapping failures to the hierarchy ---------------------------------------------------

@@ -1,4 +1,4 @@
-"""The cattrs converter: JSON bodies in, models out, and models back to JSON-ready dicts.
+"""The cattrs converter: JSON bodies in, models out (``AccessToken.to_dict`` goes back).
 
 Structuring is strict about types (a ``"300"`` is not a ttl, a ``true`` is not an int) and
 lenient about evolution (unknown keys are ignored; an unknown ``factor_type`` stays a string).
@@ -24,7 +24,7 @@ from ._validation import FACTOR_TYPES
 if TYPE_CHECKING:
     import cattrs
 
-__all__ = ["parse_json_object", "structure", "unstructure"]
+__all__ = ["parse_json_object", "structure", "structure_access_token"]
 
 T = TypeVar("T")
 
@@ -63,10 +63,6 @@ def _structure_datetime(value: Any, _: type) -> _dt.datetime:
     return parsed.astimezone(_dt.UTC)
 
 
-def _unstructure_datetime(value: _dt.datetime) -> str:
-    return value.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 @functools.cache
 def _converter(*, detailed: bool = False) -> cattrs.Converter:
     """Built on first use: importing cattrs is a noticeable share of this package's import time.
@@ -80,8 +76,6 @@ def _converter(*, detailed: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(FactorType | str, _structure_factor_type)
     conv.register_structure_hook(_dt.datetime, _structure_datetime)
-    conv.register_unstructure_hook(_dt.datetime, _unstructure_datetime)
-    conv.register_unstructure_hook(FactorType, lambda member: member.value)
     return conv
 
 
@@ -134,11 +128,6 @@ def parse_json_object(body: bytes, *, status: int | None = None) -> dict[str, An
     )
     del body, data
     raise ResponseValidationError("$", problem, status=status)
-
-
-def unstructure(value: object) -> Any:
-    """Plain JSON-ready data from a model (``token`` included: callers decide what to show)."""
-    return _converter().unstructure(value)
 
 
 # A ttl Twilio documents as 60..300 s; up to a day is accepted (room for Twilio to raise it),

@@ -8,11 +8,12 @@ would accept a trailing newline) and ASCII classes only.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Final, TypeGuard
 
 from ..models import FactorType
-from ._errors import RequestValidationError
+from ._errors import ConfigurationError, RequestValidationError
 
 TTL_MIN: Final = 60
 TTL_MAX: Final = 300
@@ -123,6 +124,29 @@ def check_friendly_name(value: object, field: str = "factor_friendly_name") -> s
             field, f"must be 1 to {FRIENDLY_NAME_MAX} characters long, got {len(text)}"
         )
     return text
+
+
+def check_rate_limit(value: object, field: str = "rate_limit") -> float | None:
+    """A batch's pace: ``None`` or a positive finite number of requests per second.
+
+    Raises:
+        ConfigurationError: ``"adaptive"``, the removed per-second adaptation.
+        RequestValidationError: Any other value that is not such a number.
+    """
+    if value is None:
+        return None
+    if value == "adaptive":
+        raise ConfigurationError(
+            field,
+            "'adaptive' was removed: leave it out, and the client's max_in_flight='adaptive' "
+            "adapts to Twilio's in-flight limit; give a number only for a per-second quota "
+            "you know",
+        )
+    if not is_number(value) or not 0 < value < math.inf:  # nan fails the comparison too
+        raise RequestValidationError(
+            field, "must be none or a positive finite number of requests per second"
+        )
+    return float(value)
 
 
 def is_loopback(host: str) -> bool:

@@ -1,10 +1,12 @@
 """Flow control: how many requests a client has in flight, and who waits for a slot.
 
 Twilio limits an account by its requests in flight, shared by every process and host that uses
-it (WIRE.md, "Rate and scale"). One `Limiter` per client bounds what that client has in flight;
+it (README, "Flow control"). One `Limiter` per client bounds what that client has in flight;
 how high the bound is, is the `Limit`'s decision: fixed, or adaptive (it finds the account's
 remaining concurrency from 429s, as TCP finds a path's capacity from losses). The split follows
-Netflix's concurrency-limits: the waiting room (`Limiter`) apart from the algorithm (`Limit`).
+Netflix's concurrency-limits: the waiting room (`Limiter`, handing out `Slot` tokens) apart
+from the algorithm (`Limit`). A `Gate` beside it paces a batch at a fixed rate and ends its
+waits when the batch stops.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Literal
 
 import aiohttp
 
-from ._limiter import Limiter, LimiterState
+from ._gate import Gate, TurnRefused
+from ._limiter import Limiter, LimiterState, Slot
 from ._limits import AdaptiveLimit, FixedLimit
 
-__all__ = ["Limiter", "LimiterState", "make_limiter", "session_cap"]
+__all__ = ["Gate", "Limiter", "LimiterState", "Slot", "TurnRefused", "make_limiter", "session_cap"]
 
 
 def make_limiter(setting: int | Literal["adaptive"] | None, cap: float) -> Limiter:

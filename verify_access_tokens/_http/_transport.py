@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import aiohttp
 import attrs
@@ -25,18 +26,22 @@ from .._core._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    BatchStoppedError,
     ClientStateError,
+    RateLimitError,
     ResponseValidationError,
     VerifyError,
 )
 from .._core._load import concurrent_requests
 from .._core._log import logger
-from .._core._types import CallHooks, RawResponse, RequestOptions
-from .._flow._limiter import Limiter
+from .._core._types import RawResponse, RequestOptions
+from .._flow import Limiter, Slot, TurnRefused
 from ._body import ACCEPT_ENCODING, read_body
 from ._compat import new_session
 from ._wire import FORM_CONTENT_TYPE, USER_AGENT, Redacted, encode_form
+
+# Cut short by the deadline, the connect phase ends this long before the attempt (see
+# `Transport._attempt_timeout`).
+_CONNECT_MARGIN: Final = 0.05
 
 
 class Transport:
@@ -155,21 +160,33 @@ class Transport:
         options: RequestOptions,
         idempotent: bool,
         form: Mapping[str, str] | None = None,
-        hooks: CallHooks | None = None,
+        slot: Slot | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> RawResponse:
         """Send with retries per ``options``; return the first 2xx answer or raise.
 
-        A 2xx whose body is over ``options.max_response_bytes`` raises
-        `ResponseValidationError` (an `OutcomeUnknownError` for a create).
+        Each attempt is three steps: wait for a turn (`_turn`: a retry's pause, the
+        ``options.gate``, a slot of the client's `Limiter`), one attempt (`_attempt`), and
+        the next delay (the `RetryPolicy`'s answer). The waits count against the call's
+        deadline; a pause that would cross it is never started, and a call whose deadline ran
+        out before sending is an `APITimeoutError` with ``request_sent=False``.
 
-        Every attempt first takes a slot of the client's `Limiter` (first come, first served)
-        and gives it back with its answer. Waiting for the slot, the pacer and each attempt
-        all count against the call's deadline; a backoff sleep that would cross it is never
-        started, so the deadline bounds the whole call, and a call whose deadline ran out
-        before sending is an `APITimeoutError` with ``request_sent=False``.
+        Args:
+            method: The HTTP method.
+            path: The path below the base URL.
+            options: This call's settings.
+            idempotent: Whether the request may be re-sent whatever happened to it.
+            form: The form to send, or ``None`` for no body.
+            slot: The first attempt's slot, already taken by the caller (a batch takes it
+                before reading the item); the call releases it.
+            on_send: Called once, right before the first attempt is handed to aiohttp.
         """
-        session = self.session()  # before anything else: outside a loop, a clear error
-        url = self.base_url + path
+        try:
+            session = self.session()  # before anything else: outside a loop, a clear error
+        except BaseException:
+            if slot is not None:
+                slot.unused()
+            raise
         if form is None:
             payload = None
             headers = self._headers
@@ -178,177 +195,197 @@ class Transport:
             headers = self._form_headers
         if options.extra_headers:
             headers = {**options.extra_headers, **headers}
-        retry = options.retry  # asked only after a failure: the success path pays nothing
-        limiter = self.limiter
-        pacer = hooks.pacer if hooks is not None else None
         loop = asyncio.get_running_loop()
-        deadline_at = None if options.deadline is None else loop.time() + options.deadline
-        attempt = 0
+        call = _Call(
+            method,
+            path,
+            self.base_url + path,
+            payload,
+            headers,
+            options,
+            idempotent,
+            None if options.deadline is None else loop.time() + options.deadline,
+        )
+        attempts = rate_limited = 0
+        pause_until: float | None = None
         error: VerifyError | None = None
         while True:
-            if attempt:  # a client closed during the last attempt or backoff: a state error
-                session = self.session()
-            if pacer is not None:
-                # Paced before taking a slot: a request waiting for its turn holds no slot
-                # that another call of this client could use. The wait counts against the
-                # deadline (past it: nothing sent).
+            if slot is None:
+                slot = await self._turn(call, pause_until, error)
                 try:
-                    async with asyncio.timeout_at(deadline_at):
-                        await pacer.before_attempt()
-                except TimeoutError:
-                    error = error or self._unsent(
-                        method, url, attempt, "pacing", limiter, options.deadline
-                    )
-                    raise retry.give_up(_logged(error, method, path), idempotent) from None
-                except BatchStoppedError as stopped:  # an earlier attempt's error says more
-                    error = error or stopped
-                    raise retry.give_up(_logged(error, method, path), idempotent) from None
-            if hooks is not None and hooks.slot_held:
-                hooks.slot_held = False  # the caller's slot is this attempt's
-            else:
-                try:
-                    await limiter.acquire(deadline_at)
-                except TimeoutError:
-                    error = error or self._unsent(
-                        method, url, attempt, "a free slot", limiter, options.deadline
-                    )
-                    raise retry.give_up(_logged(error, method, path), idempotent) from None
-            sent_at = None
-            rate_limited = False
-            concurrent = None
-            try:
-                timeout = options.timeout
-                if deadline_at is not None:
-                    remaining = deadline_at - loop.time()
-                    if remaining <= 0:  # waiting used up the deadline: send nothing more
-                        error = error or self._unsent(
-                            method, url, attempt, "a free slot", limiter, options.deadline
-                        )
-                        raise retry.give_up(_logged(error, method, path), idempotent)
-                    if timeout.total is None or remaining < timeout.total:
-                        # Rarely taken (a retry near the deadline): the common case reuses the
-                        # prebuilt timeout object, and aiohttp runs its single timer as usual.
-                        timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
-                if attempt == 0 and hooks is not None and hooks.on_send is not None:
-                    hooks.on_send()
-                attempt += 1
-                sent_at = loop.time()
-                try:
-                    async with session.request(
-                        method,
-                        url,
-                        data=payload,
-                        headers=headers,
-                        timeout=timeout,
-                        allow_redirects=False,
-                        raise_for_status=False,
-                        auto_decompress=False,  # read_body inflates, within max_response_bytes
-                    ) as resp:
-                        concurrent = concurrent_requests(resp.headers)
-                        body = await read_body(resp, options.max_response_bytes)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    if self._closed:  # our own aclose() cut it: a state, not a network failure
-                        raise self._closed_error() from None
-                    error = connection_error(
-                        exc,
-                        method,
-                        url,
-                        self.scrub,
-                        attempt,
-                        timeout=timeout,
-                        deadline=None if timeout is options.timeout else options.deadline,
-                    )
-                except RuntimeError:
-                    if session.closed:  # aiohttp's "Session is closed": a lent one, closed
-                        raise self._closed_error() from None
+                    session = self.session()  # closed during the wait: a state error
+                except ClientStateError:
+                    slot.unused()
                     raise
-                else:
-                    if 200 <= resp.status < 300:
-                        if body is not None:
-                            if pacer is not None:
-                                pacer.after_attempt(None)
-                            if logger.isEnabledFor(logging.DEBUG):
-                                logger.debug(
-                                    "%s %s -> %d request_id=%s attempt=%d",
-                                    method,
-                                    path,
-                                    resp.status,
-                                    self.scrub(resp.headers.get("Twilio-Request-Id", ""), 64),
-                                    attempt,
-                                )
-                            return RawResponse(
-                                resp.status, resp.headers, body, attempt, method, url
-                            )
-                        error = ResponseValidationError(
-                            "$",
-                            f"body larger than max_response_bytes "
-                            f"({options.max_response_bytes}); cut off",
-                            status=resp.status,
-                            method=method,
-                            url=url,
-                            request_id=self._request_id(resp.headers),
-                            attempts=attempt,
-                        )
-                    else:
-                        rate_limited = resp.status == 429
-                        error = status_error(
-                            resp.status,
-                            resp.reason,
-                            resp.headers,
-                            body,
-                            method,
-                            url,
-                            self.scrub,
-                            attempt,
-                        )
-                    # The answer may quote the credentials or hold a JWT: not left in this
-                    # frame's locals, which a traceback with locals (an error tracker) shows.
-                    del resp, body
-            finally:
-                if sent_at is None:
-                    limiter.release_unused()
-                else:
-                    limiter.release(
-                        sent_at=sent_at,
-                        now=loop.time(),
-                        rate_limited=rate_limited,
-                        concurrent=concurrent,
-                    )
-            if pacer is not None:
-                pacer.after_attempt(error)
-            if rate_limited and hooks is not None and hooks.requeues_429:
-                delay: float | None = None  # the batch re-queues it behind the other items
-            else:
-                delay = retry.retry_delay(error, attempt, idempotent)
-            if delay is not None and deadline_at is not None and loop.time() + delay >= deadline_at:
-                delay = None  # a retry that cannot finish before the deadline is not started
-            if delay is None:
-                raise retry.give_up(_logged(error, method, path), idempotent)
-            logger.info(
-                "%s %s attempt %d failed (%s); retrying in %.2fs",
-                method,
-                path,
-                attempt,
-                _describe(error),
-                delay,
+            timeout = _attempt_timeout(options, call.deadline_at, loop)
+            if timeout is None:  # waiting used up the deadline: send nothing more
+                slot.unused()
+                error = error or self._unsent(call, attempts)
+                raise options.retry.give_up(_logged(error, call), idempotent)
+            attempts += 1
+            answer = await self._attempt(
+                session, slot, call, timeout, attempts, on_send if attempts == 1 else None
             )
-            await asyncio.sleep(delay)
+            if isinstance(answer, RawResponse):
+                return answer
+            slot, error = None, answer
+            if isinstance(error, RateLimitError):
+                rate_limited += 1
+            pause_until = self._next_pause(call, error, attempts, rate_limited, loop.time())
 
-    @staticmethod
-    def _unsent(
-        method: str,
-        url: str,
+    def _next_pause(
+        self, call: _Call, error: VerifyError, attempts: int, rate_limited: int, now: float
+    ) -> float:
+        """When the next attempt may start, as the retry policy says; or raise ``error``."""
+        retry = call.options.retry
+        delay = retry.retry_delay(
+            error,
+            attempts=attempts,
+            rate_limited=rate_limited,
+            idempotent=call.idempotent,
+            stalled=rate_limited > 0 and self.limiter.stalled(now),
+        )
+        if delay is not None and call.deadline_at is not None and now + delay >= call.deadline_at:
+            delay = None  # a retry that cannot finish before the deadline is not started
+        if delay is None:
+            raise retry.give_up(_logged(error, call), call.idempotent)
+        logger.info(
+            "%s %s attempt %d failed (%s); retrying in %.2fs",
+            call.method,
+            call.path,
+            attempts,
+            _describe(error),
+            delay,
+        )
+        return now + delay
+
+    async def _turn(
+        self, call: _Call, pause_until: float | None, error: VerifyError | None
+    ) -> Slot:
+        """Wait out the pause, the gate and the limiter; past the deadline, nothing is sent."""
+        try:
+            return await self.limiter.acquire(
+                call.deadline_at, gate=call.options.gate, not_before=pause_until
+            )
+        except TimeoutError:
+            error = error or self._unsent(call, 0)
+        except TurnRefused:  # the caller's gate closed: the last answer stands
+            error = error or APIConnectionError(
+                "stopped before the request was sent",
+                method=call.method,
+                url=call.url,
+                request_sent=False,
+            )
+        raise call.options.retry.give_up(_logged(error, call), call.idempotent) from None
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        slot: Slot,
+        call: _Call,
+        timeout: aiohttp.ClientTimeout,
         attempts: int,
-        waited_for: str,
-        limiter: Limiter,
-        deadline: float | None,
-    ) -> APITimeoutError:
+        on_send: Callable[[], None] | None,
+    ) -> RawResponse | VerifyError:
+        """One request and its answer or error; the slot is released with what it taught."""
+        loop = asyncio.get_running_loop()
+        sent_at = None
+        rate_limited = False
+        concurrent = None
+        method, url, options = call.method, call.url, call.options
+        try:
+            if on_send is not None:
+                on_send()
+            sent_at = loop.time()
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    data=call.payload,
+                    headers=call.headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    raise_for_status=False,
+                    auto_decompress=False,  # read_body inflates, within max_response_bytes
+                ) as resp:
+                    concurrent = concurrent_requests(resp.headers)
+                    body = await read_body(resp, options.max_response_bytes)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if self._closed:  # our own aclose() cut it: a state, not a network failure
+                    raise self._closed_error() from None
+                return connection_error(
+                    exc,
+                    method,
+                    url,
+                    self.scrub,
+                    attempts,
+                    timeout=timeout,
+                    deadline=None if timeout is options.timeout else options.deadline,
+                )
+            except RuntimeError:
+                if session.closed:  # aiohttp's "Session is closed": a lent one, closed
+                    raise self._closed_error() from None
+                raise
+            status = resp.status
+            if 200 <= status < 300 and body is not None:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d request_id=%s attempt=%d",
+                        method,
+                        call.path,
+                        status,
+                        self._request_id(resp.headers),
+                        attempts,
+                    )
+                return RawResponse(status, resp.headers, body, attempts, method, url)
+            rate_limited = status == 429
+            # The answer may quote the credentials or hold a JWT: it stays in
+            # _answer_error's frame, not in this one's locals, which a traceback shows.
+            return self._answer_error(resp, body, call, attempts)
+        finally:
+            if sent_at is None:
+                slot.unused()
+            else:
+                slot.answered(
+                    sent_at=sent_at,
+                    now=loop.time(),
+                    rate_limited=rate_limited,
+                    concurrent=concurrent,
+                )
+
+    def _answer_error(
+        self, resp: aiohttp.ClientResponse, body: bytes | None, call: _Call, attempts: int
+    ) -> VerifyError:
+        """The error an answer that is not a usable 2xx is."""
+        if 200 <= resp.status < 300:
+            return ResponseValidationError(
+                "$",
+                f"body larger than max_response_bytes ({call.options.max_response_bytes}); cut off",
+                status=resp.status,
+                method=call.method,
+                url=call.url,
+                request_id=self._request_id(resp.headers),
+                attempts=attempts,
+            )
+        return status_error(
+            resp.status,
+            resp.reason,
+            resp.headers,
+            body,
+            call.method,
+            call.url,
+            self.scrub,
+            attempts,
+        )
+
+    def _unsent(self, call: _Call, attempts: int) -> APITimeoutError:
         """The deadline ran out before the request left: safe to retry, nothing was sent."""
+        limiter = self.limiter
         return APITimeoutError(
-            f"{deadline_spent(deadline)}, waiting for {waited_for} "
+            f"{deadline_spent(call.options.deadline)}, waiting for its turn "
             f"({limiter.in_flight} in flight, limit {limiter.limit})",
-            method=method,
-            url=url,
+            method=call.method,
+            url=call.url,
             request_sent=False,
             attempts=attempts,
         )
@@ -365,12 +402,51 @@ class Transport:
         return None if request_id is None else self.scrub(request_id, 64)
 
 
-def _logged(error: VerifyError, method: str, path: str) -> VerifyError:
+def _logged(error: VerifyError, call: _Call) -> VerifyError:
     """Log the final failure (before the policy maybe wraps it) and return it."""
     logger.info(
-        "%s %s failed after %d attempt(s): %s", method, path, error.attempts, _describe(error)
+        "%s %s failed after %d attempt(s): %s",
+        call.method,
+        call.path,
+        error.attempts,
+        _describe(error),
     )
     return error
+
+
+class _Call:
+    """What stays the same across one call's attempts."""
+
+    __slots__ = (
+        "deadline_at",
+        "headers",
+        "idempotent",
+        "method",
+        "options",
+        "path",
+        "payload",
+        "url",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        url: str,
+        payload: bytes | None,
+        headers: Mapping[str, str],
+        options: RequestOptions,
+        idempotent: bool,
+        deadline_at: float | None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.url = url
+        self.payload = payload
+        self.headers = headers
+        self.options = options
+        self.idempotent = idempotent
+        self.deadline_at = deadline_at
 
 
 def _describe(error: VerifyError) -> str:
@@ -380,3 +456,29 @@ def _describe(error: VerifyError) -> str:
     if isinstance(error, APIConnectionError) and not error.request_sent:
         return f"{type(error).__name__} before sending"
     return type(error).__name__
+
+
+def _attempt_timeout(
+    options: RequestOptions, deadline_at: float | None, loop: asyncio.AbstractEventLoop
+) -> aiohttp.ClientTimeout | None:
+    """The attempt's limits within the call's deadline; ``None`` when it is spent.
+
+    Cut short by the deadline, the connect phase (which includes waiting for a pooled
+    connection) ends a little before the whole attempt, so that a request still waiting
+    for a connection at the deadline is known to be unsent.
+    """
+    timeout = options.timeout
+    if deadline_at is None:
+        return timeout
+    remaining = deadline_at - loop.time()
+    if remaining <= 0:
+        return None
+    if timeout.total is not None and timeout.total <= remaining:
+        return timeout  # the common case: the prebuilt object, aiohttp's single timer
+    connect = max(remaining - _CONNECT_MARGIN, 0.001)
+    if timeout.connect is not None:
+        connect = min(connect, timeout.connect)
+    # ceil_threshold: no rounding up to whole seconds, which could reorder the two timers.
+    return attrs.evolve(
+        timeout, total=max(remaining, 0.001), connect=connect, ceil_threshold=math.inf
+    )

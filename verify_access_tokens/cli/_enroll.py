@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal
+from typing import Any
 
 from .. import ConfigurationError, EnrollmentBatch, EnrollmentRequest, VerifyClient
 from .._core._validation import TTL_MIN
@@ -33,19 +33,21 @@ from ._resume import DONE, EXPIRED, FINAL, IN_FLIGHT, TAKEN, ResumeIndex, read_i
 ENV_SERVICE_SID = "VERIFY_SERVICE_SID"
 
 
-def _rate_limit(value: str | None) -> float | Literal["adaptive"] | None:
+def _rate_limit(value: str | None) -> float | None:
     if value is None:
         return None
     if value == "adaptive":
-        return "adaptive"
+        raise ConfigurationError(
+            "--rate-limit",
+            "'adaptive' was removed: leave --rate-limit out (the client adapts to Twilio's "
+            "in-flight limit by itself), or give a number for a per-second quota you know",
+        )
     try:
         rate = float(value)
     except ValueError:
         rate = math.nan
     if not (math.isfinite(rate) and rate > 0):
-        raise ConfigurationError(
-            "--rate-limit", "must be a positive number of requests/s, or 'adaptive'"
-        )
+        raise ConfigurationError("--rate-limit", "must be a positive number of requests/s")
     return rate
 
 
@@ -192,8 +194,8 @@ async def run_enroll(args: argparse.Namespace) -> int:
                 rate_limit=rate_limit,
                 ttl=args.ttl,
                 factor_friendly_name=args.friendly_name,
+                on_send=before_send,
             )
-            batch._on_send = before_send
             graceful = _install_signal_handlers(loop, batch)
             bar = admission.tick = progress(total, args.quiet)
             try:

@@ -61,8 +61,9 @@ def add_enroll_command(commands: Any, **parser_options: Any) -> None:
     enroll.add_argument("--concurrency", type=concurrency, default="adaptive",
                         help=CONCURRENCY_HELP)  # fmt: skip
     enroll.add_argument("--rate-limit",
-                        help="requests/s this client sends, or 'adaptive' "
-                        "(default: no limit)")  # fmt: skip
+                        help="at most this many requests/s, retries included, for a "
+                        "per-second quota you know (default: none; the client adapts to "
+                        "Twilio's in-flight limit by itself)")  # fmt: skip
     enroll.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300 (default 60)")
     enroll.add_argument("--friendly-name",
                         help="the device name of identities without their own")  # fmt: skip

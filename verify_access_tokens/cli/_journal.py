@@ -6,7 +6,8 @@ friendly name, tool version, start time; never a credential). Each identity sent
 it is known to ``--resume``) and one outcome line when its result arrives: ``created`` (the token,
 its ttl and expiry), ``failed`` or ``unknown`` (the error's class, HTTP status, Twilio code,
 request id and message, those of the cause for an unknown outcome, and whether a ``--resume``
-sends it again), or ``not_sent`` (stopped before it went on the wire: never a ``sending`` line).
+sends it again), or ``not_sent`` (its request provably never left: the deadline ran out waiting
+for its turn or for a connection).
 Lines are flushed as they are written; the file is fsynced at the end and on a graceful stop.
 """
 
@@ -21,7 +22,6 @@ from .. import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    BatchStoppedError,
     ConfigurationError,
     EnrollmentResult,
     OutcomeUnknownError,
@@ -37,9 +37,7 @@ SETTINGS_STATUSES = frozenset({401, 403, 404})
 
 def never_sent(error: VerifyError) -> bool:
     """Whether ``error`` proves the request never left this machine."""
-    return isinstance(error, BatchStoppedError) or (
-        isinstance(error, APITimeoutError) and not error.request_sent
-    )
+    return isinstance(error, APITimeoutError) and not error.request_sent
 
 
 def retryable(error: VerifyError) -> bool:
@@ -49,7 +47,7 @@ def retryable(error: VerifyError) -> bool:
     and so may a failure of the run's settings (401, 403, 404 of the service: fixed by fixing the
     credentials or SERVICE_SID). A validation error or another 4xx would fail again.
     """
-    if isinstance(error, OutcomeUnknownError | APIConnectionError | BatchStoppedError):
+    if isinstance(error, OutcomeUnknownError | APIConnectionError):
         return True
     if isinstance(error, APIStatusError):
         return error.status == 429 or error.status >= 500 or error.status in SETTINGS_STATUSES

@@ -7,21 +7,26 @@ A request's whole path: ``create`` -> ``_validation`` -> ``VerifyClient._request
 from __future__ import annotations
 
 import functools
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import attrs
 
-from .._batch._engine import BatchInput, Concurrency, EnrollmentBatch, RateLimit, make_pacer
+from .._batch._engine import BatchInput, Concurrency, EnrollmentBatch
 from .._core import _validation as v
+from .._core._constants import RATE_LIMIT_PATIENCE
 from .._core._errors import OutcomeUnknownError, ResponseValidationError
 from .._core._serde import parse_json_object, structure_access_token
-from .._core._types import CallHooks, RawResponse
+from .._core._types import RawResponse, RequestOptions
+from .._flow import Gate
 from ..models import AccessToken, APIResponse, FactorType
 from ._resource import APIResource
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
+
+    from .._flow import Slot
 
 __all__ = ["AccessTokens"]
 
@@ -248,25 +253,26 @@ class AccessTokens(APIResource):
         identities: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
         concurrency: Concurrency = "adaptive",
-        rate_limit: RateLimit = None,
+        rate_limit: float | None = None,
         factor_type: FactorType | str = FactorType.PUSH,
         factor_friendly_name: str | None = None,
         ttl: int | None = None,
         ordered: bool = False,
+        on_send: Callable[[str], None] | None = None,
     ) -> EnrollmentBatch:
         """Enroll many identities; iterate the result for exactly one outcome per input item.
 
         ``identities`` (strings or `EnrollmentRequest`, sync or async iterable) is read
         lazily, one item each time the client's limiter has a slot for it: the batch shares
         the client's ``max_in_flight`` with every other call made through the client. A 429
-        (Twilio's "too many requests", which was not processed) re-queues the item behind the
-        others without spending its ``max_retries``: up to 20 times, within the client's
-        ``deadline``, while the batch makes progress (a 429 after 100 in a row and 10 s
-        with no success in between is the item's result). Results come in completion
+        (Twilio's "too many requests", which was not processed) is re-sent after a short pause
+        behind the other waiters, without spending ``max_retries``: up to 20 times, within the
+        client's ``deadline``, while the client makes progress (after 100 429s in a row and
+        10 s with no other answer, a 429 is the item's result). Results come in completion
         order, or input order with ``ordered=True``. If the iteration ends early, no further
-        item is read, and every item read from the input is yielded, in the batch's
-        ``undelivered`` (finished, token kept) or in its ``unfinished`` (outcome unknown):
-        complete after ``async with batch`` or ``await batch.aclose()``.
+        item is read, and every item read from the input is yielded or listed in the batch's
+        ``undelivered``, ``unfinished`` or ``not_sent``: complete after ``async with batch``
+        or ``await batch.aclose()``.
 
         Args:
             service_sid: The Verify Service (``VA`` + 32 hex).
@@ -275,8 +281,9 @@ class AccessTokens(APIResource):
             concurrency: ``"adaptive"`` (default: as many requests in flight as the client's
                 limiter allows) or an ``int`` >= 1, the most this batch has in flight. An
                 unused slot costs nothing.
-            rate_limit: ``None`` (default: unpaced), requests per second, or ``"adaptive"``
-                (find a per-second limit from 429s): for Verify's per-service rate limits.
+            rate_limit: ``None`` (default: no pace; the client's limiter adapts to Twilio's
+                in-flight limit), or at most this many requests per second, evenly spaced,
+                retries included: for a per-second quota you know.
             factor_type: Factor type of every item (default ``FactorType.PUSH``).
             factor_friendly_name: Friendly name of the items without their own, 1-64
                 characters (default ``None``: not sent).
@@ -284,6 +291,9 @@ class AccessTokens(APIResource):
                 ``None``: Twilio's default of 60).
             ordered: Yield results in input order instead of completion order (default
                 ``False``).
+            on_send: Called with each item's identity right before its first request is
+                handed to the network (default ``None``): a write-ahead record, as ``enroll``
+                keeps. An exception it raises ends the batch with that exception.
 
         Returns:
             An `EnrollmentBatch`: iterate it (``async for``) for one `EnrollmentResult` per
@@ -292,36 +302,50 @@ class AccessTokens(APIResource):
         Raises:
             RequestValidationError: ``service_sid``, ``factor_type``, ``factor_friendly_name``,
                 ``ttl``, ``concurrency`` (``"adaptive"`` or an ``int`` >= 1) or ``rate_limit``
-                (a positive finite number, ``"adaptive"`` or ``None``) breaks a rule; raised
-                here, before anything is sent.
+                (a positive finite number or ``None``) breaks a rule; raised here, before
+                anything is sent.
+            ConfigurationError: ``rate_limit="adaptive"``, which was removed: leave
+                ``rate_limit`` out (the client's ``max_in_flight="adaptive"`` adapts).
         """
+        client = self._client
+        gate = Gate(v.check_rate_limit(rate_limit))
+        options = client._options
+        options = attrs.evolve(
+            options,
+            gate=gate,
+            retry=attrs.evolve(options.retry, rate_limit_patience=RATE_LIMIT_PATIENCE),
+        )
         return EnrollmentBatch(
             functools.partial(
                 self._create_in_batch,
                 v.check_service_sid(service_sid),
                 v.check_factor_type(factor_type),
+                options,
             ),
-            self._client._limiter,
-            make_pacer(rate_limit, self._client.retry_after_max),
+            client._limiter,
+            gate,
             identities,
             concurrency=concurrency,
             factor_friendly_name=v.check_friendly_name(factor_friendly_name),
             ttl=v.check_ttl(ttl),
             ordered=ordered,
-            deadline=self._client.deadline,
-            retry_after_max=self._client.retry_after_max,
+            on_send=on_send,
         )
 
     async def _create_in_batch(
         self,
         service_sid: str,
         factor_type: FactorType,
+        options: RequestOptions,
         identity: object,
         factor_friendly_name: object,
         ttl: object,
-        hooks: CallHooks,
+        slot: Slot,
+        on_send: Callable[[], None],
     ) -> APIResponse[AccessToken]:
-        """One batch item: create()'s validation and parsing, with the batch's hooks."""
+        """One batch item: create()'s validation and parsing, with the batch's options."""
         path, form = _create_request(service_sid, identity, factor_type, factor_friendly_name, ttl)
-        raw = await self._request("POST", path, idempotent=False, form=form, hooks=hooks)
+        raw = await self._request(
+            "POST", path, idempotent=False, form=form, options=options, slot=slot, on_send=on_send
+        )
         return _with_http_info(raw, created=True)
