@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import copy
 import math
+import pickle
 
 import aiohttp
 import pytest
@@ -83,7 +85,10 @@ def test_secret_not_echoed_when_sid_malformed() -> None:
     ("kwargs", "env", "expected"),
     [
         ({}, {}, "https://verify.twilio.com"),
-        ({"region": "au1"}, {}, "https://verify.au1.twilio.com"),
+        ({"region": "au1"}, {}, "https://verify.sydney.au1.twilio.com"),
+        ({"region": "ie1"}, {}, "https://verify.dublin.ie1.twilio.com"),
+        ({"region": "jp1"}, {}, "https://verify.tokyo.jp1.twilio.com"),
+        ({}, {"TWILIO_REGION": "us1"}, "https://verify.ashburn.us1.twilio.com"),
         ({"edge": "sydney"}, {}, "https://verify.sydney.us1.twilio.com"),
         ({"edge": "sydney", "region": "au1"}, {}, "https://verify.sydney.au1.twilio.com"),
         (
@@ -110,7 +115,7 @@ def test_secret_not_echoed_when_sid_malformed() -> None:
         (
             {"region": "au1"},
             {"VERIFY_ACCESS_TOKENS_BASE_URL": "https://gw.example"},
-            "https://verify.au1.twilio.com",
+            "https://verify.sydney.au1.twilio.com",
         ),
         ({}, {"VERIFY_ACCESS_TOKENS_BASE_URL": ""}, "https://verify.twilio.com"),
     ],
@@ -121,6 +126,24 @@ def test_base_url_resolution(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, **kwargs).base_url == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kwargs", "env", "named"), [
+    ({"region": "xx9"}, {}, "region"),
+    ({}, {"TWILIO_REGION": "xx9"}, "TWILIO_REGION"),
+])  # fmt: skip
+def test_a_region_without_a_known_default_edge_asks_for_its_edge(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, str], env: dict[str, str], named: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        VerifyClient(ACCOUNT_SID, AUTH_TOKEN, **kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == named
+    assert "edge" in info.value.rule
+    assert VerifyClient(ACCOUNT_SID, AUTH_TOKEN, region="xx9", edge="far").base_url == (
+        "https://verify.far.xx9.twilio.com"
+    )
 
 
 def test_base_url_variable_is_refused_over_plain_http_off_loopback(
@@ -248,3 +271,36 @@ def test_unencodable_secrets_are_a_configuration_error(
     assert info.value.setting == setting
     for leaked in (SURROGATE_SECRET, "пароль", "пользователь"):
         assert leaked not in str(info.value) + repr(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "named"),
+    [
+        ({"auth_token": AUTH_TOKEN + "\n"}, {}, "auth_token"),
+        ({}, {"TWILIO_AUTH_TOKEN": AUTH_TOKEN + "\n"}, "TWILIO_AUTH_TOKEN"),
+        ({}, {"TWILIO_AUTH_TOKEN": " " + AUTH_TOKEN}, "TWILIO_AUTH_TOKEN"),
+        ({"account_sid": ACCOUNT_SID + "\r\n", "auth_token": AUTH_TOKEN}, {}, "account_sid"),
+    ],
+)
+def test_a_credential_with_surrounding_whitespace_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, str], env: dict[str, str], named: str
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        VerifyClient(**kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == named
+    assert "whitespace" in info.value.rule
+    assert AUTH_TOKEN not in str(info.value)
+
+
+def test_a_client_refuses_to_be_pickled_or_deep_copied_and_says_why() -> None:
+    client = VerifyClient(ACCOUNT_SID, AUTH_TOKEN, proxy="http://user:proxy-pass@127.0.0.1:3128")
+    for copy_out in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match="credentials") as info:
+            copy_out(client)
+        assert AUTH_TOKEN not in str(info.value)
+    sibling = client.with_options(max_retries=0)  # the one copy path still works
+    assert sibling.max_retries == 0
+    assert sibling.access_tokens._client is sibling

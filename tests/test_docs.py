@@ -12,12 +12,14 @@ import ast
 import importlib.util
 import inspect
 import itertools
+import pydoc
 import re
 import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from unittest import mock
 
 import pytest
 from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
@@ -282,9 +284,22 @@ async def test_every_public_attribute_of_a_batch_is_documented() -> None:
     assert public <= _attributes_section(EnrollmentBatch.__doc__ or "")
 
 
-def test_the_clients_resource_is_documented() -> None:
+def test_the_clients_resource_is_documented_for_help_and_the_reference() -> None:
     source = (ROOT / "verify_access_tokens" / "client.py").read_text()
-    assert re.search(r"access_tokens: AccessTokens\n\s+\"\"\"\S", source)
+    assert re.search(r"access_tokens = ResourceAttribute\(AccessTokens\)\n\s+\"\"\"\S", source)
+    text = pydoc.render_doc(VerifyClient, renderer=pydoc.plaintext)
+    assert "access_tokens" in text
+    assert "Enrollment access tokens of a Verify Service" in text
+
+
+async def test_create_autospec_of_a_client_has_its_resource_with_checked_signatures() -> None:
+    client = mock.create_autospec(VerifyClient, instance=True)
+    client.access_tokens.create.return_value = "token"
+    assert await client.access_tokens.create("VA" + "0" * 32, identity="user-0001") == "token"
+    with pytest.raises(TypeError):
+        await client.access_tokens.create("VA" + "0" * 32, identety="user-0001")
+    real = VerifyClient("AC" + "0" * 32, "t")
+    assert real.access_tokens._client is real  # each client its own resource
 
 
 # -- no internal words -------------------------------------------------------------------------

@@ -17,9 +17,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import NamedTuple
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from verify_access_tokens import VerifyClient
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,14 +74,22 @@ def test_plugin_example_runs_under_pytest() -> None:
 
 
 def test_mocking_example_runs_under_pytest() -> None:
-    """aioresponses through the public shim, and unittest.mock at the application's seam."""
+    """aioresponses through the public shim, and unittest.mock at the application's seam, in a
+    shell holding an emulator's and a region's variables: the mocks do not depend on them."""
+    shell = {
+        **os.environ,
+        "VERIFY_ACCESS_TOKENS_BASE_URL": "http://127.0.0.1:9",
+        "TWILIO_REGION": "ie1",
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "from-the-shell",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "pytest", str(EXAMPLES / "test_mocking.py"), "-q",
          "-o", "addopts=", "-p", "no:cacheprovider"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True, text=True, cwd=ROOT, timeout=120, env=shell,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    assert "4 passed" in done.stdout
 
 
 def test_readme_commands_are_what_ci_runs() -> None:
@@ -153,6 +164,37 @@ async def test_fastapi_example_starts_its_own_emulator_by_default() -> None:
     assert android_accepts(created.json())
 
 
+@pytest.mark.sockets
+async def test_aiohttp_web_example_answers_tokens_and_failures(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    example = load("aiohttp_web_app")
+    app = example.make_app(verify_client, verify_emulator.service_sid)
+    async with TestClient(TestServer(app)) as http:
+        ok = await http.post("/access-token", headers={"X-User-Id": "user-00000001"})
+        assert ok.status == 200
+        assert (await ok.json())["token"]
+        bad = await http.post("/access-token", headers={"X-User-Id": "x"})
+        assert bad.status == 400
+        assert "identity" in (await bad.json())["error"]["message"]
+        verify_emulator.set_faults(Faults(rate_limit=0.001))
+        await http.post("/access-token", headers={"X-User-Id": "user-00000002"})
+        limited = await http.post("/access-token", headers={"X-User-Id": "user-00000003"})
+        assert limited.status == 429
+        assert limited.headers["Retry-After"].isdigit()
+        assert limited.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.sockets
+async def test_aiohttp_web_example_runs_against_its_own_emulator() -> None:
+    example = load("aiohttp_web_app")
+    app = await example.main()
+    async with TestClient(TestServer(app)) as http:
+        answer = await http.post("/access-token", headers={"X-User-Id": "user-00000001"})
+        assert answer.status == 200
+    assert isinstance(app, aiohttp.web.Application)
+
+
 # --- README code blocks run as pasted -----------------------------------------------------------
 # Every fenced block of README.md is one of two kinds, told apart by the line before it.
 #
@@ -184,6 +226,7 @@ TESTED_EXAMPLES = {
     "examples/fastapi_app.py": "test_fastapi_example_against_an_emulator",
     "examples/test_my_app.py": "test_plugin_example_runs_under_pytest",
     "examples/test_mocking.py": "test_mocking_example_runs_under_pytest",
+    "examples/aiohttp_web_app.py": "test_aiohttp_web_example_answers_tokens_and_failures",
 }
 # The jq commands of README, run by test_enroll_journal.py::test_readme_jq_commands_run.
 JQ_RUN_BY_TEST = {
@@ -360,7 +403,7 @@ async def check_pytest_settings(block: Block, tmp_path: Path) -> None:
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], {**os.environ}, tmp_path
     )
     assert code == 0, out
-    assert "2 passed" in out
+    assert "4 passed" in out
     assert "warning" not in out.lower(), out  # pytest-asyncio's: 'asyncio_default_... is unset'
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from importlib.metadata import version
@@ -124,3 +125,27 @@ def test_a_marker_with_positional_arguments_fails_with_one_line(project: Path) -
     out = run_pytest(project)
     assert "exit=1" in out, out
     assert "@pytest.mark.verify_emulator: positional arguments; it takes the keywords" in out
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [
+        ("(service_sids=['not-a-sid'])", "@pytest.mark.verify_emulator: "),
+        ("(port=TAKEN)", "@pytest.mark.verify_emulator: "),
+    ],
+)
+def test_a_bad_marker_value_fails_with_one_line(project: Path, marker: str, expected: str) -> None:
+    test_file = project / "test_app.py"
+    text = test_file.read_text().replace("(faults=Faults(rate_limit=5), seed=1)", marker)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        text = text.replace("TAKEN", str(holder.getsockname()[1]))
+        test_file.write_text(text)
+        out = run_pytest(project)
+    finally:
+        holder.close()
+    assert "exit=1" in out, out
+    assert expected in out, out
+    assert "Traceback" not in out

@@ -31,6 +31,8 @@ SESSION_LEVEL = {
     "keepalive_timeout",
     "session",
     "trace_configs",
+    "tracer_provider",  # one set of instruments per client, shared by its siblings
+    "meter_provider",
     "proxy",
     "proxy_auth",
     "trust_env",
@@ -80,6 +82,7 @@ EXPORTED = [
     "BatchSummary",
     "ClientStateError",
     "ConfigurationError",
+    "EndpointAnswer",
     "EnrollmentBatch",
     "EnrollmentRequest",
     "EnrollmentResult",
@@ -95,6 +98,7 @@ EXPORTED = [
     "VerifyClient",
     "VerifyError",
     "__version__",
+    "endpoint_answer",
 ]
 
 

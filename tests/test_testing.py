@@ -12,7 +12,18 @@ import pytest
 from aioresponses import core as upstream_core
 from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 
-from verify_access_tokens import AccessToken, FactorType, VerifyClient
+from verify_access_tokens import (
+    AccessToken,
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    FactorType,
+    NotFoundError,
+    OutcomeUnknownError,
+    RateLimitError,
+    ResponseValidationError,
+    VerifyClient,
+)
 from verify_access_tokens._http import _compat
 from verify_access_tokens.emulator import VerifyEmulator
 from verify_access_tokens.testing import (
@@ -20,6 +31,7 @@ from verify_access_tokens.testing import (
     access_token,
     access_token_body,
     aioresponses,
+    twilio_error_body,
 )
 
 CREATE_URL = f"https://verify.twilio.com/v2/Services/{SERVICE_SID}/AccessTokens"
@@ -145,3 +157,57 @@ def test_the_marker_check_fails_the_test_in_one_line(
     assert "\n" not in str(info.value)
     assert info.value.pytrace is False
     assert _marker_options(pytest.mark.verify_emulator(seed=1).mark, VerifyEmulator) == {"seed": 1}
+
+
+async def test_a_mocked_body_over_128_kib_reaches_the_client_whole() -> None:
+    """aioresponses' own stream would fail with aiohttp's bare AssertionError past 128 KiB."""
+    assert _compat.require(upstream_core, "stream_reader_factory") is not None
+    body = access_token_body(service_sid=SERVICE_SID, entity_identity="user-0001")
+    body["padding"] = "x" * (256 * 1024)  # an unknown key: ignored by the parser
+    with aioresponses() as mocked:
+        mocked.post(CREATE_URL, payload=body, status=201)
+        token = await create()
+    assert token.entity_identity == "user-0001"
+    with aioresponses() as mocked:  # past max_response_bytes: the client's own typed error
+        body["padding"] = "x" * (2 * 1024 * 1024)
+        mocked.post(CREATE_URL, payload=body, status=201)
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await create()
+    assert isinstance(caught.value.cause, ResponseValidationError)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "code"),
+    [(429, RateLimitError, 20429), (401, AuthenticationError, 20003), (404, NotFoundError, 20404)],
+)
+async def test_twilio_error_body_mocks_the_matching_error(
+    status: int, error: type[APIStatusError], code: int
+) -> None:
+    with aioresponses() as mocked:
+        mocked.post(
+            CREATE_URL,
+            payload=twilio_error_body(status),
+            status=status,
+            headers={"Retry-After": "2"},
+        )
+        with pytest.raises(error) as caught:
+            await create()
+    assert caught.value.code == code
+    assert caught.value.more_info == f"https://www.twilio.com/docs/errors/{code}"
+    if status == 429:
+        assert caught.value.retry_after == 2.0
+    assert twilio_error_body(409, 12345, "custom") == {
+        "code": 12345,
+        "message": "custom",
+        "more_info": "https://www.twilio.com/docs/errors/12345",
+        "status": 409,
+    }
+
+
+async def test_a_mocked_connection_reset_is_a_typed_error() -> None:
+    with aioresponses() as mocked:
+        mocked.post(CREATE_URL, exception=ConnectionResetError("reset by peer"))
+        with pytest.raises(OutcomeUnknownError) as caught:  # it may have been sent
+            await create()
+    assert isinstance(caught.value.cause, APIConnectionError)
+    assert "reset by peer" in str(caught.value)

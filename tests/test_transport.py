@@ -253,6 +253,7 @@ async def test_deadline_spent_waiting_for_the_gate_sends_nothing(
             await client._request(
                 "POST",
                 f"/v2/Services/{emulator.service_sid}/AccessTokens",
+                template="/v2/Services/{ServiceSid}/AccessTokens",
                 idempotent=False,
                 form={"Identity": IDENTITY, "FactorType": "push"},
                 options=options,

@@ -8,6 +8,7 @@ import sys as _sys
 import attrs as _attrs
 
 from ._batch._engine import BatchSummary, EnrollmentBatch
+from ._core._answers import EndpointAnswer, endpoint_answer
 from ._core._errors import (
     APIConnectionError,
     APIError,
@@ -46,6 +47,7 @@ __all__ = [
     "BatchSummary",
     "ClientStateError",
     "ConfigurationError",
+    "EndpointAnswer",
     "EnrollmentBatch",
     "EnrollmentRequest",
     "EnrollmentResult",
@@ -61,6 +63,7 @@ __all__ = [
     "VerifyClient",
     "VerifyError",
     "__version__",
+    "endpoint_answer",
 ]
 
 # Public classes show as ``verify_access_tokens.X`` in tracebacks, reprs and mypy messages, not

@@ -9,7 +9,6 @@ the identity only as an 8-character hash prefix), a deployment bug or a real bug
 
 # No ``from __future__ import annotations``, like the router module FastAPI introspects.
 import logging
-import math
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final
 
@@ -21,20 +20,15 @@ from starlette.exceptions import HTTPException  # FastAPI's own is a subclass
 from starlette.requests import ClientDisconnect
 
 from verify_access_tokens import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
     ClientStateError,
     OutcomeUnknownError,
-    RateLimitError,
-    RequestValidationError,
-    ResponseValidationError,
     VerifyError,
+    endpoint_answer,
 )
 
 logger: Final = logging.getLogger("verify_access_tokens.fastapi")
 
-NO_STORE: Final = {"Cache-Control": "no-store"}
+NO_STORE: Final = {"Cache-Control": "no-store"}  # every answer: a token is never cached
 
 
 class EndpointError(Exception):
@@ -82,47 +76,12 @@ class EndpointError(Exception):
         return JSONResponse(body, status_code=self.status, headers=self.headers | NO_STORE)
 
 
-def _more_info(exc: APIStatusError) -> str | None:
-    # Built from Twilio's numeric code, never copied from the server's text.
-    return f"https://www.twilio.com/docs/errors/{exc.code}" if exc.code is not None else None
-
-
-CLIENT_UNUSABLE: Final = (
-    "the server's verification client is closed or belongs to another event loop"
-)
-
-
 def upstream_error(exc: VerifyError) -> EndpointError:
-    """What a mobile client can act on, with fixed messages: nothing from upstream is echoed."""
-    if isinstance(exc, RequestValidationError) and exc.field == "identity":
-        return EndpointError(400, str(exc))
-    if isinstance(exc, RateLimitError):
-        retry_after = str(max(1, math.ceil(exc.retry_after or 1)))
-        return EndpointError(
-            429,
-            "too many requests to the verification service; retry later",
-            more_info=_more_info(exc),
-            headers={"Retry-After": retry_after},
-        )
-    if isinstance(exc, OutcomeUnknownError):
-        if isinstance(exc.cause, APITimeoutError):
-            return EndpointError(504, "the verification service timed out; outcome unknown")
-        return EndpointError(502, "the verification service failed; outcome unknown")
-    if isinstance(exc, APITimeoutError):
-        if not exc.request_sent:  # it never left this machine: safe to send again
-            return EndpointError(
-                503,
-                "the verification service could not be reached in time; nothing was sent, "
-                "retry later",
-                headers={"Retry-After": "1"},
-            )
-        return EndpointError(504, "the verification service timed out")
-    if isinstance(exc, APIStatusError | APIConnectionError | ResponseValidationError):
-        more_info = _more_info(exc) if isinstance(exc, APIStatusError) else None
-        return EndpointError(502, "the verification service failed", more_info=more_info)
-    if isinstance(exc, ClientStateError):
-        return EndpointError(503, CLIENT_UNUSABLE)
-    return EndpointError(500, "internal server error")
+    """`endpoint_answer`'s mapping, as the router's exception."""
+    answer = endpoint_answer(exc)
+    return EndpointError(
+        answer.status, answer.message, more_info=answer.more_info, headers=answer.headers
+    )
 
 
 def _facts(exc: VerifyError) -> tuple[object, ...]:
@@ -155,7 +114,7 @@ def upstream_failure(exc: VerifyError, identity_ref: str | None = None) -> Endpo
         logger.error(
             "access-token endpoint: %s (answered 503): a deployment bug; build the VerifyClient "
             "in the app's lifespan, or in a dependency returning it",
-            CLIENT_UNUSABLE,
+            answer.message,
             exc_info=exc,
         )
     elif answer.status == 500:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -24,8 +23,10 @@ from ._core._errors import ConfigurationError
 from ._core._types import NOT_GIVEN, NotGiven, RawResponse, RequestOptions
 from ._flow import Limiter, LimiterState, Slot, make_limiter, session_cap
 from ._http._retry import RetryPolicy
+from ._http._telemetry import AVAILABLE, Telemetry
 from ._http._transport import Transport
 from .resources import AccessTokens
+from .resources._resource import ResourceAttribute
 
 __all__ = ["VerifyClient"]
 
@@ -40,7 +41,7 @@ class VerifyClient:
     cannot be combined with the settings of the client's own session.
     """
 
-    access_tokens: AccessTokens
+    access_tokens = ResourceAttribute(AccessTokens)
     """Verify's enrollment Access Tokens: ``create``, ``fetch`` and ``create_many``."""
 
     def __init__(
@@ -68,6 +69,8 @@ class VerifyClient:
         proxy: str | None = None,
         proxy_auth: tuple[str, str] | None = None,
         trust_env: bool = False,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         """Check every setting now, so that a misconfiguration fails here, not on a request.
 
@@ -118,6 +121,11 @@ class VerifyClient:
             proxy_auth: ``(login, password)`` for ``proxy``, when its URL holds none.
             trust_env: Read ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY`` once, now (default
                 ``False``); an explicit ``proxy`` wins. ``~/.netrc`` is never read.
+            tracer_provider: An OpenTelemetry ``TracerProvider`` for this client's spans
+                (default ``None``: the global one, once the app sets it). Needs the ``otel``
+                extra.
+            meter_provider: An OpenTelemetry ``MeterProvider`` for this client's metrics
+                (default ``None``: the global one). Needs the ``otel`` extra.
 
         Raises:
             ConfigurationError: A credential, the origin or a setting is missing or malformed
@@ -158,6 +166,9 @@ class VerifyClient:
             DEFAULT_POOL_LIMIT if pool_limit is None else pool_limit
         )
         self._max_in_flight = _config.max_in_flight(max_in_flight)
+        limiter = make_limiter(
+            self._max_in_flight, session_cap(session) if session else checked_pool_limit
+        )
         self._transport = Transport(
             base_url=origin,
             authorization=credentials.authorization,
@@ -171,9 +182,8 @@ class VerifyClient:
                 DEFAULT_KEEPALIVE_TIMEOUT if keepalive_timeout is None else keepalive_timeout,
             ),
             trace_configs=trace_configs,
-            limiter=make_limiter(
-                self._max_in_flight, session_cap(session) if session else checked_pool_limit
-            ),
+            limiter=limiter,
+            telemetry=_telemetry(origin, limiter, tracer_provider, meter_provider),
         )
         self._owns_transport = True
         self._options = RequestOptions(
@@ -248,7 +258,8 @@ class VerifyClient:
 
         So a setting added to ``__init__`` cannot be forgotten here.
         """
-        sibling = copy.copy(self)
+        sibling = object.__new__(type(self))
+        sibling.__dict__.update(self.__dict__)
         sibling._owns_transport = False
         sibling._options = options
         sibling.access_tokens = AccessTokens(sibling)
@@ -259,13 +270,14 @@ class VerifyClient:
         method: str,
         path: str,
         *,
+        template: str,
         idempotent: bool,
         form: Mapping[str, str] | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
         options: RequestOptions | None = None,
         slot: Slot | None = None,
         on_send: Callable[[], None] | None = None,
-    ) -> Coroutine[Any, Any, RawResponse]:
+    ) -> Awaitable[RawResponse]:
         """The resources' one way to send.
 
         This client's options (``timeout`` for this call, or a batch's ``options``), its
@@ -279,6 +291,7 @@ class VerifyClient:
         return self._transport.request(
             method,
             path,
+            template=template,
             options=options,
             idempotent=idempotent,
             form=form,
@@ -361,6 +374,17 @@ class VerifyClient:
             f"base_url={self._transport.base_url!r}{via_proxy})"
         )
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Refused: a pickle would carry the credentials in clear, and a pool cannot travel.
+
+        Raises:
+            TypeError: Always; build a client in each process instead.
+        """
+        raise TypeError(
+            "a VerifyClient cannot be pickled or deep-copied: it holds credentials (which a "
+            "pickle would carry in clear) and a connection pool; build one in each process"
+        )
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Release the connection pool. Idempotent; a no-op on ``with_options`` siblings."""
@@ -379,3 +403,19 @@ class VerifyClient:
     ) -> None:
         """Close the client (`aclose`), whatever happened in the block."""
         await self.aclose()
+
+
+def _telemetry(
+    base_url: str, limiter: Limiter, tracer_provider: Any, meter_provider: Any
+) -> Telemetry | None:
+    """The client's OpenTelemetry instruments, when the ``otel`` extra is installed."""
+    if AVAILABLE:
+        return Telemetry(
+            base_url, limiter, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+    for name, given in (("tracer_provider", tracer_provider), ("meter_provider", meter_provider)):
+        if given is not None:
+            raise ConfigurationError(
+                name, "needs OpenTelemetry: pip install 'verify-access-tokens[otel]'"
+            )
+    return None

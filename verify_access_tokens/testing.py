@@ -15,14 +15,17 @@ with one message saying what to install. A marker keyword `VerifyEmulator` does 
 the test with one line naming it and the valid ones.
 
 For tests that mock instead: `aioresponses` (the ``aioresponses`` mock, working with the
-aiohttp this package supports), `access_token_body` (a valid answer to mock at the HTTP layer)
-and `access_token` (the `AccessToken` that ``create`` returns, to mock at your own seam).
+aiohttp this package supports), `access_token_body` (a valid answer to mock at the HTTP layer),
+`twilio_error_body` (Twilio's error answer, for a 429, 401 or 404) and `access_token` (the
+`AccessToken` that ``create`` returns, to mock at your own seam). Every public error builds in
+one call for a test that raises it itself: ``RateLimitError(retry_after=2.0)``.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
+import http
 import inspect
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -35,7 +38,14 @@ if TYPE_CHECKING:  # imported by the fixtures, so that loading the plugin stays 
     from . import AccessToken, VerifyClient
     from .emulator import VerifyEmulator
 
-__all__ = ["access_token", "access_token_body", "aioresponses", "verify_client", "verify_emulator"]
+__all__ = [
+    "access_token",
+    "access_token_body",
+    "aioresponses",
+    "twilio_error_body",
+    "verify_client",
+    "verify_emulator",
+]
 
 _MARKER = "verify_emulator"
 _NO_RUNNER = (
@@ -69,8 +79,15 @@ def _define() -> dict[str, Callable[..., AsyncIterator[Any]]]:
 
         marker = request.node.get_closest_marker(_MARKER)
         options = _marker_options(marker, VerifyEmulator) if marker is not None else {}
-        async with VerifyEmulator(**options) as emulator:
+        try:
+            emulator = VerifyEmulator(**options)
+            await emulator.start()
+        except (OSError, ValueError, TypeError) as exc:  # a taken port, a malformed sid ...
+            pytest.fail(f"@pytest.mark.{_MARKER}: {exc}", pytrace=False)
+        try:
             yield emulator
+        finally:
+            await emulator.stop()
 
     async def verify_client(verify_emulator: VerifyEmulator) -> AsyncIterator[VerifyClient]:
         """A client pointed at ``verify_emulator``, closed after the test.
@@ -225,6 +242,36 @@ def access_token_body(**overrides: Any) -> dict[str, Any]:
     if "url" not in overrides:
         body["url"] = _token_url(body)
     return body
+
+
+def twilio_error_body(
+    status: int, code: int | None = None, message: str | None = None
+) -> dict[str, Any]:
+    """Twilio's answer for an error: ``code``, ``message``, ``more_info`` and ``status``.
+
+    Mock it with the status it names, and the client raises the matching error: 429 is a
+    `RateLimitError` (add a ``Retry-After`` header to the mocked answer for ``retry_after``),
+    401 an `AuthenticationError`, 404 a `NotFoundError`.
+
+    Args:
+        status: The HTTP status, such as 429.
+        code: Twilio's error code (default: Twilio's for the status: 20429, 20003, 20404 ...,
+            else ``None``).
+        message: Twilio's message (default: the status's reason phrase).
+
+    Returns:
+        A new dict, to pass as a mocked response's JSON payload.
+    """
+    code = _CODES.get(status) if code is None else code
+    return {
+        "code": code,
+        "message": message if message is not None else http.HTTPStatus(status).phrase,
+        "more_info": None if code is None else f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+_CODES = {400: 60200, 401: 20003, 403: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
 
 
 def access_token(**overrides: Any) -> AccessToken:

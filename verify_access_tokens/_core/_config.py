@@ -69,6 +69,10 @@ def _setting(
         raise ConfigurationError(source, f"missing: pass {arg}= or set {var}")
     if not isinstance(value, str):
         raise ConfigurationError(source, f"must be a str, not {type(value).__name__}")
+    if value != value.strip():  # `$(cat file)` keeps a newline: every call would then get 401
+        raise ConfigurationError(
+            source, "has leading or trailing whitespace (a newline from a file?); strip it"
+        )
     if sid_prefix is not None and (rule := sid_rule(value, sid_prefix)) is not None:
         raise ConfigurationError(source, rule)
     if not _encodable(value):  # the Basic header is UTF-8: a lone surrogate cannot be sent
@@ -98,6 +102,10 @@ def resolve_credentials(
     return Credentials.basic(sid, token, sid)
 
 
+# Each Twilio region with its default edge, as Twilio's global infrastructure documents them.
+DEFAULT_EDGES: Final = {"us1": "ashburn", "ie1": "dublin", "au1": "sydney", "jp1": "tokyo"}
+
+
 def resolve_base_url(
     *, base_url: str | None, region: str | None, edge: str | None, env: Mapping[str, str]
 ) -> str:
@@ -107,8 +115,9 @@ def resolve_base_url(
     ``region``/``edge`` arguments, then ``VERIFY_ACCESS_TOKENS_BASE_URL``, then
     ``TWILIO_REGION``/``TWILIO_EDGE``. Region/edge select
     ``https://verify.{edge}.{region}.twilio.com``, as Twilio's own SDKs do (an edge without a
-    region implies ``us1``). Plain HTTP is refused except on loopback, so that credentials never
-    travel in clear text, whichever source the URL came from.
+    region implies ``us1``; a region without an edge takes the region's default edge, since
+    Twilio retires the region-only host form). Plain HTTP is refused except on loopback, so
+    that credentials never travel in clear text, whichever source the URL came from.
     """
     if base_url is not None:
         return _checked_base_url(base_url, "base_url")
@@ -124,10 +133,16 @@ def resolve_base_url(
     for label, value in zip(labels, (region, edge), strict=True):
         if value is not None and _HOST_LABEL.fullmatch(value) is None:
             raise ConfigurationError(label, "must be lowercase letters, digits and dashes")
+    if region is not None and edge is None:
+        edge = DEFAULT_EDGES.get(region)
+        if edge is None:
+            raise ConfigurationError(
+                labels[0],
+                f"has no default edge this client knows ({', '.join(DEFAULT_EDGES)} have); "
+                f"give its edge too ({labels[1]})",
+            )
     if edge is not None:
         return f"https://verify.{edge}.{region or 'us1'}.twilio.com"
-    if region is not None:
-        return f"https://verify.{region}.twilio.com"
     return DEFAULT_BASE_URL
 
 

@@ -1,9 +1,9 @@
 """The one exception hierarchy of the package; `_error_mapping` beside it maps failures onto it.
 
 Every failure a caller can meet is a `VerifyError`, so ``except VerifyError`` is always
-enough::
+enough, and every one has ``request_id`` and ``attempts``::
 
-    VerifyError                         attempts (0 when nothing was sent)
+    VerifyError                         request_id (None: no answer), attempts (0: none sent)
     ├── ConfigurationError (ValueError)      a client setting; raised at construction
     ├── RequestValidationError (ValueError)  a request parameter; raised before sending
     ├── ClientStateError (RuntimeError)      closed client, or used from another event loop
@@ -29,20 +29,25 @@ Credentials and the JWT ``token`` are never passed into an exception, so they ca
 
 from __future__ import annotations
 
+import http
 from typing import Any, ClassVar
 
 
 class VerifyError(Exception):
     """Base class of every error raised by this package.
 
-    ``attempts`` is how many HTTP attempts were made before this error was raised (0 when it
-    was raised before anything was sent).
+    ``request_id`` is Twilio's ``Twilio-Request-Id`` of the answer behind the error, ``None``
+    when no answer came (or it did not have Twilio's shape), so that
+    ``except VerifyError as e: log(e.request_id)`` always works. ``attempts`` is how many HTTP
+    attempts were made before this error was raised (0 when it was raised before anything was
+    sent).
 
     Every error pickles with its class, message and public attributes, so it crosses a process
     boundary (``ProcessPoolExecutor``, Celery, pytest-xdist) as it is; a ``__cause__`` that is a
     `VerifyError` goes with it, any other one is left behind.
     """
 
+    request_id: str | None = None
     attempts: int = 0
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -125,8 +130,8 @@ class ResponseValidationError(APIError):
     ``field`` is the JSON path of the offending field (``"$"`` for the whole body).
 
     Args:
-        field: JSON path of the offending field, such as ``$.ttl``.
-        problem: What is wrong with it.
+        field: JSON path of the offending field, such as ``$.ttl`` (default ``"$"``).
+        problem: What is wrong with it (default ``"not an access token"``).
         status: The HTTP status of the answer (default ``None``).
         method: HTTP method of the request (default ``None``).
         url: URL of the request (default ``None``).
@@ -136,8 +141,8 @@ class ResponseValidationError(APIError):
 
     def __init__(
         self,
-        field: str,
-        problem: str,
+        field: str = "$",
+        problem: str = "not an access token",
         *,
         status: int | None = None,
         method: str | None = None,
@@ -162,33 +167,31 @@ class ClientStateError(VerifyError, RuntimeError):
 
 
 class APIConnectionError(APIError):
-    """The request could not be completed at the network level.
+    """The request could not be completed at the network level; no answer came.
 
     ``request_sent`` is ``False`` when the failure provably happened before the request reached
     the server (for example a refused connection): only then is a ``create`` safe to retry.
 
     Args:
-        message: What failed, already free of credentials.
-        method: HTTP method of the request.
-        url: URL of the request.
+        message: What failed, already free of credentials (default ``"connection failed"``).
+        method: HTTP method of the request (default ``None``).
+        url: URL of the request (default ``None``).
         request_sent: Whether the request may have reached the server (default ``True``).
         attempts: HTTP attempts made (default 0).
     """
 
-    method: str
-    url: str
-
     def __init__(
         self,
-        message: str,
+        message: str = "connection failed",
         *,
-        method: str,
-        url: str,
+        method: str | None = None,
+        url: str | None = None,
         request_sent: bool = True,
         attempts: int = 0,
     ) -> None:
         self.request_sent = request_sent
-        super().__init__(f"{message} ({method} {url})", method=method, url=url, attempts=attempts)
+        where = f" ({method} {url})" if method is not None else ""
+        super().__init__(f"{message}{where}", method=method, url=url, attempts=attempts)
 
 
 class APITimeoutError(APIConnectionError):
@@ -203,12 +206,15 @@ class APIStatusError(APIError):
     """The server answered with a non-success HTTP status (one without a subclass as such).
 
     ``retry_after`` is the server's ``Retry-After`` in seconds when it sent one (429, 503).
+    Each subclass knows its status, so a test builds one in one call: ``RateLimitError()``,
+    ``NotFoundError(code=20404)``, ``RateLimitError(retry_after=2.0)``.
 
     Args:
-        status: The HTTP status.
-        message: Twilio's ``message`` (or the status line's reason), credentials removed.
-        method: HTTP method of the request.
-        url: URL of the request.
+        status: The HTTP status (default: the subclass's own; required for this class).
+        message: Twilio's ``message`` (or the status line's reason), credentials removed
+            (default: the status's reason phrase).
+        method: HTTP method of the request (default ``"POST"``).
+        url: URL of the request (default ``""``).
         code: Twilio's error code, such as 20404 (default ``None``).
         more_info: Twilio's ``more_info`` link (default ``None``).
         request_id: Twilio's ``Twilio-Request-Id``, when known (default ``None``).
@@ -223,14 +229,15 @@ class APIStatusError(APIError):
     method: str
     url: str
     _remedy: ClassVar[str] = ""  # what the caller should do, ending the message
+    _status: ClassVar[int | None] = None  # a subclass's own status
 
     def __init__(
         self,
         *,
-        status: int,
-        message: str,
-        method: str,
-        url: str,
+        status: int | None = None,
+        message: str | None = None,
+        method: str = "POST",
+        url: str = "",
         code: int | None = None,
         more_info: str | None = None,
         request_id: str | None = None,
@@ -239,6 +246,12 @@ class APIStatusError(APIError):
         concurrent_requests: int | None = None,
         request_duration: float | None = None,
     ) -> None:
+        if status is None:
+            if self._status is None:
+                raise TypeError(f"{type(self).__name__}() needs status=")
+            status = self._status
+        if message is None:
+            message = _reason(status)
         self.status = status
         self.retry_after = retry_after
         self.concurrent_requests = concurrent_requests
@@ -259,6 +272,8 @@ class APIStatusError(APIError):
 class BadRequestError(APIStatusError):
     """400: Twilio rejected a parameter (for example code 60200)."""
 
+    _status = 400
+
 
 class AuthenticationError(APIStatusError):
     """401: the credentials were refused (code 20003).
@@ -271,6 +286,7 @@ class AuthenticationError(APIStatusError):
         "; check the credentials: TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY "
         "with TWILIO_API_SECRET (or the VerifyClient arguments of the same names)"
     )
+    _status = 401
 
 
 class PermissionDeniedError(APIStatusError):
@@ -284,21 +300,28 @@ class PermissionDeniedError(APIStatusError):
         "; check that TWILIO_ACCOUNT_SID is the account that owns this service and, if you use "
         "an API key (TWILIO_API_KEY), that the key may use Verify"
     )
+    _status = 403
 
 
 class NotFoundError(APIStatusError):
     """404: unknown service or access token (code 20404)."""
 
+    _status = 404
+
 
 class RateLimitError(APIStatusError):
     """429: too many requests (code 20429). ``retry_after`` is in seconds, when known."""
+
+    _status = 429
 
 
 class ServerError(APIStatusError):
     """5xx: trouble at Twilio or a proxy in between.
 
-    3xx, 409, 422 ... are plain `APIStatusError`.
+    3xx, 409, 422 ... are plain `APIStatusError`. Built without ``status``, it is a 500.
     """
+
+    _status = 500
 
 
 class OutcomeUnknownError(VerifyError):
@@ -312,12 +335,14 @@ class OutcomeUnknownError(VerifyError):
     ``cause`` is then the `ResponseValidationError`.
 
     Args:
-        cause: The underlying error; its ``attempts`` are this error's too.
+        cause: The underlying error; its ``attempts`` and ``request_id`` are this error's too
+            (for a test: ``OutcomeUnknownError(APITimeoutError())``).
     """
 
     def __init__(self, cause: VerifyError) -> None:
         self.cause = cause
         self.attempts = cause.attempts
+        self.request_id = cause.request_id
         self.__cause__ = cause
         super().__init__(
             "outcome unknown: the create request may have created an access token, and it was not "
@@ -329,6 +354,13 @@ class OutcomeUnknownError(VerifyError):
 
 
 # -- mapping failures to the hierarchy ---------------------------------------------------
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def _rebuild(cls: type[VerifyError], args: tuple[Any, ...]) -> VerifyError:

@@ -91,6 +91,7 @@ class Limiter:
         self.cap = cap
         self.in_flight = 0
         self.rate_limited = 0
+        self._value = limit.value
         self._bound = _bound(limit.value, cap)  # compared on every acquire: kept, not derived
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._rate_limited_in_a_row = 0
@@ -117,6 +118,15 @@ class Limiter:
             self._rate_limited_in_a_row > NO_PROGRESS
             and now - self._progress_at >= NO_PROGRESS_SECONDS
         )
+
+    def try_acquire(self, gate: Gate | None = None) -> Slot | None:
+        """A slot if one is free, nobody waits and the ``gate`` has no wait; never waits."""
+        if gate is not None and (gate.closed or gate.rate is not None):
+            return None
+        if self._waiters or self.in_flight >= self._bound:
+            return None
+        self.in_flight += 1
+        return Slot(self)
 
     async def acquire(
         self,
@@ -178,7 +188,9 @@ class Limiter:
             in_flight=self.in_flight,
             concurrent=concurrent,
         )
-        self._bound = _bound(limit.value, self.cap)
+        if limit.value != self._value:
+            self._value = limit.value
+            self._bound = _bound(limit.value, self.cap)
         if self._waiters:
             self._wake()
 

@@ -168,6 +168,17 @@ def mock_response_class() -> type[aiohttp.ClientResponse]:
     return _MockClientResponse if "stream_writer" in parameters else aiohttp.ClientResponse
 
 
+def _whole_body_reader(loop: Any = None) -> aiohttp.StreamReader:
+    """A stream holding a whole mocked body at once.
+
+    aioresponses' own has a 128 KiB high-water mark: a longer mocked body makes it pause a
+    protocol it built without a parser, which fails with aiohttp's bare ``AssertionError``.
+    """
+    from aiohttp.client_proto import ResponseHandler
+
+    return aiohttp.StreamReader(ResponseHandler(loop=loop), limit=2**40, loop=loop)
+
+
 @functools.cache
 def compatible_aioresponses() -> type[Any]:
     """``aioresponses.aioresponses``, with `mock_response_class` in place while it is active."""
@@ -180,8 +191,12 @@ def compatible_aioresponses() -> type[Any]:
         _replaced: Any = None
 
         def start(self) -> None:
-            self._replaced = require(core, "ClientResponse")
+            self._replaced = (
+                require(core, "ClientResponse"),
+                require(core, "stream_reader_factory"),
+            )
             setattr(core, "ClientResponse", mock_response_class())  # noqa: B010
+            setattr(core, "stream_reader_factory", _whole_body_reader)  # noqa: B010
             super().start()
 
         def stop(self) -> None:
@@ -189,7 +204,9 @@ def compatible_aioresponses() -> type[Any]:
                 super().stop()
             finally:
                 if self._replaced is not None:
-                    setattr(core, "ClientResponse", self._replaced)  # noqa: B010
+                    response_class, reader_factory = self._replaced
+                    setattr(core, "ClientResponse", response_class)  # noqa: B010
+                    setattr(core, "stream_reader_factory", reader_factory)  # noqa: B010
                     self._replaced = None
 
     CompatibleAioresponses.__name__ = CompatibleAioresponses.__qualname__ = "aioresponses"

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -37,6 +37,7 @@ from .._core._types import RawResponse, RequestOptions
 from .._flow import Limiter, Slot, TurnRefused
 from ._body import ACCEPT_ENCODING, read_body
 from ._compat import new_session
+from ._telemetry import Telemetry
 from ._wire import FORM_CONTENT_TYPE, USER_AGENT, Redacted, encode_form
 
 # Cut short by the deadline, the connect phase ends this long before the attempt (see
@@ -58,9 +59,11 @@ class Transport:
         keepalive_timeout: float,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         limiter: Limiter,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.base_url = base_url
         self.limiter = limiter
+        self.telemetry = telemetry
         self.scrub = Scrubber(authorization, proxy_authorization(proxy))
         self._headers: dict[str, str] = {
             "Authorization": Redacted(authorization),
@@ -152,17 +155,18 @@ class Transport:
                 stacklevel=1,
             )
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
         *,
+        template: str,
         options: RequestOptions,
         idempotent: bool,
         form: Mapping[str, str] | None = None,
         slot: Slot | None = None,
         on_send: Callable[[], None] | None = None,
-    ) -> RawResponse:
+    ) -> Awaitable[RawResponse]:
         """Send with retries per ``options``; return the first 2xx answer or raise.
 
         Each attempt is three steps: wait for a turn (`_turn`: a retry's pause, the
@@ -171,9 +175,13 @@ class Transport:
         deadline; a pause that would cross it is never started, and a call whose deadline ran
         out before sending is an `APITimeoutError` with ``request_sent=False``.
 
+        With OpenTelemetry configured, the call is a client span and each attempt is recorded
+        (`Telemetry`).
+
         Args:
             method: The HTTP method.
             path: The path below the base URL.
+            template: The path with its sids as placeholders (``url.template``).
             options: This call's settings.
             idempotent: Whether the request may be re-sent whatever happened to it.
             form: The form to send, or ``None`` for no body.
@@ -181,6 +189,23 @@ class Transport:
                 before reading the item); the call releases it.
             on_send: Called once, right before the first attempt is handed to aiohttp.
         """
+        sending = self._send(method, path, options, idempotent, form, slot, on_send)
+        telemetry = self.telemetry
+        if telemetry is not None and telemetry.tracing():
+            return telemetry.traced(method, template, sending)
+        return sending
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        options: RequestOptions,
+        idempotent: bool,
+        form: Mapping[str, str] | None,
+        slot: Slot | None,
+        on_send: Callable[[], None] | None,
+    ) -> RawResponse:
+        """The call's steps, attempt after attempt, until an answer or a final error."""
         try:
             session = self.session()  # before anything else: outside a loop, a clear error
         except BaseException:
@@ -210,6 +235,8 @@ class Transport:
         pause_until: float | None = None
         error: VerifyError | None = None
         while True:
+            if slot is None and pause_until is None:
+                slot = self.limiter.try_acquire(options.gate)  # free now: no wait, no await
             if slot is None:
                 slot = await self._turn(call, pause_until, error)
                 try:
@@ -223,9 +250,12 @@ class Transport:
                 error = error or self._unsent(call, attempts)
                 raise options.retry.give_up(_logged(error, call), idempotent)
             attempts += 1
+            started = loop.time()
             answer = await self._attempt(
-                session, slot, call, timeout, attempts, on_send if attempts == 1 else None
+                session, slot, call, timeout, attempts, on_send if attempts == 1 else None, loop
             )
+            if self.telemetry is not None:
+                self.telemetry.attempt(method, answer, loop.time() - started)
             if isinstance(answer, RawResponse):
                 return answer
             slot, error = None, answer
@@ -286,9 +316,9 @@ class Transport:
         timeout: aiohttp.ClientTimeout,
         attempts: int,
         on_send: Callable[[], None] | None,
+        loop: asyncio.AbstractEventLoop,
     ) -> RawResponse | VerifyError:
         """One request and its answer or error; the slot is released with what it taught."""
-        loop = asyncio.get_running_loop()
         sent_at = None
         rate_limited = False
         concurrent = None
@@ -310,7 +340,7 @@ class Transport:
                 ) as resp:
                     concurrent = concurrent_requests(resp.headers)
                     body = await read_body(resp, options.max_response_bytes)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # OSError: a mock's, bare
                 if self._closed:  # our own aclose() cut it: a state, not a network failure
                     raise self._closed_error() from None
                 return connection_error(

@@ -7,8 +7,8 @@ A request's whole path: ``create`` -> ``_validation`` -> ``VerifyClient._request
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final, Literal
 
 import aiohttp
 import attrs
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .._flow import Slot
 
 __all__ = ["AccessTokens"]
+
+# The paths with their sids as placeholders, as Twilio's API reference writes them.
+_CREATE: Final = "/v2/Services/{ServiceSid}/AccessTokens"
+_FETCH: Final = "/v2/Services/{ServiceSid}/AccessTokens/{Sid}"
 
 
 def _token(raw: RawResponse, *, created: bool = False) -> AccessToken:
@@ -97,7 +101,7 @@ class AccessTokens(APIResource):
         service_sid: str,
         *,
         identity: str,
-        factor_type: FactorType | str = FactorType.PUSH,
+        factor_type: FactorType | Literal["push"] = FactorType.PUSH,
         factor_friendly_name: str | None = None,
         ttl: int | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
@@ -150,7 +154,7 @@ class AccessTokens(APIResource):
         service_sid: str,
         *,
         identity: str,
-        factor_type: FactorType | str = FactorType.PUSH,
+        factor_type: FactorType | Literal["push"] = FactorType.PUSH,
         factor_friendly_name: str | None = None,
         ttl: int | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
@@ -184,9 +188,11 @@ class AccessTokens(APIResource):
         factor_friendly_name: object,
         ttl: object,
         timeout: float | aiohttp.ClientTimeout | None,
-    ) -> Coroutine[Any, Any, RawResponse]:
+    ) -> Awaitable[RawResponse]:
         path, form = _create_request(service_sid, identity, factor_type, factor_friendly_name, ttl)
-        return self._request("POST", path, idempotent=False, form=form, timeout=timeout)
+        return self._request(
+            "POST", path, template=_CREATE, idempotent=False, form=form, timeout=timeout
+        )
 
     async def fetch(
         self,
@@ -244,8 +250,9 @@ class AccessTokens(APIResource):
 
     def _send_fetch(
         self, service_sid: object, sid: object, timeout: float | aiohttp.ClientTimeout | None
-    ) -> Coroutine[Any, Any, RawResponse]:
-        return self._request("GET", _fetch_path(service_sid, sid), idempotent=True, timeout=timeout)
+    ) -> Awaitable[RawResponse]:
+        path = _fetch_path(service_sid, sid)
+        return self._request("GET", path, template=_FETCH, idempotent=True, timeout=timeout)
 
     def create_many(
         self,
@@ -254,7 +261,7 @@ class AccessTokens(APIResource):
         *,
         concurrency: Concurrency = "adaptive",
         rate_limit: float | None = None,
-        factor_type: FactorType | str = FactorType.PUSH,
+        factor_type: FactorType | Literal["push"] = FactorType.PUSH,
         factor_friendly_name: str | None = None,
         ttl: int | None = None,
         ordered: bool = False,
@@ -346,6 +353,13 @@ class AccessTokens(APIResource):
         """One batch item: create()'s validation and parsing, with the batch's options."""
         path, form = _create_request(service_sid, identity, factor_type, factor_friendly_name, ttl)
         raw = await self._request(
-            "POST", path, idempotent=False, form=form, options=options, slot=slot, on_send=on_send
+            "POST",
+            path,
+            template=_CREATE,
+            idempotent=False,
+            form=form,
+            options=options,
+            slot=slot,
+            on_send=on_send,
         )
         return _with_http_info(raw, created=True)
