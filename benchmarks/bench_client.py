@@ -16,7 +16,9 @@ Contenders:
 - raw aiohttp, ``data=dict``: what most hand-written code does (aiohttp builds a ``FormData``);
 - raw aiohttp, lean: the form pre-encoded to ``bytes`` with its ``Content-Type``, the URL and
   headers built once: the least a client can do per request (the ratio base);
-- this client: validation, retries machinery, strict parsing into ``AccessToken``;
+- this client: validation, retries machinery, strict parsing into ``AccessToken``, with
+  OpenTelemetry's API installed and no provider configured (what an app that has not set one
+  up pays), and the same client holding no instruments (as without the ``otel`` extra);
 - twilio-python's async client (``AsyncTwilioHttpClient``), if ``twilio`` is installed, with its
   Verify domain pointed at the stand-in server.
 
@@ -115,9 +117,22 @@ async def raw_lean(server: Server, n: int, concurrency: int) -> tuple[float, flo
 
 
 async def this_client(server: Server, n: int, concurrency: int) -> tuple[float, float]:
+    return await _client(server, n, concurrency, telemetry=True)
+
+
+async def without_telemetry(server: Server, n: int, concurrency: int) -> tuple[float, float]:
+    """The client holding no OpenTelemetry instruments, as without the ``otel`` extra."""
+    return await _client(server, n, concurrency, telemetry=False)
+
+
+async def _client(
+    server: Server, n: int, concurrency: int, *, telemetry: bool
+) -> tuple[float, float]:
     async with VerifyClient(
         server.account_sid, server.auth_token, base_url=server.base_url
     ) as client:
+        if not telemetry:
+            client._transport.telemetry = None
         tokens = client.access_tokens
 
         async def create(i: int) -> object:
@@ -191,6 +206,7 @@ def main() -> None:
         "raw aiohttp, data=dict": raw_dict,
         "raw aiohttp, lean (pre-encoded bytes, prebuilt URL/headers)": raw_lean,
         "this client": this_client,
+        "this client, no telemetry": without_telemetry,
     }
     version = twilio_version()
     if version is None:
@@ -233,6 +249,11 @@ def main() -> None:
             f"{ratio(name, 'raw aiohttp, data=dict', 1):.2f} | {rps[name]:.0f} |"
         )
     twilio_name = f"twilio-python {version} async"
+    if "this client, no telemetry" in samples:
+        print(
+            "\nOpenTelemetry installed, no provider, CPU per request vs none: "
+            f"{ratio('this client', 'this client, no telemetry', 1):.3f}"
+        )
     if "this client" in cpu and twilio_name in cpu:
         print(
             f"\nthroughput, this client / twilio-python: "

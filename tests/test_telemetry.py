@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT_SID, AUTH_TOKEN
+from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from verify_access_tokens import NotFoundError, OutcomeUnknownError
+from verify_access_tokens._http._compat import is_meter_provider_set
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 IDENTITY = "user-00000001"
@@ -111,8 +113,17 @@ async def test_without_a_provider_no_span_is_started(verify_emulator: VerifyEmul
     async with verify_emulator.client() as client:
         telemetry = client._transport.telemetry
         assert telemetry is not None
-        assert not telemetry.tracing()  # the global provider is the API's proxy
+        assert not telemetry.tracing()  # the global providers are the API's proxies
+        assert not telemetry.active()  # so a call records nothing
         await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
+
+
+def test_the_meter_provider_check_tells_the_apis_proxy_from_a_real_one(
+    reader: tuple[MeterProvider, InMemoryMetricReader],
+) -> None:
+    """The one use of OpenTelemetry's internals (verify_access_tokens._http._compat)."""
+    assert not is_meter_provider_set(metrics.get_meter_provider())
+    assert is_meter_provider_set(reader[0])
 
 
 def test_without_opentelemetry_the_client_works_and_refuses_a_provider() -> None:
@@ -137,3 +148,32 @@ except ConfigurationError as error:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "tracer_provider: needs OpenTelemetry" in done.stdout
+
+
+def test_a_global_provider_set_after_the_client_is_used_within_64_calls() -> None:
+    """The global providers are set once, at start-up: looked at again every 64 calls."""
+    code = """
+import asyncio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from verify_access_tokens.emulator import VerifyEmulator
+
+async def main():
+    async with VerifyEmulator() as emulator, emulator.client() as client:
+        create = client.access_tokens.create
+        await create(emulator.service_sid, identity="user-00000001")
+        spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        trace.set_tracer_provider(provider)
+        for i in range(64):
+            await create(emulator.service_sid, identity=f"user-{i:08d}")
+        print(len(spans.get_finished_spans()))
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 1 <= int(done.stdout) <= 64

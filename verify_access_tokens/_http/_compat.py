@@ -29,6 +29,7 @@ __all__ = [
     "acquired_connections",
     "aiohttp_resends",
     "compatible_aioresponses",
+    "is_meter_provider_set",
     "mock_response_class",
     "new_session",
     "require",
@@ -135,6 +136,23 @@ class _NoResendRequest(aiohttp.ClientRequest):
         if proxy is None:
             proxy = self.default_proxy
         super().__init__(*args, proxy=proxy, timer=timer, **kwargs)
+
+
+# --- OpenTelemetry's API -------------------------------------------------------------------
+# Until the app sets a meter provider, the API's global one is a private proxy class: the only
+# way to tell "no meter provider yet" without recording into it.
+
+
+def is_meter_provider_set(provider: object) -> bool:
+    """Whether ``provider`` (``metrics.get_meter_provider()``) is one the app set."""
+    return not isinstance(provider, _proxy_meter_provider())
+
+
+@functools.cache
+def _proxy_meter_provider() -> type[Any]:
+    from opentelemetry.metrics import _internal
+
+    return require(_internal, "_ProxyMeterProvider")  # type: ignore[no-any-return]
 
 
 # --- aioresponses, for verify_access_tokens.testing ------------------------------------------

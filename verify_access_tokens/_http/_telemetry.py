@@ -2,10 +2,9 @@
 
 Optional (the ``otel`` extra: ``opentelemetry-api``). Without the package the client holds no
 `Telemetry` and pays nothing. With it, the providers given to the client are used, else the
-global ones; until the app sets a global tracer provider, no span is started (one
-``isinstance`` per call), and metrics go to the API's no-op meter until it sets a meter
-provider. Spans and metrics follow the HTTP client semantic conventions; no attribute carries a
-credential, a token, an identity or a sid (``url.template``, not the URL).
+global ones; until the app sets one of them, a call records nothing, and the global
+providers are looked at once every `RECHECK_EVERY` calls (a provider is set once, at start-up). Spans and metrics follow the HTTP client semantic conventions; no attribute
+carries a credential, a token, an identity or a sid (``url.template``, not the URL).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from .._core._errors import APIStatusError, VerifyError
 from .._core._types import RawResponse
 from .._core._validation import sid_rule
 from .._version import __version__
+from ._compat import is_meter_provider_set
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterable
@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - run in tests/test_telemetry.py's subpr
 __all__ = ["AVAILABLE", "Telemetry"]
 
 AVAILABLE: Final = trace is not None
+RECHECK_EVERY: Final = 64
 _SCOPE: Final = "verify_access_tokens"
 
 
@@ -60,6 +61,9 @@ class Telemetry:
             "server.port": url.port or 443,
         }
         self._explicit_tracer = tracer_provider is not None
+        self._explicit_meter = meter_provider is not None
+        self._active = self._explicit_tracer or self._explicit_meter
+        self._unchecked = 0  # calls left before the global providers are looked at again
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(
             _SCOPE, __version__
         )
@@ -90,10 +94,23 @@ class Telemetry:
             trace.get_tracer_provider(), trace.ProxyTracerProvider
         )
 
+    def active(self) -> bool:
+        """Whether anything would be recorded: a tracer or a meter provider is there."""
+        if self._active:
+            return True
+        if self._unchecked:
+            self._unchecked -= 1
+            return False
+        self._unchecked = RECHECK_EVERY - 1
+        self._active = self.tracing() or is_meter_provider_set(metrics.get_meter_provider())
+        return self._active
+
     async def traced(
         self, method: str, template: str, sending: Awaitable[RawResponse]
     ) -> RawResponse:
-        """Await ``sending`` inside a client span named ``"{method} {template}"``."""
+        """Await ``sending`` inside a client span named ``"{method} {template}"``, if wanted."""
+        if not self.tracing():
+            return await sending
         attributes: dict[str, Any] = {
             "http.request.method": method,
             "url.template": template,

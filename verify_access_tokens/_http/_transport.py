@@ -189,11 +189,11 @@ class Transport:
                 before reading the item); the call releases it.
             on_send: Called once, right before the first attempt is handed to aiohttp.
         """
-        sending = self._send(method, path, options, idempotent, form, slot, on_send)
         telemetry = self.telemetry
-        if telemetry is not None and telemetry.tracing():
-            return telemetry.traced(method, template, sending)
-        return sending
+        if telemetry is None or not telemetry.active():
+            return self._send(method, path, options, idempotent, form, slot, on_send, None)
+        sending = self._send(method, path, options, idempotent, form, slot, on_send, telemetry)
+        return telemetry.traced(method, template, sending)
 
     async def _send(
         self,
@@ -204,6 +204,7 @@ class Transport:
         form: Mapping[str, str] | None,
         slot: Slot | None,
         on_send: Callable[[], None] | None,
+        telemetry: Telemetry | None,
     ) -> RawResponse:
         """The call's steps, attempt after attempt, until an answer or a final error."""
         try:
@@ -254,8 +255,8 @@ class Transport:
             answer = await self._attempt(
                 session, slot, call, timeout, attempts, on_send if attempts == 1 else None, loop
             )
-            if self.telemetry is not None:
-                self.telemetry.attempt(method, answer, loop.time() - started)
+            if telemetry is not None:
+                telemetry.attempt(method, answer, loop.time() - started)
             if isinstance(answer, RawResponse):
                 return answer
             slot, error = None, answer
