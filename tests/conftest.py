@@ -7,10 +7,12 @@ from typing import Any
 
 import aioresponses
 import pytest
+from helpers.threaded import in_thread
 from hostile import HostileServer
 from hypothesis import HealthCheck, settings
 
 from verify_access_tokens import VerifyClient
+from verify_access_tokens.emulator import VerifyEmulator
 from verify_access_tokens.testing import aioresponses as compatible_aioresponses
 
 pytest_plugins = ["verify_access_tokens.testing"]
@@ -88,3 +90,10 @@ async def hostile() -> AsyncIterator[HostileServer]:
     """A misbehaving server on 127.0.0.1 (see tests/hostile.py); set ``.behaviour`` per test."""
     async with HostileServer() as server:
         yield server
+
+
+@pytest.fixture
+def emulator() -> Iterator[VerifyEmulator]:
+    """An emulator on its own loop in a thread, serving CLI subprocesses and ``main()``."""
+    with in_thread(VerifyEmulator(seed=7)) as emu:
+        yield emu

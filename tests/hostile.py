@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import threaded
 from aiohttp import web
+from helpers import threaded
 
 Behaviour = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MIB = 1024 * 1024

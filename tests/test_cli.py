@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from threaded import in_thread
+from helpers.threaded import in_thread
 
 from verify_access_tokens import EnrollmentResult, __version__
 from verify_access_tokens.cli._main import MASK, main

@@ -19,68 +19,24 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from threaded import in_thread
+from helpers.cli import (
+    cli,
+    cli_env,
+    created_line,
+    enroll_argv,
+    ids,
+    lines,
+    outcomes,
+)
 
 from verify_access_tokens import AccessToken, APITimeoutError, EnrollmentResult
 from verify_access_tokens.cli._main import build_parser
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
-
-
-@pytest.fixture
-def emulator() -> Iterator[VerifyEmulator]:
-    """An emulator on its own loop in a thread, serving the CLI subprocesses."""
-    with in_thread(VerifyEmulator(seed=7)) as emu:
-        yield emu
-
-
-def cli_env(emulator: VerifyEmulator | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
-    if emulator is not None:
-        env.update(TWILIO_ACCOUNT_SID=emulator.account_sid, TWILIO_AUTH_TOKEN=emulator.auth_token)
-    env.update(extra)
-    return env
-
-
-def cli(
-    *argv: str, emulator: VerifyEmulator | None = None, stdin: bytes = b"", **env: str
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "verify_access_tokens", *argv],
-        input=stdin.decode(),
-        capture_output=True,
-        text=True,
-        env=cli_env(emulator, **env),
-        timeout=120,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr
-    return done
-
-
-def enroll_argv(emulator: VerifyEmulator, source: Path | str, out: Path | str) -> list[str]:
-    return ["enroll", emulator.service_sid, str(source), "--out", str(out),
-            "--base-url", emulator.base_url]  # fmt: skip
-
-
-def lines(path: Path) -> list[dict[str, Any]]:
-    """The identities' records (not the runs' headers)."""
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in records if "identity" in r]
-
-
-def outcomes(path: Path) -> list[dict[str, Any]]:
-    return [r for r in lines(path) if r["status"] != "sending"]
-
-
-def ids(n: int) -> list[str]:
-    return [f"user-{i:06d}" for i in range(n)]
 
 
 # --- expiry -----------------------------------------------------------------------------------
@@ -102,20 +58,6 @@ def test_every_created_line_has_expires_at(emulator: VerifyEmulator, tmp_path: P
         assert dt.datetime.fromisoformat(record["expires_at"]) == created + dt.timedelta(
             seconds=120
         )
-
-
-def created_line(identity: str, expires_at: dt.datetime) -> str:
-    return json.dumps(
-        {
-            "identity": identity,
-            "status": "created",
-            "sid": "YK" + "0" * 32,
-            "token": "x",
-            "ttl": 300,
-            "date_created": (expires_at - dt.timedelta(seconds=300)).isoformat(),
-            "expires_at": expires_at.isoformat(),
-        }
-    )
 
 
 def test_resume_re_mints_expired_tokens_unless_kept(
@@ -403,7 +345,10 @@ def test_a_results_file_that_cannot_be_written_is_one_line(
     source.write_text("\n".join(ids(3)) + "\n")
     done = cli(*enroll_argv(emulator, source, "/dev/full"), emulator=emulator)
     assert done.returncode == 2
-    assert done.stderr == "error: --out: cannot write /dev/full: No space left on device\n"
+    summary, counts, error = done.stderr.splitlines()  # every exit has its summary
+    assert summary.startswith("enrolled 0, failed 0")
+    assert counts == "3 lines read: 3 identities"
+    assert error == "error: --out: cannot write /dev/full: No space left on device"
     assert emulator.counters.requests == 0  # the write-ahead line failed: nothing was sent
 
 

@@ -10,6 +10,7 @@ import time
 
 import attrs
 import pytest
+from conftest import ACCOUNT_SID, AUTH_TOKEN, CREATE_URL, SERVICE_SID, token_body
 from hypothesis import given
 from hypothesis import strategies as st
 from leaks import acquired_connections
@@ -27,6 +28,7 @@ from verify_access_tokens._core._error_mapping import parse_retry_after
 from verify_access_tokens._core._errors import APIStatusError
 from verify_access_tokens._http._retry import RetryPolicy
 from verify_access_tokens.emulator import Faults, VerifyEmulator
+from verify_access_tokens.testing import aioresponses
 
 IDENTITY = "abcdef0123456789"
 NOWHERE = "YK" + "0" * 32
@@ -313,3 +315,49 @@ async def test_lost_response_shows_why_creates_are_not_resent(
         assert acquired_connections(client) == 0
     assert verify_emulator.counters.tokens_created == 1 + 3  # the opt-in minted three more
     assert verify_emulator.counters.responses_lost == 4
+
+
+async def test_a_create_re_sent_after_an_unknown_outcome_says_it_may_be_duplicated() -> None:
+    """Success after an ambiguous attempt: the answer says so; a clean failure after one is
+    still an unknown outcome, since the first attempt may have made the token."""
+    async with VerifyClient(
+        ACCOUNT_SID, AUTH_TOKEN, retry_ambiguous_creates=True, max_retries=2
+    ) as client:
+        client_fast = client
+        with aioresponses() as mocked:
+            mocked.post(CREATE_URL, status=503, payload={"code": 20503, "message": "busy"})
+            mocked.post(CREATE_URL, status=201, payload=token_body())
+            answer = await client_fast.access_tokens.create_with_http_info(
+                SERVICE_SID, identity=IDENTITY
+            )
+        assert answer.possible_duplicate is True
+        assert answer.attempts == 2
+        with aioresponses() as mocked:
+            mocked.post(CREATE_URL, status=503, payload={"code": 20503, "message": "busy"})
+            mocked.post(CREATE_URL, status=400, payload={"code": 60200, "message": "bad"})
+            with pytest.raises(OutcomeUnknownError) as caught:
+                await client_fast.access_tokens.create(SERVICE_SID, identity=IDENTITY)
+        assert isinstance(caught.value.cause, BadRequestError)
+        with aioresponses() as mocked:
+            mocked.post(CREATE_URL, status=201, payload=token_body())
+            clean = await client.access_tokens.create_with_http_info(SERVICE_SID, identity=IDENTITY)
+        assert clean.possible_duplicate is False
+
+
+def test_a_batchs_429s_are_re_sent_apart_from_max_retries_within_its_patience() -> None:
+    policy = RetryPolicy(max_retries=0, retry_after_max=60.0, rate_limit_patience=3)
+    limited = RateLimitError(retry_after=999.0)
+    for n in (1, 2, 3):  # re-sent, with max_retries=0: a pause of 0.05-2 s, Retry-After cut
+        delay = policy.retry_delay(limited, attempts=n, rate_limited=n, idempotent=False)
+        assert delay is not None
+        assert 0.05 <= delay <= 2.0
+    assert policy.retry_delay(limited, attempts=4, rate_limited=4, idempotent=False) is None
+    stalled = policy.retry_delay(
+        limited, attempts=1, rate_limited=1, idempotent=False, stalled=True
+    )
+    assert stalled is None  # only 429s for long: the server is not merely busy
+    server = ServerError(status=503)  # the other failures keep max_retries
+    assert policy.retry_delay(server, attempts=4, rate_limited=3, idempotent=True) is None
+    single = RetryPolicy(max_retries=1, retry_after_max=60.0)  # a single call: within max_retries
+    assert single.retry_delay(limited, attempts=1, rate_limited=1, idempotent=False) == 60.0
+    assert single.retry_delay(limited, attempts=2, rate_limited=2, idempotent=False) is None

@@ -96,12 +96,16 @@ class APIResponse(Generic[T]):
         status: The HTTP status of the answer.
         headers: The answer's headers; kept out of ``repr``.
         attempts: HTTP attempts made (default 1).
+        possible_duplicate: A create was re-sent after an attempt whose outcome was unknown
+            (``retry_ambiguous_creates``): the identity may hold a second, unused token
+            (default ``False``).
     """
 
     data: T
     status: int
     headers: Mapping[str, str] = attrs.field(repr=False)
     attempts: int = 1
+    possible_duplicate: bool = False
 
     @property
     def request_id(self) -> str | None:
@@ -148,6 +152,8 @@ class EnrollmentResult:
         error: The typed error, on failure (default ``None``).
         attempts: HTTP attempts made for the item (default 0).
         index: The item's position in the input, from 0 (default 0).
+        possible_duplicate: The item was re-sent after an attempt whose outcome was unknown:
+            it may hold a second, unused token (default ``False``).
     """
 
     identity: str
@@ -155,6 +161,7 @@ class EnrollmentResult:
     error: VerifyError | None = None
     attempts: int = 0
     index: int = 0
+    possible_duplicate: bool = False
 
     @property
     def ok(self) -> bool:

@@ -75,5 +75,9 @@ class ItemSender:
         finally:
             slot.unused()  # a no-op once the send path released it
         return EnrollmentResult(
-            identity, access_token=response.data, attempts=response.attempts, index=index
+            identity,
+            access_token=response.data,
+            attempts=response.attempts,
+            index=index,
+            possible_duplicate=response.possible_duplicate,
         )

@@ -61,3 +61,4 @@ class RawResponse:
     attempts: int
     method: str
     url: str
+    possible_duplicate: bool = False  # re-sent after an attempt whose outcome was unknown

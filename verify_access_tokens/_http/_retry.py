@@ -130,8 +130,14 @@ class RetryPolicy:
         retry_after = error.retry_after if isinstance(error, APIStatusError) else None
         return self.backoff_delay(spent, retry_after=retry_after)
 
-    def give_up(self, error: VerifyError, idempotent: bool) -> VerifyError:
-        """The error to raise when retrying is over: an ambiguous create is OutcomeUnknown."""
-        if idempotent or not self.is_ambiguous(error):
+    def give_up(
+        self, error: VerifyError, idempotent: bool, *, ambiguous_before: bool = False
+    ) -> VerifyError:
+        """The error to raise when retrying is over: an ambiguous create is OutcomeUnknown.
+
+        So is any last error of a create re-sent after an attempt whose outcome was unknown
+        (``ambiguous_before``): that attempt may have made the token.
+        """
+        if idempotent or not (ambiguous_before or self.is_ambiguous(error)):
             return error
         return OutcomeUnknownError(error)

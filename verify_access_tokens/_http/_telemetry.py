@@ -3,8 +3,9 @@
 Optional (the ``otel`` extra: ``opentelemetry-api``). Without the package the client holds no
 `Telemetry` and pays nothing. With it, the providers given to the client are used, else the
 global ones; until the app sets one of them, a call records nothing, and the global
-providers are looked at once every `RECHECK_EVERY` calls (a provider is set once, at start-up). Spans and metrics follow the HTTP client semantic conventions; no attribute
-carries a credential, a token, an identity or a sid (``url.template``, not the URL).
+providers are looked at once every `RECHECK_EVERY` calls (a provider is set once, at start-up).
+Spans and metrics follow the HTTP client semantic conventions; no attribute carries a
+credential, a token, an identity or a sid (``url.template``, not the URL).
 """
 
 from __future__ import annotations

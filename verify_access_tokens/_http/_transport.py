@@ -249,7 +249,9 @@ class Transport:
             if timeout is None:  # waiting used up the deadline: send nothing more
                 slot.unused()
                 error = error or self._unsent(call, attempts)
-                raise options.retry.give_up(_logged(error, call), idempotent)
+                raise options.retry.give_up(
+                    _logged(error, call), idempotent, ambiguous_before=call.ambiguous
+                )
             attempts += 1
             started = loop.time()
             answer = await self._attempt(
@@ -258,6 +260,7 @@ class Transport:
             if telemetry is not None:
                 telemetry.attempt(method, answer, loop.time() - started)
             if isinstance(answer, RawResponse):
+                answer.possible_duplicate = call.ambiguous
                 return answer
             slot, error = None, answer
             if isinstance(error, RateLimitError):
@@ -279,7 +282,11 @@ class Transport:
         if delay is not None and call.deadline_at is not None and now + delay >= call.deadline_at:
             delay = None  # a retry that cannot finish before the deadline is not started
         if delay is None:
-            raise retry.give_up(_logged(error, call), call.idempotent)
+            raise retry.give_up(
+                _logged(error, call), call.idempotent, ambiguous_before=call.ambiguous
+            )
+        if not call.idempotent and retry.is_ambiguous(error):
+            call.ambiguous = True  # this attempt may have made a token: the next may make two
         logger.info(
             "%s %s attempt %d failed (%s); retrying in %.2fs",
             call.method,
@@ -307,7 +314,9 @@ class Transport:
                 url=call.url,
                 request_sent=False,
             )
-        raise call.options.retry.give_up(_logged(error, call), call.idempotent) from None
+        raise call.options.retry.give_up(
+            _logged(error, call), call.idempotent, ambiguous_before=call.ambiguous
+        ) from None
 
     async def _attempt(
         self,
@@ -449,6 +458,7 @@ class _Call:
     """What stays the same across one call's attempts."""
 
     __slots__ = (
+        "ambiguous",
         "deadline_at",
         "headers",
         "idempotent",
@@ -478,6 +488,7 @@ class _Call:
         self.options = options
         self.idempotent = idempotent
         self.deadline_at = deadline_at
+        self.ambiguous = False  # an attempt's outcome was unknown, and the call went on
 
 
 def _describe(error: VerifyError) -> str:

@@ -22,12 +22,12 @@ from typing import Any
 
 from .. import ConfigurationError, EnrollmentBatch, EnrollmentRequest, VerifyClient
 from .._core._validation import TTL_MIN
-from ._enroll_progress import progress
+from ._enroll_progress import progress, say
 from ._enroll_tally import SystemicStop, Tally, summary_text
 from ._input_stream import InputStream, read_in_thread
-from ._inputs import format_from_name, has_header, read_items
+from ._inputs import format_from_name, read_items
 from ._journal import Journal, header_record
-from ._results_file import results_file
+from ._results_file import ResultsFile, results_file, same_file
 from ._resume import DONE, EXPIRED, FINAL, IN_FLIGHT, TAKEN, ResumeIndex, read_index
 
 ENV_SERVICE_SID = "VERIFY_SERVICE_SID"
@@ -53,10 +53,6 @@ def _rate_limit(value: str | None) -> float | None:
 
 def _ttl_text(ttl: int | None) -> str:
     return f"{ttl} s" if ttl is not None else f"the default, {TTL_MIN} s"
-
-
-def _note(text: str) -> None:
-    print(f"note: {text}", file=sys.stderr, flush=True)
 
 
 def _check_resume(args: argparse.Namespace, index: ResumeIndex) -> list[str]:
@@ -149,43 +145,66 @@ async def run_enroll(args: argparse.Namespace) -> int:
     rate_limit = _rate_limit(args.rate_limit)
     if args.max_consecutive_failures < 0:
         raise ConfigurationError("--max-consecutive-failures", "must be 0 (never stop) or more")
-    now = _dt.datetime.now(_dt.UTC)
-    tally = Tally()
-    stop = SystemicStop(args.max_consecutive_failures, args.service_sid)
-    loop = asyncio.get_running_loop()
-    with InputStream(args.input) as source, results_file(args.out, resume=args.resume) as out:
-        if out.same_file_as(source.stat):
+    with InputStream(args.input) as source:
+        if same_file(args.out, source.stat):
             raise ConfigurationError(
                 "INPUT",
                 f"{source.name} is the results file {args.out}; give the original input "
                 "(--resume sends again what can still succeed)",
             )
-        index = ResumeIndex()
-        if args.resume:
-            index = read_index(out.lines(), now=now, keep_expired=args.keep_expired,
-                               retry_failed_all=args.retry_failed == "all")  # fmt: skip
-        notes = _check_resume(args, index) if args.resume else []
-        admission = _Admission(index, tally, args.allow_duplicates)
         fmt = format_from_name(args.input, args.format)
-        counted = source.count()
-        total = counted[0] - has_header(counted[1], fmt) if counted else None
-        parsed = read_items(source.lines(), fmt, _note)
+        # A regular file is checked whole before anything is opened or sent: a bad line is
+        # refused with nothing to undo, and the count is the progress bar's total.
+        total = _checked_total(source, fmt, args.identity_column) if source.regular else None
+        with results_file(args.out, resume=args.resume) as out:
+            return await _Run(args, out, total).enroll(source, fmt, rate_limit)
+
+
+def _checked_total(source: InputStream, fmt: str, identity_column: str) -> int:
+    """The items of a regular INPUT, every line parsed; a bad one raises, naming it."""
+    lines = source.lines_at_rest()
+    return sum(1 for _ in read_items(lines, fmt, _quiet, identity_column=identity_column))
+
+
+def _quiet(_: str) -> None:
+    """Notes of the check before the run: the run itself says them."""
+
+
+class _Run:
+    """One ``enroll`` run: what it reads, sends, records and counts, and its summary."""
+
+    def __init__(self, args: argparse.Namespace, out: ResultsFile, total: int | None) -> None:
+        self.args = args
+        self.total = total
+        self.now = _dt.datetime.now(_dt.UTC)
+        self.index = ResumeIndex()
+        if args.resume:
+            self.index = read_index(out.lines(), now=self.now, keep_expired=args.keep_expired,
+                                    retry_failed_all=args.retry_failed == "all")  # fmt: skip
+        self.notes = _check_resume(args, self.index) if args.resume else []
+        if args.resume:
+            say(self.index.plan())  # before the first request: what it will do
+        self.tally = Tally()
+        self.stop = SystemicStop(args.max_consecutive_failures, args.service_sid)
+        self.admission = _Admission(self.index, self.tally, args.allow_duplicates)
+        self.journal = Journal(args.out, out.stream)
+
+    async def enroll(self, source: InputStream, fmt: str, rate_limit: float | None) -> int:
+        args = self.args
+        parsed = read_items(source.lines(), fmt, say, self.tally.input,
+                            identity_column=args.identity_column)  # fmt: skip
         items: Any = (
-            _admitted(parsed, admission)
+            _admitted(parsed, self.admission)
             if not source.may_block
-            else _admitted_async(read_in_thread(parsed), admission)
+            else _admitted_async(read_in_thread(parsed), self.admission)
         )
-        journal = Journal(args.out, out.stream)
-
-        def before_send(identity: str) -> None:
-            """The write-ahead record: a crash after this line is known to --resume."""
-            admission.sent(identity)
-            journal.sending(identity)
-
-        async with VerifyClient(base_url=args.base_url) as client:
-            journal.header(
+        retry_unknown = not args.no_retry_unknown  # a spare token is harmless: it expires unused
+        async with VerifyClient(
+            base_url=args.base_url, retry_ambiguous_creates=retry_unknown
+        ) as client:
+            self.journal.header(
                 header_record(service_sid=args.service_sid, account_sid=client.account_sid,
-                              ttl=args.ttl, friendly_name=args.friendly_name, now=now)
+                              ttl=args.ttl, friendly_name=args.friendly_name, now=self.now)
             )  # fmt: skip
             batch: EnrollmentBatch = client.access_tokens.create_many(
                 args.service_sid,
@@ -194,54 +213,67 @@ async def run_enroll(args: argparse.Namespace) -> int:
                 rate_limit=rate_limit,
                 ttl=args.ttl,
                 factor_friendly_name=args.friendly_name,
-                on_send=before_send,
+                on_send=self._write_ahead,
             )
-            graceful = _install_signal_handlers(loop, batch)
-            bar = admission.tick = progress(total, args.quiet)
             try:
-                async with batch:
-                    async for result in batch:
-                        tally.count(journal.record(result))
-                        if stop.observe(result.error):
-                            batch.stop()
-                        if bar is not None:
-                            bar.set_postfix(errors=tally.failed_total)
-                            bar.update(1)
-            finally:
-                for sig in graceful:
-                    loop.remove_signal_handler(sig)
-                if bar is not None:
-                    bar.close()
-                journal.sync()
-    return _finish(args, tally, notes, batch, stop)
+                await self._consume(batch)
+            except (ConfigurationError, KeyboardInterrupt):
+                self._print_summary(batch)  # every exit has its summary, then the error line
+                raise
+        return _finish(self, batch)
+
+    def _write_ahead(self, identity: str) -> None:
+        """The ``sending`` record: a crash after this line is known to --resume."""
+        self.admission.sent(identity)
+        self.journal.sending(identity)
+
+    async def _consume(self, batch: EnrollmentBatch) -> None:
+        loop = asyncio.get_running_loop()
+        graceful = _install_signal_handlers(loop, batch)
+        bar = self.admission.tick = progress(self.total, self.args.quiet)
+        tally = self.tally
+        try:
+            async with batch:
+                async for result in batch:
+                    tally.count(self.journal.record(result))
+                    if self.stop.observe(result.error):
+                        batch.stop()
+                    if bar is not None:
+                        bar.set_postfix(errors=tally.failed_total)
+                        bar.update(1)
+        finally:
+            for sig in graceful:
+                loop.remove_signal_handler(sig)
+            if bar is not None:
+                bar.close()
+            self.journal.sync()
+
+    def _print_summary(self, batch: EnrollmentBatch) -> None:
+        args, tally, notes = self.args, self.tally, self.notes
+        if tally.reminted:
+            notes.append(
+                f"re-minted {tally.reminted} expired (a token lives its ttl, "
+                f"{_ttl_text(args.ttl)}; --keep-expired skips the ones you delivered)"
+            )
+        if tally.resent:
+            notes.append(
+                f"re-sent {tally.resent} in flight when the last run ended (possible duplicates)"
+            )
+        summary = batch.summary
+        tail = f"{summary.elapsed:.1f}s ({summary.rate:.0f}/s); results in {args.out}"
+        print(summary_text(tally, resume=args.resume, notes=notes, tail=tail), file=sys.stderr)
 
 
-def _finish(
-    args: argparse.Namespace,
-    tally: Tally,
-    notes: list[str],
-    batch: EnrollmentBatch,
-    stop: SystemicStop,
-) -> int:
-    if tally.reminted:
-        notes.append(
-            f"re-minted {tally.reminted} expired (a token lives its ttl, "
-            f"{_ttl_text(args.ttl)}; --keep-expired skips the ones you delivered)"
-        )
-    if tally.resent:
-        notes.append(
-            f"re-sent {tally.resent} in flight when the last run ended (possible duplicates)"
-        )
-    summary = batch.summary
-    tail = f"{summary.elapsed:.1f}s ({summary.rate:.0f}/s); results in {args.out}"
-    print(summary_text(tally, resume=args.resume, notes=notes, tail=tail), file=sys.stderr)
-    if stop.reason is not None:
-        print(f"stopped: {stop.reason}", file=sys.stderr)
+def _finish(run: _Run, batch: EnrollmentBatch) -> int:
+    """Print the summary; the exit status."""
+    run._print_summary(batch)
+    if run.stop.reason is not None:
+        print(f"stopped: {run.stop.reason}", file=sys.stderr)
         return 1
     if batch.stopping:
         print("interrupted: run again with --resume to continue", file=sys.stderr)
         return 130
-    return 1 if tally.left else 0
+    return 1 if run.tally.left else 0
 
 
 def _install_signal_handlers(

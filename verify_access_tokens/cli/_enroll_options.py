@@ -34,6 +34,14 @@ def add_enroll_command(commands: Any, **parser_options: Any) -> None:
                         help="file, pipe or FIFO, read once; - or nothing for stdin")  # fmt: skip
     enroll.add_argument("--out", required=True,
                         help="results file (JSONL), or - to stream results to stdout")  # fmt: skip
+    enroll.add_argument("--no-retry-unknown", action="store_true",
+                        help="leave an unknown outcome (a timeout or lost answer after sending) "
+                        "for --resume instead of sending it again within the run's retries; a "
+                        "re-sent identity may hold a second, unused token, and is counted as "
+                        "possibly duplicated")  # fmt: skip
+    enroll.add_argument("--identity-column", default="identity", metavar="NAME",
+                        help="the CSV column holding the identity (any case; spaces, dashes "
+                        "and underscores ignored)")  # fmt: skip
     enroll.add_argument(
         "--format",
         choices=FORMATS,

@@ -1,7 +1,8 @@
 """``enroll``'s progress: a tqdm bar on a terminal, else a line on stderr every 10 s.
 
-The total is shown only when it is known cheaply (INPUT is a regular file); otherwise the count
-goes up without one. Items decided without a request (already enrolled, repeated) count too.
+The total is shown only when it is known (INPUT is a regular file, checked before the run);
+otherwise the count goes up without one. Items decided without a request (already enrolled,
+repeated) count too. Notes go through `say`, which writes above a running bar, never into it.
 """
 
 from __future__ import annotations
@@ -42,15 +43,41 @@ class ProgressLines:
         """The summary line follows; nothing to tidy up."""
 
 
+_bar: Any = None  # the running tqdm bar, which `say` writes above
+
+
+def say(text: str) -> None:
+    """A note for the user on stderr, above the progress bar when one runs."""
+    line = f"note: {text}"
+    if _bar is not None:
+        _bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
 def progress(total: int | None, quiet: bool) -> Any:
     """The progress display for ``total`` items (None: unknown), or None when ``quiet``."""
+    global _bar
     if quiet:
         return None
     if sys.stderr.isatty():
         try:
-            from tqdm import tqdm
+            import tqdm  # noqa: F401
         except ImportError:
             pass
         else:
-            return tqdm(total=total, unit="id", file=sys.stderr, dynamic_ncols=True)
+            _bar = _tqdm_bar()(total=total, unit="id", file=sys.stderr, dynamic_ncols=True)
+            return _bar
     return ProgressLines(total)
+
+
+def _tqdm_bar() -> type[Any]:
+    from tqdm import tqdm
+
+    class Bar(tqdm):  # type: ignore[misc]
+        def close(self) -> None:
+            global _bar
+            _bar = None
+            super().close()
+
+    return Bar

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from .. import APIStatusError, VerifyError
+from ._inputs import InputCount
 from ._journal import CREATED, FAILED, NOT_SENT, UNKNOWN
 
 _CAUSES = {
@@ -65,6 +66,8 @@ class Tally:
     duplicates: int = 0
     reminted: int = 0
     resent: int = 0
+    possible_duplicates: int = 0  # created after a re-send of an unknown outcome
+    input: InputCount = attrs.field(factory=InputCount)
 
     def count(self, record: dict[str, Any]) -> None:
         """Count one outcome record."""
@@ -72,6 +75,7 @@ class Tally:
         self.retries += max(0, int(record.get("attempts") or 0) - 1)
         if status == CREATED:
             self.created += 1
+            self.possible_duplicates += record.get("possible_duplicate") is True
         elif status == NOT_SENT:
             self.not_sent += 1
         elif status in (FAILED, UNKNOWN):
@@ -101,6 +105,11 @@ def summary_text(tally: Tally, *, resume: bool, notes: list[str], tail: str) -> 
         if tally.final:
             failed += f" ({tally.final} for good: a --resume will not retry them)"
     parts.append(failed)
+    if tally.possible_duplicates:
+        parts.append(
+            f"{tally.possible_duplicates} possibly duplicated (re-sent after an unknown outcome: "
+            "each may hold a second, unused token)"
+        )
     if tally.not_sent:
         parts.append(f"not sent {tally.not_sent} (stopped before sending; --resume sends them)")
     if tally.duplicates:
@@ -116,4 +125,16 @@ def summary_text(tally: Tally, *, resume: bool, notes: list[str], tail: str) -> 
             )
     parts.extend(notes)
     parts.append(f"{tally.retries} retries")
-    return ", ".join(parts) + f", {tail}"
+    return ", ".join(parts) + f", {tail}\n" + _lines_text(tally.input)
+
+
+def _lines_text(count: InputCount) -> str:
+    """Where each line of INPUT went: every line read is one of them."""
+    parts = [f"{count.items} identities"]
+    if count.headers:
+        parts.append(f"{count.headers} header")
+    if count.skipped:
+        parts.append(f"{count.skipped} blank or comment")
+    if count.unreadable:
+        parts.append(f"{count.unreadable} unreadable (named below)")
+    return f"{count.lines} lines read: " + ", ".join(parts)

@@ -1,8 +1,9 @@
 """``enroll``'s INPUT as a stream, read once: a file, a pipe, a FIFO, ``<(cmd)`` or stdin.
 
 Nothing is read twice, so a producer that can be read only once (process substitution, a named
-FIFO, ``/dev/stdin``) gives all its lines. A regular file's size is known cheaply, so only then is
-its line count (the progress bar's total) taken, with ``pread`` on the open descriptor. Anything
+FIFO, ``/dev/stdin``) gives all its lines. Only a regular file is read twice: once with ``pread``
+on the open descriptor, to check every line and count the items (the progress bar's total)
+before the first request, then as the run goes. Anything
 that may wait on a producer is read by a daemon thread, so the event loop never waits for input.
 A read error (EIO from a failing disk or a terminal gone away) is one line naming INPUT.
 """
@@ -72,28 +73,23 @@ class InputStream:
     def _cannot_read(self, exc: OSError) -> ConfigurationError:
         return ConfigurationError("INPUT", f"cannot read {self.name}: {exc.strerror or exc}")
 
-    def count(self) -> tuple[int, str] | None:
-        """Non-blank lines and the first of them, for a regular file; None for anything else.
+    def lines_at_rest(self) -> Iterator[bytes]:
+        """A regular file's lines, read with ``pread``: the stream's own position is untouched.
 
-        Read with ``pread``: the stream's own position is untouched.
+        So the whole file can be checked (and its items counted) before the run reads it.
         """
-        if not self.regular:
-            return None
-        count, first, offset, pending = 0, "", 0, b""
+        assert self.regular
+        offset, pending = 0, b""
         try:
             while chunk := os.pread(self.fd, _CHUNK, offset):
                 offset += len(chunk)
                 *complete, pending = (pending + chunk).split(b"\n")
                 for line in complete:
-                    if line.strip():
-                        count += 1
-                        first = first or line.decode("utf-8", "replace").removeprefix("\ufeff")
+                    yield line + b"\n"
         except OSError as exc:
             raise self._cannot_read(exc) from None
-        if pending.strip():
-            count += 1
-            first = first or pending.decode("utf-8", "replace").removeprefix("\ufeff")
-        return count, first
+        if pending:
+            yield pending
 
     def lines(self) -> Iterator[bytes | str]:
         """Yield the lines, read with ``os.read``.

@@ -87,6 +87,7 @@ def result_record(result: EnrollmentResult) -> dict[str, Any]:
             "date_created": token["date_created"],
             "expires_at": utc_text(result.access_token.expires_at),
             "attempts": result.attempts,
+            **({"possible_duplicate": True} if result.possible_duplicate else {}),
         }
     error = result.error
     assert error is not None
@@ -133,10 +134,16 @@ class Journal:
         self._out = out
         self._to_file = out != "-"
         self._stream = stream
+        self._header: dict[str, Any] | None = None
 
     def header(self, record: dict[str, Any]) -> None:
+        """Keep the run's header, to be written with the run's first line.
+
+        A run that sends nothing leaves the file as it found it: an empty one is not in the
+        next run's way.
+        """
         if self._to_file:
-            self._write(record)
+            self._header = record
 
     def sending(self, identity: str) -> None:
         if self._to_file:
@@ -157,7 +164,10 @@ class Journal:
                 raise cannot_write(self._out, exc) from None
 
     def _write(self, record: dict[str, Any]) -> None:
+        header, self._header = self._header, None
         try:
+            if header is not None:
+                self._stream.write(json.dumps(header) + "\n")
             self._stream.write(json.dumps(record) + "\n")
             self._stream.flush()
         except BrokenPipeError:

@@ -96,12 +96,6 @@ class ResultsFile:
                     f"{exc.strerror}",
                 ) from None
 
-    def same_file_as(self, other: os.stat_result | None) -> bool:
-        """Whether ``other`` (INPUT's stat; None for an in-memory stdin) is this results file."""
-        if self.stat is None or other is None:
-            return False
-        return (self.stat.st_dev, self.stat.st_ino) == (other.st_dev, other.st_ino)
-
     def _ends_mid_line(self) -> bool:
         assert self.fd is not None
         size = os.fstat(self.fd).st_size
@@ -127,6 +121,20 @@ class ResultsFile:
             self.stream.close()  # flushes what a failed write left buffered: it may fail again
         except OSError as exc:
             raise cannot_write(self.out, exc) from None
+
+
+def same_file(out: str, other: os.stat_result | None) -> bool:
+    """Whether ``other`` (INPUT's stat; None for an in-memory stdin) is the file ``out`` names.
+
+    Compared by device and inode, before ``--out`` is opened: links and ``/dev/stdin`` count.
+    """
+    if out == "-" or other is None:
+        return False
+    try:
+        mine = os.stat(out)
+    except OSError:  # not there yet (or not readable): it cannot be INPUT
+        return False
+    return (mine.st_dev, mine.st_ino) == (other.st_dev, other.st_ino)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ name the last run used.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import json
 import re
@@ -45,6 +46,23 @@ class ResumeIndex:
     def state(self, identity: str) -> int:
         """The state of ``identity``: `NEW` when no earlier run recorded it."""
         return self.states.get(identity, NEW)
+
+    def plan(self) -> str:
+        """What a resume will do with the identities the results file holds, before it starts."""
+        counts = collections.Counter(state % TAKEN for state in self.states.values())
+        parts = [f"{counts[DONE]} done (skipped)"]
+        if counts[EXPIRED]:
+            parts.append(f"{counts[EXPIRED]} expired, to re-mint (--keep-expired skips them)")
+        if counts[IN_FLIGHT]:
+            parts.append(
+                f"{counts[IN_FLIGHT]} in flight when the last run ended, to send again "
+                "(possible duplicates)"
+            )
+        if counts[RETRY]:
+            parts.append(f"{counts[RETRY]} failed or unknown, to send again")
+        if counts[FINAL]:
+            parts.append(f"{counts[FINAL]} failed for good (skipped)")
+        return "resuming: " + ", ".join(parts) + "; identities of INPUT not in it are new"
 
     def take(self, identity: str) -> int:
         """Mark ``identity`` as taken by this run; return the state it had, `TAKEN` included."""

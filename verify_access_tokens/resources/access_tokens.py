@@ -61,7 +61,8 @@ def _token(raw: RawResponse, *, created: bool = False) -> AccessToken:
 
 
 def _with_http_info(raw: RawResponse, *, created: bool = False) -> APIResponse[AccessToken]:
-    return APIResponse(_token(raw, created=created), raw.status, raw.headers, raw.attempts)
+    token = _token(raw, created=created)
+    return APIResponse(token, raw.status, raw.headers, raw.attempts, raw.possible_duplicate)
 
 
 def _create_request(

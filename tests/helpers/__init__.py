@@ -1,0 +1,1 @@
+"""What several test modules share: helpers live here once, and no test module imports another."""
