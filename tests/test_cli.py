@@ -431,7 +431,7 @@ def test_second_signal_aborts(emulator: VerifyEmulator) -> None:
         stopping = True
 
     with pytest.raises(KeyboardInterrupt):
-        _enroll._on_signal(FakeBatch())  # type: ignore[arg-type]
+        _enroll._on_signal(FakeBatch(), None)  # type: ignore[arg-type]
 
 
 def test_enroll_progress_bar_on_a_tty(

@@ -6,10 +6,16 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from helpers.cli import cli, created_line, enroll_argv, ids, lines, outcomes
+from helpers.cli import cli, cli_env, created_line, enroll_argv, ids, lines, outcomes
 
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
@@ -146,3 +152,59 @@ def test_report_reads_any_journal_and_writes_safe_csv_and_terminal_text(tmp_path
     counts = cli("report", str(out), "--format", "jsonl")
     assert counts.returncode == 0
     assert "Traceback" not in counts.stderr
+
+
+def test_out_may_be_dev_null_or_a_fifo_with_a_reader(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids(30)) + "\n")
+    done = cli(*enroll_argv(emulator, source, "/dev/null"), "--quiet", emulator=emulator)
+    assert done.returncode == 0, done.stderr  # no fsync of a device: it means nothing there
+    fifo = tmp_path / "results.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    done = cli(*enroll_argv(emulator, source, fifo), "--quiet", emulator=emulator)
+    reader.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in received[0].splitlines()]
+    assert sorted(r["identity"] for r in records) == ids(30)  # outcome lines only
+    assert {r["status"] for r in records} == {"created"}
+
+
+def test_a_stalled_reader_of_out_slows_the_run_and_ctrl_c_ends_it_promptly(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    """The reader takes nothing: the run waits for it (its memory bounded), and Ctrl-C ends it
+    within seconds, naming the results it could not deliver."""
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids(3000)) + "\n")
+    read_end, write_end = os.pipe()  # a reader that never reads, and never closes
+    errors = tmp_path / "stderr.txt"
+    with errors.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "verify_access_tokens",
+             *enroll_argv(emulator, source, "-"), "--quiet"],
+            stdout=write_end, stderr=stderr, env=cli_env(emulator),
+        )  # fmt: skip
+    os.close(write_end)
+    try:
+        created = 0
+        for _ in range(120):  # polls of 0.5 s: a hang guard, not a measurement
+            time.sleep(0.5)
+            if emulator.counters.tokens_created == created > 0:
+                break  # the run stopped sending: the pipe and the backlog are full
+            created = emulator.counters.tokens_created
+        assert 0 < created < 3000  # it waited for the reader instead of buffering everything
+        stopped_at = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        assert time.monotonic() - stopped_at < 20  # "within seconds": a hang guard
+    finally:
+        process.kill()
+        os.close(read_end)
+    text = errors.read_text()
+    assert "Traceback" not in text
+    assert "results not delivered (the reader of --out stopped reading" in text

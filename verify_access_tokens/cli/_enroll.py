@@ -31,6 +31,8 @@ from ._results_file import ResultsFile, results_file, same_file
 from ._resume import DONE, EXPIRED, FINAL, IN_FLIGHT, TAKEN, ResumeIndex, read_index
 
 ENV_SERVICE_SID = "VERIFY_SERVICE_SID"
+# After a stop, the seconds a slow reader of --out gets to take the results still queued.
+_DELIVERY_GRACE = 2.0
 
 
 def _rate_limit(value: str | None) -> float | None:
@@ -187,7 +189,7 @@ class _Run:
         self.tally = Tally()
         self.stop = SystemicStop(args.max_consecutive_failures, args.service_sid)
         self.admission = _Admission(self.index, self.tally, args.allow_duplicates)
-        self.journal = Journal(args.out, out.stream)
+        self.journal = Journal(args.out, out.stream, regular=out.regular)
 
     async def enroll(self, source: InputStream, fmt: str, rate_limit: float | None) -> int:
         args = self.args
@@ -229,7 +231,7 @@ class _Run:
 
     async def _consume(self, batch: EnrollmentBatch) -> None:
         loop = asyncio.get_running_loop()
-        graceful = _install_signal_handlers(loop, batch)
+        graceful = _install_signal_handlers(loop, batch, self.journal)
         bar = self.admission.tick = progress(self.total, self.args.quiet)
         tally = self.tally
         try:
@@ -241,6 +243,8 @@ class _Run:
                     if bar is not None:
                         bar.set_postfix(errors=tally.failed_total)
                         bar.update(1)
+                    await self.journal.room()  # a reader of --out far behind slows the run
+            tally.undelivered = await self.journal.undelivered(_DELIVERY_GRACE)
         finally:
             for sig in graceful:
                 loop.remove_signal_handler(sig)
@@ -277,7 +281,7 @@ def _finish(run: _Run, batch: EnrollmentBatch) -> int:
 
 
 def _install_signal_handlers(
-    loop: asyncio.AbstractEventLoop, batch: EnrollmentBatch
+    loop: asyncio.AbstractEventLoop, batch: EnrollmentBatch, journal: Journal
 ) -> list[signal.Signals]:
     """Ctrl-C and SIGTERM stop the batch gracefully, where the loop supports signal handlers.
 
@@ -286,15 +290,16 @@ def _install_signal_handlers(
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, _on_signal, batch)
+            loop.add_signal_handler(sig, _on_signal, batch, journal)
         except NotImplementedError:  # pragma: no cover - Windows event loops
             break
         installed.append(sig)
     return installed
 
 
-def _on_signal(batch: EnrollmentBatch) -> None:
+def _on_signal(batch: EnrollmentBatch, journal: Journal) -> None:
     if batch.stopping:  # second Ctrl-C: give up on in-flight requests too
         raise KeyboardInterrupt
     print("\nstopping: finishing in-flight requests (Ctrl-C again to abort)", file=sys.stderr)
     batch.stop()
+    journal.release()  # no more waiting for a slow reader of --out

@@ -67,6 +67,7 @@ class Tally:
     reminted: int = 0
     resent: int = 0
     possible_duplicates: int = 0  # created after a re-send of an unknown outcome
+    undelivered: int = 0  # results the reader of --out (a pipe) never took
     input: InputCount = attrs.field(factory=InputCount)
 
     def count(self, record: dict[str, Any]) -> None:
@@ -109,6 +110,11 @@ def summary_text(tally: Tally, *, resume: bool, notes: list[str], tail: str) -> 
         parts.append(
             f"{tally.possible_duplicates} possibly duplicated (re-sent after an unknown outcome: "
             "each may hold a second, unused token)"
+        )
+    if tally.undelivered:
+        parts.append(
+            f"{tally.undelivered} results not delivered (the reader of --out stopped reading; "
+            "their tokens expire unused)"
         )
     if tally.not_sent:
         parts.append(f"not sent {tally.not_sent} (stopped before sending; --resume sends them)")

@@ -13,6 +13,7 @@ Lines are flushed as they are written; the file is fsynced at the end and on a g
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import json
 import os
@@ -28,6 +29,7 @@ from .. import (
     VerifyError,
     __version__,
 )
+from ._pipe_writer import PipeWriter
 
 CREATED, FAILED, UNKNOWN, NOT_SENT, SENDING = "created", "failed", "unknown", "not_sent", "sending"
 HEADER = "header"
@@ -126,15 +128,48 @@ class Journal:
     """Writes the run's records to ``--out`` (a file, or ``-`` for stdout), line by line.
 
     Every line is flushed as it is written: tokens expire within minutes, so a consumer reads
-    them as they come. Only a file gets the header, the write-ahead ``sending`` lines and the
-    final fsync.
+    them as they come. Only a regular file gets the header, the write-ahead ``sending`` lines
+    and the fsync (at the end and on a graceful stop); anything else (``-``, a FIFO,
+    ``/dev/null``) gets the outcome lines through a `PipeWriter`, so a stalled reader never
+    blocks the event loop.
     """
 
-    def __init__(self, out: str, stream: IO[str]) -> None:
+    def __init__(self, out: str, stream: IO[str], *, regular: bool) -> None:
         self._out = out
-        self._to_file = out != "-"
+        self._to_file = regular
         self._stream = stream
         self._header: dict[str, Any] | None = None
+        self._pipe = None if regular else _pipe_writer(stream)
+
+    async def room(self) -> None:
+        """Wait while the reader of a pipe is far behind (see `PipeWriter`)."""
+        if self._pipe is not None:
+            await self._pipe.room()
+
+    def release(self) -> None:
+        """Stop waiting for a slow reader: the run is stopping."""
+        if self._pipe is not None:
+            self._pipe.release()
+
+    async def undelivered(self, grace: float) -> int:
+        """The results a pipe's reader did not take (0: none).
+
+        Waits for the reader to take them all (until `release`), then ``grace`` seconds at
+        most for what is left.
+
+        Raises:
+            BrokenPipeError: The reader went away.
+        """
+        if self._pipe is None:
+            return 0
+        await self._pipe.drain()
+        left = self._pipe.finish(grace)
+        error = self._pipe.error
+        if isinstance(error, BrokenPipeError):
+            raise error  # the reader went away: main() reports that as closed output
+        if error is not None:
+            raise cannot_write(self._out, error)
+        return left
 
     def header(self, record: dict[str, Any]) -> None:
         """Keep the run's header, to be written with the run's first line.
@@ -164,6 +199,14 @@ class Journal:
                 raise cannot_write(self._out, exc) from None
 
     def _write(self, record: dict[str, Any]) -> None:
+        if self._pipe is not None:
+            try:
+                self._pipe.put((json.dumps(record) + "\n").encode())
+            except BrokenPipeError:
+                raise  # the reader went away: main() reports that as closed output
+            except OSError as exc:
+                raise cannot_write(self._out, exc) from None
+            return
         header, self._header = self._header, None
         try:
             if header is not None:
@@ -174,3 +217,12 @@ class Journal:
             raise  # stdout's reader went away: main() reports that as closed output
         except OSError as exc:
             raise cannot_write(self._out, exc) from None
+
+
+def _pipe_writer(stream: IO[str]) -> PipeWriter | None:
+    """A writer thread for ``stream``'s descriptor; None for a stream without one (a test's)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return PipeWriter(fd, asyncio.get_running_loop())

@@ -96,6 +96,11 @@ class ResultsFile:
                     f"{exc.strerror}",
                 ) from None
 
+    @property
+    def regular(self) -> bool:
+        """Whether ``--out`` is a regular file (not ``-``, a FIFO or a device)."""
+        return self.stat is not None and stat.S_ISREG(self.stat.st_mode)
+
     def _ends_mid_line(self) -> bool:
         assert self.fd is not None
         size = os.fstat(self.fd).st_size
