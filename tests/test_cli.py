@@ -174,7 +174,7 @@ def test_network_error_exit_1(
         capsys, "fetch", "VA" + "0" * 32, "YK" + "0" * 32, "--base-url", "http://127.0.0.1:9"
     )
     assert code == 1
-    assert "could not connect" in err
+    assert "cannot connect to 127.0.0.1:9: connection refused" in err
 
 
 def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:

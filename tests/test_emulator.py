@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -277,3 +279,36 @@ async def test_a_client_vanishing_mid_request_logs_no_traceback(
         async with verify_emulator.client() as client:
             await client.access_tokens.create(verify_emulator.service_sid, identity=IDENTITY)
     assert not [r for r in caplog.records if r.levelno >= 30 and r.name.startswith("aiohttp")]
+
+
+def test_the_same_seed_gives_the_same_identity_on_every_start() -> None:
+    """A running app keeps its credentials across a restart of a seeded emulator."""
+    first, again, other = VerifyEmulator(seed=5), VerifyEmulator(seed=5), VerifyEmulator(seed=6)
+    identity = (first.account_sid, first.auth_token, first.service_sid, first.api_key)
+    assert identity == (again.account_sid, again.auth_token, again.service_sid, again.api_key)
+    assert first.api_secret == again.api_secret
+    assert first.account_sid != other.account_sid
+    assert first.auth_token != other.auth_token
+    unseeded = VerifyEmulator(), VerifyEmulator()
+    assert unseeded[0].auth_token != unseeded[1].auth_token
+
+
+def test_the_emulator_command_takes_its_identity_from_flags() -> None:
+    service = "VA" + "5" * 32
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verify_access_tokens", "emulator", "--port", "0", "--seed", "3",
+         "--service-sid", service, "--auth-token", "given-token-0123"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        printed = [process.stdout.readline() for _ in range(6)]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        assert process.stdout is not None
+        process.stdout.close()
+    text = "".join(printed)
+    assert f"export VERIFY_SERVICE_SID={service}" in text
+    assert "export TWILIO_AUTH_TOKEN=given-token-0123" in text
+    assert f"export TWILIO_ACCOUNT_SID={VerifyEmulator(seed=3).account_sid}" in text

@@ -6,6 +6,7 @@ import base64
 import multiprocessing
 import pickle
 import re
+import socket
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -305,3 +306,16 @@ async def test_an_echoed_secret_is_not_in_the_pickle(hostile: HostileServer) -> 
         for i in range(len(secret) - 7):
             assert secret[i : i + 8].lower().encode() not in data
     assert isinstance(pickle.loads(pickle.dumps(info.value)).cause, ServerError)
+
+
+async def test_a_refused_connection_names_the_host_the_port_and_the_os_error() -> None:
+    with socket.socket() as holder:  # a port nobody listens on
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+    async with VerifyClient(
+        ACCOUNT_SID, AUTH_TOKEN, base_url=f"http://127.0.0.1:{port}", max_retries=0
+    ) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.access_tokens.create(SERVICE_SID, identity=IDENTITY)
+    assert str(caught.value).startswith(f"cannot connect to 127.0.0.1:{port}: connection refused")
+    assert caught.value.request_sent is False

@@ -260,3 +260,22 @@ def test_android_sample_against_serve_emulator_subprocess(served_subprocess: str
     assert missing.json() == {"error": {"message": "identity: missing", "moreInfo": None}}
     assert put.status_code == 405
     assert put.json()["error"]["message"] == "method not allowed; use POST"
+
+
+@pytest.mark.parametrize(
+    ("flags", "answered"), [([], {200}), (["--no-retry-ambiguous-creates"], {502})]
+)
+def test_serve_re_sends_a_create_whose_answer_was_lost_unless_told_not_to(
+    flags: list[str], answered: set[int]
+) -> None:
+    """A lost answer (the token was made) is sent again by default: a spare token is harmless.
+    With the emulator's seed, the losses fall the same way on every run."""
+    with (
+        serve_subprocess("--lost-response-rate", "0.5", "--seed", "2", *flags) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        statuses = {http.post("/access-token", data={"identity": f"user-{i}"}).status_code
+                    for i in range(6)}  # fmt: skip
+    assert answered <= statuses
+    if not flags:
+        assert statuses == {200}

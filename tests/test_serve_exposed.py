@@ -160,6 +160,29 @@ def test_no_check_starts_and_logs_each_upstream_failure(upstream: Upstream) -> N
     assert "Traceback" not in err
 
 
+def test_an_unreachable_upstream_is_named_at_start_and_in_each_failure(
+    upstream: Upstream,
+) -> None:
+    """Host, port and the OS error, in the start check and in the endpoint's WARNING line."""
+    done = run_serve("--base-url", "http://127.0.0.1:9", env=upstream.env())
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: start check failed: cannot connect to 127.0.0.1:9: connection refused (GET "
+        f"http://127.0.0.1:9/v2/Services/{upstream.service_sid}/AccessTokens/"
+        f"YK{'0' * 32}); pass --no-check to skip it"
+    )
+    with serving("--base-url", "http://127.0.0.1:9", "--no-check", env=upstream.env()) as (
+        url,
+        process,
+    ):
+        with httpx.Client(base_url=url) as http:
+            response = http.post("/access-token", data={"identity": "alice"})
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert response.status_code == 502
+    assert "answered=502: cannot connect to 127.0.0.1:9: connection refused" in err
+
+
 def test_good_credentials_pass_the_check(upstream: Upstream) -> None:
     with (
         serving("--base-url", upstream.base_url, env=upstream.env()) as (url, _),

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException  # FastAPI's own is a subclass
 from starlette.requests import ClientDisconnect
 
 from verify_access_tokens import (
+    APIConnectionError,
     ClientStateError,
     OutcomeUnknownError,
     VerifyError,
@@ -99,6 +100,15 @@ def _facts(exc: VerifyError) -> tuple[object, ...]:
     )
 
 
+def _network_reason(exc: VerifyError) -> str:
+    """For a network failure, what failed: ``: cannot connect to host:443: connection refused``.
+
+    The client's message says it, scrubbed of any credential.
+    """
+    cause = exc.cause if isinstance(exc, OutcomeUnknownError) else exc
+    return f": {cause}" if isinstance(cause, APIConnectionError) else ""
+
+
 def upstream_failure(exc: VerifyError, identity_ref: str | None = None) -> EndpointError:
     """`upstream_error`'s answer, logged for the operator as its status calls for.
 
@@ -122,10 +132,11 @@ def upstream_failure(exc: VerifyError, identity_ref: str | None = None) -> Endpo
     elif answer.status != 400:  # a 400 is the caller's own identity: nothing for the operator
         logger.warning(
             "access-token upstream failure: %s code=%s status=%s request_id=%s attempts=%s "
-            "identity=%s answered=%d",
+            "identity=%s answered=%d%s",
             *_facts(exc),
             identity_ref,
             answer.status,
+            _network_reason(exc),
         )
     return answer
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime as _dt
 import json
+import os
 import re
 import string
 from collections.abc import Mapping
@@ -253,7 +254,7 @@ def connection_error(
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return APIConnectionError(
-            f"could not connect ({detail})",
+            _cannot_connect(exc, scrub),
             method=method,
             url=url,
             request_sent=False,
@@ -296,6 +297,22 @@ def deadline_spent(deadline: float | None) -> str:
     """The message of the `APITimeoutError` for a call whose deadline ran out before sending."""
     value = "" if deadline is None else f" (deadline={_seconds(deadline)})"
     return f"the call's deadline{value} ran out before the request was sent"
+
+
+def _cannot_connect(exc: aiohttp.ClientConnectorError, scrub: Scrubber) -> str:
+    """``cannot connect to verify.twilio.com:443: connection refused``: host, port, OS error.
+
+    Said as the operating system says it (``strerror`` of its errno), since asyncio's own text
+    for a refused connection ("Connect call failed") names no reason.
+    """
+    reason = exc.os_error
+    number = reason.errno if isinstance(reason.errno, int) else None
+    if number is not None and number > 0:
+        text = os.strerror(number)
+    else:  # a DNS failure (gaierror) or an error without an errno: its own words
+        text = reason.strerror or str(reason) or type(reason).__name__
+    text = text[:1].lower() + text[1:]
+    return scrub(f"cannot connect to {exc.host}:{exc.port}: {text}")
 
 
 def _connection_detail(exc: BaseException, scrub: Scrubber) -> str:

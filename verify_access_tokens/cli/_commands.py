@@ -96,6 +96,7 @@ async def emulator_command(args: argparse.Namespace) -> int:
         port=args.port,
         account_sid=args.account_sid,
         auth_token=args.auth_token,
+        service_sids=[args.service_sid] if args.service_sid else None,
         faults=faults_from_args(args),
         seed=args.seed,
     )
@@ -217,4 +218,5 @@ def add_fault_flags(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="seconds added per request, or a range such as 0.05-0.3 (uniform, seeded)",
     )
-    parser.add_argument("--seed", type=int, help="seed for reproducible faults and sids")
+    parser.add_argument("--seed", type=int, help="the same account, token and service on every "
+                        "start, and reproducible faults and sids")  # fmt: skip

@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=8099, help="port to listen on (0-65535)")
     emulator.add_argument("--account-sid", help="the Account SID it accepts (default: generated)")
     emulator.add_argument("--auth-token", help="the Auth Token it accepts (default: generated)")
+    emulator.add_argument("--service-sid",
+                          help="the Verify Service that exists (default: generated)")  # fmt: skip
     add_fault_flags(emulator)
     emulator.set_defaults(handler=emulator_command)
 

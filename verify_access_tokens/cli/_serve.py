@@ -17,6 +17,7 @@ import sys
 from typing import Any, Final
 
 from .. import (
+    APIConnectionError,
     AuthenticationError,
     ConfigurationError,
     NotFoundError,
@@ -27,7 +28,14 @@ from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
 from ._commands import EXIT_API_ERROR, add_fault_flags, faults_from_args
 from ._listen import check_listen
-from ._serve_app import ENV_BEARER, ENV_HASH_KEY, ENV_WORKER, build_app, log_to_stderr
+from ._serve_app import (
+    ENV_BEARER,
+    ENV_HASH_KEY,
+    ENV_WORKER,
+    build_app,
+    client_options,
+    log_to_stderr,
+)
 
 __all__ = ["ENV_BEARER", "ENV_HASH_KEY", "add_serve_command", "build_app", "serve_command"]
 
@@ -116,6 +124,13 @@ def add_serve_command(commands: Any) -> None:
         "--timeout",
         type=float,
         help="seconds one request to Twilio may take (default 35); past it the caller gets 504",
+    )
+    serve.add_argument(
+        "--no-retry-ambiguous-creates",
+        action="store_true",
+        help="answer 502/504 'outcome unknown' when a create fails after it may have reached "
+        "Twilio (a timeout, a lost answer, a 5xx) instead of sending it again within the "
+        "client's retries (default: sent again; a spare enrollment token expires unused)",
     )
     serve.add_argument("--base-url", help="API origin (default: https://verify.twilio.com)")
     serve.add_argument(
@@ -227,6 +242,8 @@ async def _check_credentials(service_sid: str, base_url: str | None) -> str | No
             f"error: TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN: refused by {client.base_url} "
             f"(HTTP {exc.status}, Twilio code {exc.code}); fix them, or pass --no-check"
         )
+    except APIConnectionError as exc:
+        return f"error: start check failed: {exc}; pass --no-check to skip it"
     except VerifyError as exc:
         status, code = getattr(exc, "status", None), getattr(exc, "code", None)
         return (
@@ -279,7 +296,7 @@ async def _serve(
     args: argparse.Namespace, uvicorn: Any, bearer: str | None, hash_key: bytes | None
 ) -> int:
     faults = faults_from_args(args)
-    options = {} if args.timeout is None else {"timeout": args.timeout}
+    options = client_options(args.timeout, not args.no_retry_ambiguous_creates)
     async with contextlib.AsyncExitStack() as stack:
         if args.emulator:
             if args.service_sid or args.base_url:
@@ -336,6 +353,7 @@ def _run_workers(args: argparse.Namespace, service_sid: str) -> None:
         "service_sid": service_sid,
         "base_url": args.base_url,
         "timeout": args.timeout,
+        "retry_ambiguous_creates": not args.no_retry_ambiguous_creates,
         "path": args.path,
         "hash_identities": args.hash_identities,
         "ttl": args.ttl,

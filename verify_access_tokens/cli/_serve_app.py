@@ -155,6 +155,18 @@ def build_app(
     return app
 
 
+def client_options(timeout: float | None, retry_ambiguous_creates: bool) -> dict[str, Any]:
+    """The `VerifyClient` settings of ``serve``.
+
+    Its ``--timeout``, and re-sending a create whose outcome is unknown (a spare enrollment
+    token is harmless: it expires unused).
+    """
+    options: dict[str, Any] = {"retry_ambiguous_creates": retry_ambiguous_creates}
+    if timeout is not None:
+        options["timeout"] = timeout
+    return options
+
+
 def worker_app() -> "FastAPI":
     """The app of one ``--workers N`` process, from the settings its parent checked.
 
@@ -163,7 +175,7 @@ def worker_app() -> "FastAPI":
     """
     log_to_stderr()
     settings = json.loads(os.environ[ENV_WORKER])
-    options = {} if settings["timeout"] is None else {"timeout": settings["timeout"]}
+    options = client_options(settings["timeout"], settings["retry_ambiguous_creates"])
     hash_key = os.environ.get(ENV_HASH_KEY) or None
     return build_app(
         client=VerifyClient(base_url=settings["base_url"], **options),

@@ -82,7 +82,9 @@ class VerifyEmulator:
         auth_token: Its Auth Token (default: a random one).
         service_sids: The Verify Services that exist (default: one random ``VA`` sid).
         faults: What goes wrong on purpose (default ``Faults()``: nothing).
-        seed: Seed of the fault decisions and of the sids it makes up afterwards (tokens,
+        seed: Seed of its identity (the account SID, Auth Token, API key and service SID it
+            makes up: the same on every start, so a running app keeps working across a
+            restart), of the fault decisions and of the sids it makes up afterwards (tokens,
             ``add_service``); default ``None``: not reproducible.
 
     Attributes:
@@ -115,11 +117,13 @@ class VerifyEmulator:
     ) -> None:
         self.host = host
         self.port = port
-        self.account_sid = account_sid or hex_sid("AC")
-        self.auth_token = auth_token or secrets.token_hex(16)
-        self.api_key = hex_sid("SK")
-        self.api_secret = secrets.token_urlsafe(24)
-        self.services: set[str] = set(service_sids or [hex_sid("VA")])
+        # Its own stream of the seed: the identity does not move with the faults' decisions.
+        made_up = random.Random(f"identity {seed}") if seed is not None else random.SystemRandom()
+        self.account_sid = account_sid or hex_sid("AC", made_up)
+        self.auth_token = auth_token or f"{made_up.getrandbits(128):032x}"
+        self.api_key = hex_sid("SK", made_up)
+        self.api_secret = f"{made_up.getrandbits(192):048x}"
+        self.services: set[str] = set(service_sids or [hex_sid("VA", made_up)])
         for sid in self.services:
             v.check_service_sid(sid)
         self.counters = Counters()
