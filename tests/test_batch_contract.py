@@ -17,6 +17,7 @@ from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 
 from verify_access_tokens import (
     APITimeoutError,
+    ConfigurationError,
     EnrollmentBatch,
     EnrollmentRequest,
     EnrollmentResult,
@@ -492,3 +493,57 @@ async def test_an_input_raising_cancelled_error_ends_the_batch_with_an_error(
             await consume()
     assert [r.identity for r in yielded] == ["user-00000001"]
     assert yielded[0].ok
+
+
+async def test_a_batch_closed_while_waiting_for_input_gives_its_slot_back(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    """Closed while the input has nothing to give, twice: the client's slots all come back."""
+
+    async def slow_input(n: int) -> AsyncIterator[str]:
+        yield f"user-000{n}-aaaa"
+        await asyncio.sleep(3600)
+
+    async with verify_emulator.client(max_in_flight=2) as client:
+        for n in (1, 2):
+            batch = client.access_tokens.create_many(verify_emulator.service_sid, slow_input(n))
+            async with batch:
+                async for _ in batch:
+                    break
+            assert client.flow.in_flight == 0
+        async with asyncio.timeout(10):  # a hang guard: a leaked slot would starve it
+            await client.access_tokens.create(verify_emulator.service_sid, identity="user-0003")
+
+
+async def test_an_exception_of_on_send_ends_the_batch_even_a_verify_error(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    def journal_full(identity: str) -> None:
+        raise ConfigurationError("--out", "cannot write results: No space left on device")
+
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, ["user-0001", "user-0002"], on_send=journal_full
+    )
+
+    async def consume() -> None:
+        async with batch:
+            async for _ in batch:
+                pass
+
+    with pytest.raises(ConfigurationError, match="No space left"):
+        await consume()
+    assert verify_emulator.counters.requests == 0  # the write-ahead failed: nothing was sent
+    assert verify_client.flow.in_flight == 0
+
+
+async def test_ordered_results_keep_the_concurrency_bound(
+    verify_emulator: VerifyEmulator, verify_client: VerifyClient
+) -> None:
+    verify_emulator.set_faults(Faults(latency=0.01))
+    batch = verify_client.access_tokens.create_many(
+        verify_emulator.service_sid, [f"user-{i:08d}" for i in range(20)], concurrency=2,
+        ordered=True,
+    )  # fmt: skip
+    results = [r async for r in batch]
+    assert len(results) == 20
+    assert verify_emulator.counters.peak_in_flight <= 2

@@ -4,11 +4,12 @@ lines and comments, each line accounted for; a bad file refused before the first
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers.cli import cli, enroll_argv, outcomes
+from helpers.cli import cli, cli_env, enroll_argv, outcomes
 
 from verify_access_tokens.cli import _enroll_progress
 from verify_access_tokens.emulator import VerifyEmulator
@@ -130,3 +131,41 @@ def test_a_note_is_written_above_the_progress_bar_not_into_it(
     written = screen.getvalue()
     assert "\rnote: INPUT: ignoring the columns 'email'\n" in written.replace("\x1b[A", "")
     assert _enroll_progress._bar is None  # closed: notes go straight to stderr again
+
+
+def test_a_one_column_file_headed_by_the_identity_column_sends_no_header(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    source = tmp_path / "one_col.txt"
+    source.write_text("UserIdentifier\nuser-00000001\nuser-00000002\n")
+    done = cli(*enroll_argv(emulator, source, tmp_path / "r.jsonl"),
+               "--identity-column", "UserIdentifier", emulator=emulator)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(t.entity_identity for t in emulator.tokens.values()) == [
+        "user-00000001",
+        "user-00000002",
+    ]
+    assert "3 lines read: 2 identities, 1 header" in done.stderr
+
+
+def test_a_line_that_is_not_utf8_is_counted_as_read(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "verify_access_tokens",
+         *enroll_argv(emulator, "-", tmp_path / "r.jsonl"), "--quiet"],
+        input=b"user-00000001\nuser-\xff0002\nuser-00000003\n", capture_output=True,
+        env=cli_env(emulator), timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    *_, counts, error = done.stderr.decode().strip().splitlines()
+    assert counts == "2 lines read: 1 identities, 1 unreadable (named below)"
+    assert error == "error: INPUT: line 2 is not valid UTF-8"
+
+
+def test_a_quoted_csv_header_is_read_as_csv(emulator: VerifyEmulator, tmp_path: Path) -> None:
+    stdin = b'"identity","friendly_name"\n"user-00000001","Pixel"\n'
+    done = cli(*enroll_argv(emulator, "-", tmp_path / "r.jsonl"), emulator=emulator, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    [token] = emulator.tokens.values()
+    assert token.factor_friendly_name == "Pixel"

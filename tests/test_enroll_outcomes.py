@@ -208,3 +208,46 @@ def test_a_stalled_reader_of_out_slows_the_run_and_ctrl_c_ends_it_promptly(
     text = errors.read_text()
     assert "Traceback" not in text
     assert "results not delivered (the reader of --out stopped reading" in text
+
+
+def test_report_shows_an_identity_with_a_lone_surrogate_escaped(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    out.write_text(
+        '{"identity": "user-0001-\\ud800aa", "status": "failed", "error": {"class": "X"}}\n'
+    )
+    table = cli("report", str(out), "--failures")
+    assert table.returncode == 0
+    assert "user-0001-\\ud800aa" in table.stdout
+    as_csv = cli("report", str(out), "--failures", "--format", "csv")
+    assert as_csv.returncode == 0
+    assert "user-0001-\\ud800aa" in as_csv.stdout
+
+
+def test_an_error_exit_still_delivers_what_was_made_to_a_slow_reader(
+    emulator: VerifyEmulator, tmp_path: Path
+) -> None:
+    """A bad last line of a streamed INPUT: the results made before it still reach the pipe's
+    reader (a slow one), or the summary says how many did not."""
+    stdin = ("\n".join(ids(300)) + "\nbad\xff\n").encode("latin-1")
+    reader = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nn = 0\nfor line in sys.stdin:\n    n += 1\n    time.sleep(0.002)\n"
+         "print(n)"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert reader.stdin is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "verify_access_tokens", *enroll_argv(emulator, "-", "-"),
+         "--quiet"],
+        input=stdin, stdout=reader.stdin, stderr=subprocess.PIPE, env=cli_env(emulator),
+        timeout=120, check=False,
+    )  # fmt: skip
+    reader.stdin.close()
+    assert reader.wait(timeout=60) == 0
+    assert reader.stdout is not None
+    with reader.stdout:
+        delivered = int(reader.stdout.read())
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert "Traceback" not in err
+    assert delivered == 300 or f"{300 - delivered} results not delivered" in err

@@ -329,3 +329,50 @@ async def test_a_client_bound_to_another_event_loop_is_the_same_logged_503(
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert record.exc_info is not None
     assert type(record.exc_info[1]).__name__ == "ClientStateError"
+
+
+async def test_a_body_without_its_type_or_with_bytes_that_are_not_utf8_is_refused(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with app_with(verify_emulator) as http:
+        untyped = await http.post("/access-token", content=b"identity=user-0001")
+        invalid = await http.post("/access-token", content=b"identity=%ff%fe", headers=form)
+        other = await http.post("/access-token", content=b"identity=%ff%fd", headers=form)
+        fine = await http.post("/access-token", content=b"identity=user-0001", headers=form)
+    assert "application/x-www-form-urlencoded" in error_of(untyped, 415)
+    assert error_of(invalid, 400) == "request body has percent-encoded bytes that are not UTF-8"
+    assert error_of(other, 400) == error_of(invalid, 400)  # refused, not one identity for both
+    assert fine.status_code == 200
+    assert verify_emulator.counters.requests == 1
+
+
+async def test_the_identity_comes_from_the_login_alone_when_the_hook_answers_it(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    """An app's own bearer session says who the caller is: no body is needed; a body may
+    repeat that identity, and naming another is 403."""
+    alice = {"Authorization": "Bearer alice-0001"}
+    async with app_with(verify_emulator, authorize=header_session, hash_identities=False) as http:
+        no_body = await http.post("/access-token", headers=alice)
+        empty_form = await http.post("/access-token", data={}, headers=alice)
+        same = await http.post("/access-token", data={"identity": "alice-0001"}, headers=alice)
+        other = await http.post("/access-token", data={"identity": "bob-00001"}, headers=alice)
+        schema = (await http.get("/openapi.json")).json()
+    assert no_body.status_code == 200, no_body.text
+    assert no_body.json()["identity"] == "alice-0001"
+    assert empty_form.status_code == 200
+    assert same.status_code == 200
+    assert error_of(other, 403) == "not allowed to enroll this identity"
+    body = schema["paths"]["/access-token"]["post"]["requestBody"]
+    assert body["required"] is False
+    assert body["content"]["application/json"]["schema"]["required"] == []
+    assert verify_emulator.counters.tokens_created == 3
+
+
+async def test_without_a_hook_the_body_must_name_the_identity(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    async with app_with(verify_emulator) as http:
+        missing = await http.post("/access-token")
+    assert error_of(missing, 400) == "identity: missing"

@@ -20,7 +20,7 @@ from verify_access_tokens import (
     OutcomeUnknownError,
     VerifyClient,
 )
-from verify_access_tokens._flow import Limiter, Slot, make_limiter
+from verify_access_tokens._flow import Gate, Limiter, Slot, TurnRefused, make_limiter
 from verify_access_tokens._flow._limits import (
     ADAPTIVE_DECREASE,
     ADAPTIVE_INITIAL,
@@ -400,3 +400,28 @@ async def test_a_paced_batch_holds_no_slot_while_it_waits_for_its_turn(
             assert client.flow.in_flight == 0
             await consumer
             batch.stop()
+
+
+async def test_a_gate_closed_at_the_deadline_refuses_the_turn_instead_of_cancelling() -> None:
+    """The deadline's timeout and close() cancel the waiter in the same loop turn: it ends in
+    TurnRefused (the batch's stop), never as a cancelled task the batch would wait for."""
+    loop = asyncio.get_running_loop()
+    gate = Gate(rate=0.5)  # one turn per 2 s
+    await gate.wait(None, None)  # the first turn: the next one is 2 s away
+    deadline = loop.time() + 0.2
+
+    async def waiter() -> str:
+        try:
+            await gate.wait(deadline, None)
+        except TurnRefused:
+            return "refused"
+        except TimeoutError:
+            return "timed out"
+        return "turn"
+
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0)  # the waiter arms its timeout first
+    loop.call_at(deadline, gate.close)  # stop() at the deadline's instant
+    async with asyncio.timeout(10):  # a hang guard only
+        assert await task in {"refused", "timed out"}
+    assert not task.cancelled()

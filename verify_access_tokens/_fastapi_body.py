@@ -50,11 +50,19 @@ def identity_from(body: bytes, content_type: str) -> object:
         if len(values) > 1:
             raise EndpointError(400, "identity: given more than once")
         return values[0] if values else None
-    if media_type not in ("", "application/x-www-form-urlencoded"):
+    if media_type != "application/x-www-form-urlencoded":  # a missing type too: say the type
         raise EndpointError(
             415, "send identity form-encoded (application/x-www-form-urlencoded) or as JSON"
         )
-    values = urllib.parse.parse_qs(text, keep_blank_values=True).get("identity", [])
+    try:
+        # Strict: invalid percent-encoded UTF-8 (identity=%ff%fe) would otherwise decode to
+        # replacement characters, and different bytes to the same identity.
+        form = urllib.parse.parse_qs(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise EndpointError(
+            400, "request body has percent-encoded bytes that are not UTF-8"
+        ) from None
+    values = form.get("identity", [])
     if len(values) > 1:
         raise EndpointError(400, "identity: given more than once")
     return values[0] if values else None

@@ -45,11 +45,12 @@ def route_openapi(*, hook: bool) -> dict[str, Any]:
         A fresh dict: the caller may add `HOOK_PARAMETERS` to its ``responses``.
     """
     errors = _ALWAYS | (_WITH_HOOK if hook else {})
+    required = [] if hook else ["identity"]  # with a hook, the login says who it is
     return {
         "requestBody": {
-            "required": True,
+            "required": not hook,
             "content": {
-                media: {"schema": _object_schema(["identity"], "identity")}
+                media: {"schema": _object_schema(required, "identity")}
                 for media in ("application/x-www-form-urlencoded", "application/json")
             },
         },

@@ -43,7 +43,13 @@ from ._fastapi_openapi import HOOK_PARAMETERS, error_response, route_openapi
 
 EndpointError.__module__ = __name__  # documented and raised as verify_access_tokens.fastapi's
 
-__all__ = ["EndpointError", "access_token_router", "identity_hash", "requested_identity"]
+__all__ = [
+    "EndpointError",
+    "access_token_router",
+    "identity_hash",
+    "offered_identity",
+    "requested_identity",
+]
 
 logger: Final = logging.getLogger("verify_access_tokens.fastapi")
 
@@ -79,28 +85,29 @@ def identity_hash(identity: str, key: bytes | None = None) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
-async def requested_identity(request: Request) -> str:
-    """FastAPI dependency: the ``identity`` the caller asks a token for (form or JSON body).
+async def offered_identity(request: Request) -> str | None:
+    """FastAPI dependency: the ``identity`` the body names (form or JSON), or ``None``.
 
-    Missing, blank, not a string, longer than 256 characters or not encodable as UTF-8 (a
-    JSON string escaping a lone surrogate, which UTF-8 cannot carry) is a 400, and so is an
-    identity given twice (a form field or a JSON key). FastAPI caches it per request, so an
-    authorization hook may depend on it too without reading the body twice.
+    An empty body, or one without an identity (or a blank one), is ``None``: with an
+    authorization hook, the login says who the caller is. FastAPI caches it per request.
 
     Args:
         request: The incoming request; its body is form-encoded or JSON, 16 KiB at most.
 
     Returns:
-        The identity, as sent.
+        The identity, as sent, or ``None``.
 
     Raises:
-        EndpointError: 400 for a missing, blank, non-string, too long or repeated identity or
-            a body that is not UTF-8 (or not JSON when it says so), 413 for a body over 16 KiB,
-            415 for another content type.
+        EndpointError: 400 for a non-string, too long or repeated identity or a body that is
+            not UTF-8 (or not JSON when it says so, or with percent-encoded bytes that are not
+            UTF-8), 413 for a body over 16 KiB, 415 for a body of a missing or another type.
     """
-    value = identity_from(await read_body(request), request.headers.get("content-type", ""))
+    body = await read_body(request)
+    if not body:
+        return None
+    value = identity_from(body, request.headers.get("content-type", ""))
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise EndpointError(400, "identity: missing")
+        return None
     if not isinstance(value, str):
         raise EndpointError(400, f"identity: must be a string, not {type(value).__name__}")
     if len(value) > MAX_IDENTITY_CHARS:
@@ -110,6 +117,28 @@ async def requested_identity(request: Request) -> str:
     except UnicodeEncodeError:
         raise EndpointError(400, "identity: not valid Unicode (a lone surrogate)") from None
     return value
+
+
+async def requested_identity(
+    identity: Annotated[str | None, Depends(offered_identity)],
+) -> str:
+    """FastAPI dependency: the ``identity`` the caller asks a token for; 400 when missing.
+
+    As `offered_identity`, which it reads (once per request, cached by FastAPI), so an
+    authorization hook may depend on it too without reading the body twice.
+
+    Args:
+        identity: What the body names (`offered_identity`).
+
+    Returns:
+        The identity, as sent.
+
+    Raises:
+        EndpointError: 400 for a missing or blank identity; the errors of `offered_identity`.
+    """
+    if identity is None:
+        raise EndpointError(400, "identity: missing")
+    return identity
 
 
 def _warn_loudly(message: str, *args: object) -> None:
@@ -155,9 +184,11 @@ def access_token_router(
             bound to another event loop, answers 503 and logs an ERROR.
         service_sid: The Verify Service tokens are made in (``VA`` + 32 hex).
         authorize: A FastAPI dependency returning the (unhashed) identity this caller may get a
-            token for; a request for any other identity, or a ``None`` answer, is refused with
-            403. It may raise ``HTTPException`` or `EndpointError` (for example 401) to refuse
-            first. Depend on `requested_identity` to see what was asked for.
+            token for, from your app's own login: the body's ``identity`` is then optional
+            (the token is for the hook's identity); a body naming another identity, or a
+            ``None`` answer, is refused with 403. It may raise ``HTTPException`` or
+            `EndpointError` (for example 401) to refuse first. Depend on `offered_identity` or
+            `requested_identity` to see what was asked for.
         allow_any_identity: ``True`` instead of a hook mints tokens for whatever identity a
             caller names, which lets anyone enroll their phone as someone else's factor: an
             explicit opt-in for demos or a backend reachable only by trusted callers; it logs a
@@ -226,13 +257,10 @@ def access_token_router(
 
     async def access_token(
         allowed: Annotated[str | None, Depends(hook)],
-        identity: Annotated[str, Depends(requested_identity)],
+        offered: Annotated[str | None, Depends(offered_identity)],
         verify: Annotated[VerifyClient, Depends(provider)],
     ) -> JSONResponse:
-        # surrogatepass: whatever string the hook answers compares (and differs) without a 500.
-        answer = allowed.encode("utf-8", "surrogatepass") if allowed is not None else None
-        if answer is None or not hmac.compare_digest(answer, identity.encode("utf-8")):
-            raise EndpointError(403, "not allowed to enroll this identity")
+        identity = _identity(allowed, offered)
         sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
         try:
             token: AccessToken = await verify.access_tokens.create(
@@ -272,6 +300,22 @@ def access_token_router(
         # A plain ASGI app, not a function: Starlette gives a function route GET by default.
         router.routes.append(Route(spelling, _OtherMethods(), include_in_schema=False))
     return router
+
+
+def _identity(allowed: str | None, offered: str | None) -> str:
+    """The identity to mint for: the hook's answer, which the body may repeat but not change.
+
+    Raises:
+        EndpointError: 403 when the hook answered ``None`` or the body names another identity.
+    """
+    if not isinstance(allowed, str):
+        raise EndpointError(403, "not allowed to enroll this identity")
+    if offered is None:
+        return allowed  # the login alone says who the caller is
+    # surrogatepass: whatever string the hook answers compares (and differs) without a 500.
+    if not hmac.compare_digest(allowed.encode("utf-8", "surrogatepass"), offered.encode()):
+        raise EndpointError(403, "not allowed to enroll this identity")
+    return offered
 
 
 class _OtherMethods:

@@ -18,6 +18,7 @@ kept in ``undelivered``, the identities whose request was handed to the network 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import types
 import weakref
@@ -49,6 +50,14 @@ Concurrency = int | Literal["adaptive"]
 
 # The window of concurrency="adaptive" when nothing else bounds the client (no pool bound).
 ADAPTIVE_WINDOW_MAX = 10_000
+
+
+class _HookFailed(Exception):
+    """The caller's ``on_send`` raised ``error``: carried past the item's own error handling."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
 
 _DONE = object()
 _CLOSE = object()  # aclose() from another task: wakes the consumer's wait for a result
@@ -119,7 +128,8 @@ class EnrollmentBatch:
         undelivered (tuple[EnrollmentResult, ...]): Finished results that were not yielded
             because the iteration ended early.
         unfinished (tuple[str, ...]): Identities whose request was handed to the network and
-            cut off: their outcome is unknown.
+            that were cut off before their result: their outcome is unknown (an answer that
+            made nothing, such as a 429, may have come before the cut).
         not_sent (tuple[str, ...]): Identities taken from the input but cut off before their
             request left: nothing was sent for them.
     """
@@ -259,17 +269,24 @@ class EnrollmentBatch:
             await self._ended.wait()
 
     # -- machinery -------------------------------------------------------------------------
-    async def _dispatch(self, window: asyncio.Semaphore, ready: asyncio.Queue[object]) -> None:
+    async def _dispatch(
+        self, window: asyncio.Semaphore, running: asyncio.Semaphore, ready: asyncio.Queue[object]
+    ) -> None:
         try:
             while True:
                 await window.acquire()
                 if self._closing or self._abandoned:
                     return
+                await running.acquire()  # at most `concurrency` in flight, in input order too
                 try:
                     slot = await self._limiter.acquire(gate=self._gate)
                 except TurnRefused:
                     return  # stop()
-                item = await self._input.take()
+                try:
+                    item = await self._input.take()
+                except BaseException:
+                    slot.unused()  # cut off while waiting for input: the slot carried nothing
+                    raise
                 if item is END:
                     slot.unused()
                     return
@@ -278,7 +295,7 @@ class EnrollmentBatch:
                 self._in_flight[index] = identity_text(item)
                 task = asyncio.create_task(self._enroll(index, item, slot, ready))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(functools.partial(self._ran, slot, running))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug: end the batch with it rather than lose it
@@ -287,11 +304,20 @@ class EnrollmentBatch:
             await self._input.aclose()
             ready.put_nowait(_DONE)
 
+    def _ran(self, slot: Slot, running: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+        """An item's task ended, even one cancelled before it started: its slot is free."""
+        self._tasks.discard(task)
+        slot.unused()  # a no-op when its request already released it
+        running.release()
+
     def _sending(self, index: int) -> None:
         """The item's first request is handed to the network now."""
         self._sent.add(index)
         if self._on_send is not None:
-            self._on_send(self._in_flight[index])
+            try:
+                self._on_send(self._in_flight[index])
+            except BaseException as exc:  # the caller's: it ends the batch, never an item
+                raise _HookFailed(exc) from exc
 
     async def _enroll(
         self, index: int, item: object, slot: Slot, ready: asyncio.Queue[object]
@@ -302,7 +328,10 @@ class EnrollmentBatch:
             )
         except asyncio.CancelledError:
             raise  # the iteration ended: the item stays in `unfinished` or `not_sent`
-        except BaseException as exc:  # a bug (or on_send failing): end the batch
+        except _HookFailed as failed:  # on_send raised: end the batch with its exception
+            ready.put_nowait(failed.error)
+            return
+        except BaseException as exc:  # a bug: end the batch with it rather than lose it
             ready.put_nowait(exc)
             raise
         # One step, no await: the item moves from in flight to finished-not-delivered.
@@ -321,7 +350,8 @@ class EnrollmentBatch:
         ready: asyncio.Queue[object] = asyncio.Queue()
         self._ready = ready
         self._ended = asyncio.Event()
-        dispatcher = asyncio.create_task(self._dispatch(window, ready))
+        running = asyncio.Semaphore(self._size)
+        dispatcher = asyncio.create_task(self._dispatch(window, running, ready))
         self.summary.started_at = time.perf_counter()
         next_index = 0
         dispatching = True

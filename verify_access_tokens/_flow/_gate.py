@@ -44,11 +44,13 @@ class Gate:
         self._last_turn = -math.inf
         self._queue = asyncio.Lock() if rate is not None else None
         self._held: set[asyncio.Task[object]] = set()
+        self._refused: set[asyncio.Task[object]] = set()  # cancelled by close(), not yet told
 
     def close(self) -> None:
         """End every wait behind this gate, now and later, with `TurnRefused`. Idempotent."""
         self.closed = True
         for task in self._held:
+            self._refused.add(task)
             task.cancel(_CLOSING)
 
     async def hold(self, waiting: Awaitable[_T]) -> _T:
@@ -66,12 +68,15 @@ class Gate:
         self._held.add(task)
         try:
             return await waiting
-        except asyncio.CancelledError as cancelled:
-            if self.closed and _CLOSING in cancelled.args and task.uncancel() == 0:
+        except asyncio.CancelledError:
+            # Known by the task, not by the error's message: a timeout cancelling in the same
+            # loop turn can deliver its own (message-less) CancelledError instead of ours.
+            if task in self._refused and task.uncancel() == 0:
                 raise TurnRefused from None
             raise
         finally:
             self._held.discard(task)
+            self._refused.discard(task)
 
     async def wait(self, deadline_at: float | None, not_before: float | None) -> None:
         """Pause until ``not_before``, then until the pace gives a turn.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -219,10 +220,21 @@ class _Run:
             )
             try:
                 await self._consume(batch)
-            except (ConfigurationError, KeyboardInterrupt):
+            except ConfigurationError:  # a bad line of a streamed INPUT, --out not writable
+                await self._deliver_what_is_queued()
                 self._print_summary(batch)  # every exit has its summary, then the error line
                 raise
+            except KeyboardInterrupt:
+                self._print_summary(batch)
+                raise
         return _finish(self, batch)
+
+    async def _deliver_what_is_queued(self) -> None:
+        """On an error exit, a pipe's reader still gets what was made, or the summary says."""
+        self.journal.release()
+        # The reader went away, or --out cannot be written: the error line says so next.
+        with contextlib.suppress(OSError, ConfigurationError):
+            self.tally.undelivered = await self.journal.undelivered(_DELIVERY_GRACE)
 
     def _write_ahead(self, identity: str) -> None:
         """The ``sending`` record: a crash after this line is known to --resume."""

@@ -80,10 +80,12 @@ def format_from_first_line(line: str, fmt: str, column: str = IDENTITY_COLUMN) -
     if fmt != "auto":
         return fmt
     text = line.strip()
-    if text.startswith(("{", '"')):
+    if text.startswith("{"):
         return "jsonl"
     if _normal(text) != _normal(column) and sniff_delimiter(text, column) is not None:
-        return "csv"
+        return "csv"  # a quoted header ("identity","name") too, before a JSON string
+    if text.startswith('"'):
+        return "jsonl"
     return "lines"
 
 
@@ -93,11 +95,11 @@ def decoded_lines(stream: Iterable[bytes | str], count: InputCount) -> Iterator[
     A line that is not UTF-8 is a ConfigurationError naming it rather than a UnicodeDecodeError.
     """
     for number, raw in enumerate(stream, 1):
+        count.lines = number  # read, whatever it turns out to be
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError:
             raise ConfigurationError("INPUT", f"line {number} is not valid UTF-8") from None
-        count.lines = number
         yield number, text.removeprefix("\ufeff") if number == 1 else text
 
 
@@ -133,7 +135,7 @@ def read_items(
     elif fmt == "jsonl":
         items = _jsonl_items(lines)
     else:
-        items = _line_items(lines, note, count)
+        items = _line_items(lines, note, count, identity_column)
     for item in items:
         count.items += 1
         yield item
@@ -150,12 +152,12 @@ def _counting_blanks(lines: Iterator[Numbered], count: InputCount) -> Iterator[N
 
 
 def _line_items(
-    lines: Iterator[Numbered], note: Callable[[str], None], count: InputCount
+    lines: Iterator[Numbered], note: Callable[[str], None], count: InputCount, column: str
 ) -> Iterator[EnrollmentRequest]:
     first = True
     for _, line in lines:
         text = line.strip()
-        if first and _normal(text) == IDENTITY_COLUMN:
+        if first and _normal(text) in (IDENTITY_COLUMN, _normal(column)):
             count.headers += 1
             note(f"INPUT: its first line {text!r} is taken as a header, not an identity")
         else:

@@ -184,7 +184,7 @@ def _records(path: str) -> Iterator[dict[str, Any]]:
 
 def _cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote."""
-    text = "" if value is None else str(value)
+    text = "" if value is None else _encodable(str(value))
     return "'" + text if text.startswith(_FORMULA) else text
 
 
@@ -192,7 +192,12 @@ def _shown(value: object) -> str:
     """Table text: ``-`` for nothing, control characters (an ESC, a CR) escaped, never raw."""
     if value is None:
         return "-"
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], _encodable(str(value)))
+
+
+def _encodable(text: str) -> str:
+    """``text`` with what UTF-8 cannot carry (a lone surrogate a JSONL input held) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _table(rows: list[dict[str, Any]], fields: Iterable[str]) -> str:
