@@ -423,3 +423,11 @@ def test_wide_tables_wrap_by_a_css_rule() -> None:
     assert "frame.scrollWidth" in script._PROBE
     assert "frame.clientWidth" in script._PROBE
     assert "default=1280" in (DOCS / "_tooling" / "check_tables.py").read_text()
+
+
+def test_the_version_has_its_dated_changelog_section_and_readme_says_it() -> None:
+    version = verify_access_tokens.__version__
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert re.search(rf"^## \[{re.escape(version)}\] - \d{{4}}-\d\d-\d\d$", changelog, re.M)
+    assert changelog.index("## [Unreleased]") < changelog.index(f"## [{version}]")
+    assert f"Version {version}" in (ROOT / "README.md").read_text()
