@@ -195,8 +195,11 @@ async def test_cancelling_the_consumer_reports_unfinished(
         await task
     assert other_tasks() == set()
     assert acquired_connections(verify_client) == 0
-    assert 0 < len(batch.unfinished) <= 10
-    assert not {r.identity for r in got} & set(batch.unfinished)
+    # Cut off in flight, finished but not yielded, or taken and not yet sent: at most the
+    # window of 10 (how many of each depends on timing), and never one that was yielded.
+    cut = [*batch.unfinished, *(r.identity for r in batch.undelivered), *batch.not_sent]
+    assert 0 < len(cut) <= 10
+    assert not {r.identity for r in got} & set(cut)
 
 
 async def test_input_iterator_error_surfaces_after_in_flight_results(
