@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import httpx
 import pytest
@@ -279,3 +282,52 @@ def test_serve_re_sends_a_create_whose_answer_was_lost_unless_told_not_to(
     assert answered <= statuses
     if not flags:
         assert statuses == {200}
+
+
+def _served_lines(*flags: str) -> list[str]:
+    """``serve --emulator`` started, asked once for a token (and once wrongly), stopped: its
+    stderr and stdout lines."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "VERIFY_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verify_access_tokens", "serve", "--emulator", "--port",
+         str(port), "--error-rate", "1", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(600):  # polls of 0.05 s: a hang guard
+                with contextlib.suppress(httpx.TransportError):
+                    if http.get("/access-token").status_code == 405:
+                        break
+                time.sleep(0.05)
+            assert http.post("/access-token", data={"identity": "user-1"}).status_code == 502
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    return [line for line in (err + out).splitlines() if line.strip()]
+
+
+_UTC: Final = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def test_serve_logs_every_line_with_its_utc_time() -> None:
+    # Every log line, uvicorn's included; the start banner and main()'s "interrupted" are
+    # the command's own words, printed, not logged.
+    logged = [
+        line for line in _served_lines() if not line.startswith(("Serving POST", "interrupted"))
+    ]
+    assert logged
+    assert all(re.match(_UTC + " ", line) for line in logged), logged
+    assert any("WARNING:" in line and "access-token upstream failure" in line for line in logged)
+
+
+def test_serve_logs_json_one_object_per_line_for_a_pipeline() -> None:
+    lines = [line for line in _served_lines("--log-format", "json") if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert all(set(r) >= {"time", "level", "logger", "message"} for r in records)
+    assert all(re.fullmatch(_UTC, r["time"]) for r in records)
+    [failure] = [r for r in records if "upstream failure" in r["message"]]
+    assert failure["level"] == "WARNING"
+    assert failure["logger"] == "verify_access_tokens.fastapi"
+    assert any(r["logger"].startswith("uvicorn") for r in records)  # uvicorn's lines too

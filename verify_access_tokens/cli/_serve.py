@@ -36,6 +36,7 @@ from ._serve_app import (
     client_options,
     log_to_stderr,
 )
+from ._serve_logs import LOG_FORMATS, uvicorn_log_config
 
 __all__ = ["ENV_BEARER", "ENV_HASH_KEY", "add_serve_command", "build_app", "serve_command"]
 
@@ -155,6 +156,13 @@ def add_serve_command(commands: Any) -> None:
         "--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (default off)"
     )
     serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text: each line with its ISO 8601 UTC time in front; json: one object per line "
+        "(time, level, logger, message), for a log pipeline",
+    )
+    serve.add_argument(
         "--health-path",
         help="a readiness route (for example /healthz): 200 while the client is open, else 503; "
         "never calls Twilio (default: none)",
@@ -270,6 +278,7 @@ def _uvicorn_config(args: argparse.Namespace, app: Any) -> Any:
         body_timeout=args.body_timeout,
         max_connections=max_connections,
         backlog=_backlog(),
+        log_config=uvicorn_log_config(args.log_format),
     )
 
 
@@ -284,7 +293,7 @@ async def serve_command(args: argparse.Namespace) -> int:
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
 
-    handler = log_to_stderr()
+    handler = log_to_stderr(args.log_format)
     try:
         return await _serve(args, uvicorn, bearer, hash_key)
     finally:
@@ -354,6 +363,7 @@ def _run_workers(args: argparse.Namespace, service_sid: str) -> None:
         "base_url": args.base_url,
         "timeout": args.timeout,
         "retry_ambiguous_creates": not args.no_retry_ambiguous_creates,
+        "log_format": args.log_format,
         "path": args.path,
         "hash_identities": args.hash_identities,
         "ttl": args.ttl,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from .. import VerifyClient
+from ._serve_logs import formatter
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -40,10 +41,13 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def log_to_stderr() -> logging.Handler | None:
+def log_to_stderr(log_format: str = "text") -> logging.Handler | None:
     """Show the package's warnings and errors on stderr, beside uvicorn's lines (once).
 
     And the slow-client guard's INFO summary; the client's own INFO lines stay quiet.
+
+    Args:
+        log_format: ``"text"`` (timestamped lines) or ``"json"`` (one object per line).
 
     Returns:
         The handler added, for the caller to remove when it is done; ``None`` if one was there.
@@ -52,7 +56,7 @@ def log_to_stderr() -> logging.Handler | None:
     if any(isinstance(h, _Stderr) for h in package.handlers):
         return None
     handler = _Stderr()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    handler.setFormatter(formatter(log_format))
     package.addHandler(handler)
     if package.getEffectiveLevel() > logging.WARNING:
         package.setLevel(logging.WARNING)
@@ -173,8 +177,8 @@ def worker_app() -> "FastAPI":
     Secrets (Twilio credentials, bearer token, hash key) come from the environment, as in the
     parent; the other settings from ``_VERIFY_ACCESS_TOKENS_SERVE_WORKER``.
     """
-    log_to_stderr()
     settings = json.loads(os.environ[ENV_WORKER])
+    log_to_stderr(settings["log_format"])
     options = client_options(settings["timeout"], settings["retry_ambiguous_creates"])
     hash_key = os.environ.get(ENV_HASH_KEY) or None
     return build_app(
