@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Header
 
-from verify_access_tokens import cli
+from verify_access_tokens import VerifyClient, cli
 from verify_access_tokens.cli._serve import ENV_BEARER, build_app, serve_command
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.fastapi import access_token_router
@@ -380,13 +380,10 @@ def test_workers_with_the_emulator_are_refused() -> None:
 # -- item 7: readiness and graceful shutdown -----------------------------------------------------
 
 
-async def test_readiness_is_503_while_the_client_is_not_open(
-    verify_emulator: VerifyEmulator,
-) -> None:
-    client = verify_emulator.client()
-    app = build_app(
+def _serve_app(client: VerifyClient, service_sid: str) -> Any:
+    return build_app(
         client=client,
-        service_sid=verify_emulator.service_sid,
+        service_sid=service_sid,
         path="/access-token",
         bearer_token=None,
         hash_identities=True,
@@ -394,19 +391,86 @@ async def test_readiness_is_503_while_the_client_is_not_open(
         ttl=None,
         health_path="/healthz",
     )
+
+
+async def test_readiness_is_503_while_the_client_is_not_open(
+    verify_emulator: VerifyEmulator,
+) -> None:
+    client = verify_emulator.client()
+    app = _serve_app(client, verify_emulator.service_sid)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://serve") as http:
         before = await http.get("/healthz")
         async with app.router.lifespan_context(app):
-            during = await http.get("/healthz")
+            during = await asyncio.gather(*(http.get("/healthz") for _ in range(20)))
             await client.aclose()
             closed = await http.get("/healthz")
         requests = verify_emulator.counters.requests
     assert before.status_code == 503
-    assert during.status_code == 200
+    assert {r.status_code for r in during} == {200}
     assert closed.status_code == 503
     assert closed.json()["error"]["message"] == "not ready: the client is not open"
-    assert requests == 0  # never calls Twilio
+    assert requests == 1  # 20 probes, one upstream call
+
+
+async def test_readiness_follows_the_upstream_checked_at_most_every_30_s(
+    verify_emulator: VerifyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoked credentials, then an upstream failing, then recovery: each seen at the next
+    check, and a check is made at most every CHECK_EVERY seconds."""
+    loop = asyncio.get_running_loop()
+    client = verify_emulator.client()
+    app = _serve_app(client, verify_emulator.service_sid)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://serve") as http,
+        app.router.lifespan_context(app),
+    ):
+        assert (await http.get("/healthz")).status_code == 200
+        token = verify_emulator.auth_token
+        verify_emulator.auth_token = "revoked-0123456789abcdef"
+        now = [loop.time()]  # from here, a clock the test moves
+        monkeypatch.setattr(loop, "time", lambda: now[0])
+        assert (await http.get("/healthz")).status_code == 200  # the last answer still holds
+        now[0] += 30
+        refused = await http.get("/healthz")
+        verify_emulator.auth_token = token
+        verify_emulator.set_faults(Faults(error_rate=1.0))
+        now[0] += 30
+        failing = await http.get("/healthz")
+        verify_emulator.set_faults(Faults())
+        now[0] += 30
+        back = await http.get("/healthz")
+        monkeypatch.undo()
+    assert refused.status_code == 503
+    assert refused.json()["error"]["message"] == (
+        "not ready: the verification service refused the credentials (HTTP 401)"
+    )
+    assert failing.json()["error"]["message"] == (
+        "not ready: the verification service answered HTTP 503"
+    )
+    assert back.status_code == 200
+    assert verify_emulator.counters.requests == 4  # one per check, none per probe
+
+
+async def test_readiness_is_503_when_the_upstream_cannot_be_reached() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+    client = VerifyClient(
+        "AC" + "0" * 32, "auth-token-0123456789", base_url=f"http://127.0.0.1:{port}"
+    )
+    app = _serve_app(client, "VA" + "0" * 32)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://serve") as http,
+        app.router.lifespan_context(app),
+    ):
+        down = await http.get("/healthz")
+    assert down.status_code == 503
+    assert down.json()["error"]["message"] == (
+        "not ready: the verification service could not be reached"
+    )
 
 
 async def test_a_request_in_flight_at_sigterm_gets_its_answer(

@@ -28,6 +28,7 @@ from .._core._validation import is_loopback
 from ..emulator import Faults, VerifyEmulator
 from ._commands import EXIT_API_ERROR, add_fault_flags, faults_from_args
 from ._listen import check_listen
+from ._readiness import PROBE_SID
 from ._serve_app import (
     ENV_BEARER,
     ENV_HASH_KEY,
@@ -42,7 +43,6 @@ __all__ = ["ENV_BEARER", "ENV_HASH_KEY", "add_serve_command", "build_app", "serv
 
 ENV_SERVICE_SID: Final = "VERIFY_SERVICE_SID"
 # A well-formed access-token sid that does not exist: fetching it proves the credentials.
-_PROBE_SID: Final = "YK" + "0" * 32
 MIN_BEARER_CHARS: Final = 16
 
 _HELP: Final = f"""\
@@ -164,8 +164,9 @@ def add_serve_command(commands: Any) -> None:
     )
     serve.add_argument(
         "--health-path",
-        help="a readiness route (for example /healthz): 200 while the client is open, else 503; "
-        "never calls Twilio (default: none)",
+        help="a readiness route (for example /healthz): 200 while a token can be minted, 503 "
+        "while the client is closed or Twilio refuses the credentials or cannot be reached; "
+        "asks Twilio at most every 30 s, one request whatever the probes (default: none)",
     )
     limits = serve.add_argument_group("limits on clients")
     limits.add_argument(
@@ -240,7 +241,7 @@ async def _check_credentials(service_sid: str, base_url: str | None) -> str | No
     """None when Twilio accepts the credentials (a 404 for a sid that does not exist)."""
     try:
         async with VerifyClient(base_url=base_url, max_retries=1) as client:
-            await client.access_tokens.fetch(service_sid, _PROBE_SID)
+            await client.access_tokens.fetch(service_sid, PROBE_SID)
     except NotFoundError:
         return None
     except ConfigurationError:

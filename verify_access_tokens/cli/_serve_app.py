@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from .. import VerifyClient
+from ._readiness import Readiness
 from ._serve_logs import formatter
 
 if TYPE_CHECKING:
@@ -138,11 +139,15 @@ def build_app(
 
     app.add_exception_handler(HTTPException, other_paths)
     if health_path is not None:
+        readiness = Readiness(client, service_sid)
 
         async def health() -> JSONResponse:
-            if ready and not client.closed:
-                return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
-            return EndpointError(503, "not ready: the client is not open").response()
+            if not ready or client.closed:
+                return EndpointError(503, "not ready: the client is not open").response()
+            problem = await readiness.problem()
+            if problem is not None:
+                return EndpointError(503, f"not ready: {problem}").response()
+            return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
 
         app.add_api_route(health_path, health, methods=["GET", "HEAD"], include_in_schema=False)
     router = access_token_router(
