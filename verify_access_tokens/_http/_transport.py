@@ -1,4 +1,4 @@
-"""HTTP transport: one pooled aiohttp session per client and the attempt loop.
+"""HTTP transport: one pooled aiohttp session per client, and a call's steps.
 
 The session is created lazily inside the running loop on first use, so a client can be built
 at import time (a FastAPI module, pytest collection) and used later. Using it from a second
@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
-import attrs
 import yarl
 
 from .._core._config import proxy_authorization
 from .._core._error_mapping import Scrubber, connection_error, deadline_spent, status_error
 from .._core._errors import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     ClientStateError,
     RateLimitError,
@@ -36,13 +33,10 @@ from .._core._log import logger
 from .._core._types import RawResponse, RequestOptions
 from .._flow import Limiter, Slot, TurnRefused
 from ._body import ACCEPT_ENCODING, read_body
+from ._call import Call, attempt_timeout, describe, logged
 from ._compat import new_session
 from ._telemetry import Telemetry
 from ._wire import FORM_CONTENT_TYPE, USER_AGENT, Redacted, encode_form
-
-# Cut short by the deadline, the connect phase ends this long before the attempt (see
-# `Transport._attempt_timeout`).
-_CONNECT_MARGIN: Final = 0.05
 
 
 class Transport:
@@ -222,7 +216,7 @@ class Transport:
         if options.extra_headers:
             headers = {**options.extra_headers, **headers}
         loop = asyncio.get_running_loop()
-        call = _Call(
+        call = Call(
             method,
             path,
             self.base_url + path,
@@ -245,12 +239,12 @@ class Transport:
                 except ClientStateError:
                     slot.unused()
                     raise
-            timeout = _attempt_timeout(options, call.deadline_at, loop)
+            timeout = attempt_timeout(options, call.deadline_at, loop)
             if timeout is None:  # waiting used up the deadline: send nothing more
                 slot.unused()
                 error = error or self._unsent(call, attempts)
                 raise options.retry.give_up(
-                    _logged(error, call), idempotent, ambiguous_before=call.ambiguous
+                    logged(error, call), idempotent, ambiguous_before=call.ambiguous
                 )
             attempts += 1
             started = loop.time()
@@ -268,7 +262,7 @@ class Transport:
             pause_until = self._next_pause(call, error, attempts, rate_limited, loop.time())
 
     def _next_pause(
-        self, call: _Call, error: VerifyError, attempts: int, rate_limited: int, now: float
+        self, call: Call, error: VerifyError, attempts: int, rate_limited: int, now: float
     ) -> float:
         """When the next attempt may start, as the retry policy says; or raise ``error``."""
         retry = call.options.retry
@@ -283,7 +277,7 @@ class Transport:
             delay = None  # a retry that cannot finish before the deadline is not started
         if delay is None:
             raise retry.give_up(
-                _logged(error, call), call.idempotent, ambiguous_before=call.ambiguous
+                logged(error, call), call.idempotent, ambiguous_before=call.ambiguous
             )
         if not call.idempotent and retry.is_ambiguous(error):
             call.ambiguous = True  # this attempt may have made a token: the next may make two
@@ -292,14 +286,12 @@ class Transport:
             call.method,
             call.path,
             attempts,
-            _describe(error),
+            describe(error),
             delay,
         )
         return now + delay
 
-    async def _turn(
-        self, call: _Call, pause_until: float | None, error: VerifyError | None
-    ) -> Slot:
+    async def _turn(self, call: Call, pause_until: float | None, error: VerifyError | None) -> Slot:
         """Wait out the pause, the gate and the limiter; past the deadline, nothing is sent."""
         try:
             return await self.limiter.acquire(
@@ -315,14 +307,14 @@ class Transport:
                 request_sent=False,
             )
         raise call.options.retry.give_up(
-            _logged(error, call), call.idempotent, ambiguous_before=call.ambiguous
+            logged(error, call), call.idempotent, ambiguous_before=call.ambiguous
         ) from None
 
     async def _attempt(
         self,
         session: aiohttp.ClientSession,
         slot: Slot,
-        call: _Call,
+        call: Call,
         timeout: aiohttp.ClientTimeout,
         attempts: int,
         on_send: Callable[[], None] | None,
@@ -394,7 +386,7 @@ class Transport:
                 )
 
     def _answer_error(
-        self, resp: aiohttp.ClientResponse, body: bytes | None, call: _Call, attempts: int
+        self, resp: aiohttp.ClientResponse, body: bytes | None, call: Call, attempts: int
     ) -> VerifyError:
         """The error an answer that is not a usable 2xx is."""
         if 200 <= resp.status < 300:
@@ -418,7 +410,7 @@ class Transport:
             attempts,
         )
 
-    def _unsent(self, call: _Call, attempts: int) -> APITimeoutError:
+    def _unsent(self, call: Call, attempts: int) -> APITimeoutError:
         """The deadline ran out before the request left: safe to retry, nothing was sent."""
         limiter = self.limiter
         return APITimeoutError(
@@ -440,87 +432,3 @@ class Transport:
     def _request_id(self, headers: Mapping[str, str]) -> str | None:
         request_id = headers.get("Twilio-Request-Id")
         return None if request_id is None else self.scrub(request_id, 64)
-
-
-def _logged(error: VerifyError, call: _Call) -> VerifyError:
-    """Log the final failure (before the policy maybe wraps it) and return it."""
-    logger.info(
-        "%s %s failed after %d attempt(s): %s",
-        call.method,
-        call.path,
-        error.attempts,
-        _describe(error),
-    )
-    return error
-
-
-class _Call:
-    """What stays the same across one call's attempts."""
-
-    __slots__ = (
-        "ambiguous",
-        "deadline_at",
-        "headers",
-        "idempotent",
-        "method",
-        "options",
-        "path",
-        "payload",
-        "url",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        path: str,
-        url: str,
-        payload: bytes | None,
-        headers: Mapping[str, str],
-        options: RequestOptions,
-        idempotent: bool,
-        deadline_at: float | None,
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.url = url
-        self.payload = payload
-        self.headers = headers
-        self.options = options
-        self.idempotent = idempotent
-        self.deadline_at = deadline_at
-        self.ambiguous = False  # an attempt's outcome was unknown, and the call went on
-
-
-def _describe(error: VerifyError) -> str:
-    """Log-safe one-liner: status, Twilio code and request id, or the connection error class."""
-    if isinstance(error, APIStatusError):
-        return f"HTTP {error.status} code={error.code} request_id={error.request_id}"
-    if isinstance(error, APIConnectionError) and not error.request_sent:
-        return f"{type(error).__name__} before sending"
-    return type(error).__name__
-
-
-def _attempt_timeout(
-    options: RequestOptions, deadline_at: float | None, loop: asyncio.AbstractEventLoop
-) -> aiohttp.ClientTimeout | None:
-    """The attempt's limits within the call's deadline; ``None`` when it is spent.
-
-    Cut short by the deadline, the connect phase (which includes waiting for a pooled
-    connection) ends a little before the whole attempt, so that a request still waiting
-    for a connection at the deadline is known to be unsent.
-    """
-    timeout = options.timeout
-    if deadline_at is None:
-        return timeout
-    remaining = deadline_at - loop.time()
-    if remaining <= 0:
-        return None
-    if timeout.total is not None and timeout.total <= remaining:
-        return timeout  # the common case: the prebuilt object, aiohttp's single timer
-    connect = max(remaining - _CONNECT_MARGIN, 0.001)
-    if timeout.connect is not None:
-        connect = min(connect, timeout.connect)
-    # ceil_threshold: no rounding up to whole seconds, which could reorder the two timers.
-    return attrs.evolve(
-        timeout, total=max(remaining, 0.001), connect=connect, ceil_threshold=math.inf
-    )
