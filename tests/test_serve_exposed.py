@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import aiohttp
 import httpx
 import pytest
 import uvicorn
@@ -26,6 +27,7 @@ from verify_access_tokens import VerifyClient, cli
 from verify_access_tokens.cli._serve import ENV_BEARER, build_app, serve_command
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.fastapi import access_token_router
+from verify_access_tokens.testing import aioresponses, twilio_error_body
 
 pytestmark = pytest.mark.sockets
 
@@ -554,3 +556,23 @@ def test_help_says_the_emulator_is_not_for_a_real_phone(capsys: pytest.CaptureFi
     help_text = " ".join(capsys.readouterr().out.split())
     assert "for your backend's and app's tests and development" in help_text
     assert "a phone with the real Verify SDK cannot enroll with them" in help_text
+
+
+async def test_readiness_sends_once_more_when_a_pooled_connection_was_closed() -> None:
+    """A stale keep-alive connection (the server closed it) must not take the endpoint out."""
+    url = f"https://verify.twilio.com/v2/Services/{'VA' + '0' * 32}/AccessTokens/{'YK' + '0' * 32}"
+    client = VerifyClient(
+        "AC" + "0" * 32, "auth-token-0123456789", base_url="https://verify.twilio.com"
+    )
+    app = _serve_app(client, "VA" + "0" * 32)
+    transport = httpx.ASGITransport(app=app)
+    with aioresponses() as mocked:
+        mocked.get(url, exception=aiohttp.ServerDisconnectedError())
+        mocked.get(url, status=404, payload=twilio_error_body(404))
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://serve") as http,
+            app.router.lifespan_context(app),
+        ):
+            health = await http.get("/healthz")
+    assert health.status_code == 200
+    assert sum(len(calls) for calls in mocked.requests.values()) == 2

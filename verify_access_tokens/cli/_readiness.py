@@ -5,7 +5,9 @@ upstream answers (and creates nothing). Refused credentials (401, 403), an upstr
 be reached, or a 5xx make the endpoint not ready (503) until a later check succeeds. A 429 is
 ready: the account is busy, its credentials are fine, and pulling every replica out of a load
 balancer under load would make it worse. Checks share one upstream call: however many probes
-arrive, at most one request is in flight, and its answer serves them all for `CHECK_EVERY`.
+arrive, at most one request is in flight, and its answer serves them all for `CHECK_EVERY`. A
+request cut on a pooled connection the server had closed is sent once more, on a new one: a
+stale keep-alive connection must not take the endpoint out for 30 s.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from .. import NotFoundError, RateLimitError, VerifyClient, VerifyError
+from .. import APIConnectionError, NotFoundError, RateLimitError, VerifyClient, VerifyError
 
 CHECK_EVERY: Final = 30.0  # seconds an answer of the upstream is trusted
 PROBE_SID: Final = "YK" + "0" * 32  # no token has it: a fetch of it is a 404 when all is well
@@ -44,12 +46,30 @@ class Readiness:
 
     async def _check(self) -> str | None:
         try:
+            return await self._probe()
+        except APIConnectionError as exc:
+            if not exc.request_sent:
+                return _problem(exc)
+        try:  # a pooled connection the server had closed: once more, on a new one
+            return await self._probe()
+        except APIConnectionError as exc:
+            return _problem(exc)
+
+    async def _probe(self) -> str | None:
+        """One ``fetch`` of `PROBE_SID`; a connection failure is raised for `_check`."""
+        try:
             await self._client.access_tokens.fetch(self._service_sid, PROBE_SID)
         except (NotFoundError, RateLimitError):
             return None  # answered with the credentials accepted
+        except APIConnectionError:
+            raise
         except VerifyError as exc:
-            return f"the verification service {_why(exc)}"
+            return _problem(exc)
         return None  # pragma: no cover - the probe sid exists: the credentials work too
+
+
+def _problem(exc: VerifyError) -> str:
+    return f"the verification service {_why(exc)}"
 
 
 def _why(exc: VerifyError) -> str:
