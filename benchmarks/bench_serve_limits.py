@@ -7,6 +7,8 @@ percentiles. The client's limiter should hold the excess in the server instead o
 into 429s or failed enrollments.
 
     python benchmarks/bench_serve_limits.py            # 5 000 requests at concurrency 300
+    python benchmarks/bench_serve_limits.py --requests 2000 --concurrency 200 \
+        --error-rate 0.05 --drop-rate 0.02 --lost-response-rate 0.01   # an unreliable upstream
 
 Loopback only; bounded by the request count and a timeout.
 """
@@ -73,11 +75,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=300)
     parser.add_argument("--max-concurrent", type=int, default=100, help="the account's limit")
     parser.add_argument("--latency", default="0.2", help="emulator seconds per request")
+    faults = ("--error-rate", "--drop-rate", "--lost-response-rate")
+    for fault in faults:
+        parser.add_argument(fault, default="0", help="the emulator's, passed to serve")
     args = parser.parse_args()
     port = _free_port()
     command = [
         sys.executable, "-m", "verify_access_tokens", "serve", "--emulator", "--port", str(port),
         "--max-concurrent", str(args.max_concurrent), "--latency", args.latency,
+        *(part for fault in faults
+          for part in (fault, getattr(args, fault.lstrip("-").replace("-", "_")))),
     ]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -96,6 +103,7 @@ def main() -> None:
                 "requests": args.requests,
                 "concurrency": args.concurrency,
                 "account limit": args.max_concurrent,
+                "faults": {f: getattr(args, f.lstrip("-").replace("-", "_")) for f in faults},
                 "statuses": statuses,
                 "429 or 5xx": bad,
                 "p50 ms": round(statistics.median(latencies) * 1000),

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any, ClassVar, Final
 import httpx
 import pytest
 import uvicorn
+from helpers.serve import free_port, served
 
 from verify_access_tokens import cli
 from verify_access_tokens.cli._serve import ENV_BEARER, ENV_HASH_KEY, serve_command
@@ -31,13 +31,6 @@ ANDROID_HEADERS = {
     "Content-Type": "application/x-www-form-urlencoded",
     "User-Agent": "okhttp/4.12.0",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def accepted_by_android_sample(body: dict[str, Any]) -> bool:
@@ -186,35 +179,11 @@ def test_open_binds_that_are_allowed(argv: list[str]) -> None:
 @contextlib.contextmanager
 def serve_subprocess(*argv: str) -> Iterator[str]:
     """`python -m verify_access_tokens serve --emulator ...` on a free port, once it answers."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "VERIFY_"))}
-    command = [sys.executable, "-m", "verify_access_tokens", "serve", "--emulator"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=url) as http:
-            while True:  # poll for readiness: the endpoint answers 405 to a GET
-                assert process.poll() is None, process.communicate()
-                try:
-                    if http.get("/access-token").status_code == 405:
-                        break
-                except httpx.TransportError:
-                    pass
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=0.05)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    assert "Serving POST" in out
-    assert "ANY identity" in err  # the opt-in warning, at startup
-    assert "Traceback" not in err
+    with served("--emulator", *argv) as running:
+        yield running.url
+    assert "Serving POST" in running.out
+    assert "ANY identity" in running.err  # the opt-in warning, at startup
+    assert "Traceback" not in running.err
 
 
 @pytest.fixture

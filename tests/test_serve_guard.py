@@ -20,6 +20,7 @@ from verify_access_tokens.cli._uvicorn_guard import (
 )
 
 INSTANCE_ATTRIBUTES = {"connections", "conn", "transport", "app"}
+CONFIG_INSTANCE_ATTRIBUTES = {"loaded_app"}
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -51,7 +52,11 @@ def protocol(max_connections: int = 10) -> GuardedH11Protocol:
 
 @pytest.mark.parametrize(("owner", "name"), UVICORN_ATTRIBUTES)
 async def test_each_uvicorn_attribute_used_exists(owner: type, name: str) -> None:
-    if name in INSTANCE_ATTRIBUTES:
+    if owner is GuardedConfig.__base__ and name in CONFIG_INSTANCE_ATTRIBUTES:
+        config = GuardedConfig(app, header_timeout=1, body_timeout=1, max_connections=1)
+        config.load()
+        assert hasattr(config, name)
+    elif name in INSTANCE_ATTRIBUTES:
         instance = protocol()
         instance.connection_made(FakeTransport())
         assert hasattr(instance, name)
@@ -80,3 +85,16 @@ async def test_a_connection_is_closed_past_its_header_time_on_a_fake_clock() -> 
     assert transport.closed
     assert counters_of(instance.server_state).header_timeouts == 1
     instance.connection_lost(None)
+
+
+async def test_a_connection_made_after_the_shutdown_began_is_closed_unanswered() -> None:
+    """Accepted in the loop turn the listening socket closed, uvicorn never tells it to close:
+    unguarded, it would be served until the shutdown's time limit."""
+    first = protocol()
+    late = GuardedH11Protocol(config=first._limits, server_state=ServerState(), app_state={})
+    first.connection_made(FakeTransport())
+    first.shutdown()  # what uvicorn calls on each open connection when it stops
+    transport = FakeTransport()
+    late.connection_made(transport)
+    assert transport.closed
+    assert late._registry.waiting.keys() == set()  # and no time limit left running for it

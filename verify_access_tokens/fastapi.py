@@ -293,7 +293,8 @@ def access_token_router(
         )
         route = router.routes[-1]
         if isinstance(route, APIRoute) and _takes_request_parameters(route.dependant):
-            openapi["responses"] |= {
+            # Declared on the route, so FastAPI does not add its own HTTPValidationError shape.
+            route.responses |= {
                 status: error_response(text) for status, text in HOOK_PARAMETERS.items()
             }
         # Every other method, TRACE and unknown ones included (methods=None matches them all).

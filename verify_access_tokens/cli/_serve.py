@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import resource
+import ssl
 import sys
 from typing import Any, Final
 
@@ -35,6 +36,7 @@ from ._serve_app import (
     ENV_WORKER,
     build_app,
     client_options,
+    load_hook,
     log_to_stderr,
 )
 from ._serve_logs import LOG_FORMATS, uvicorn_log_config
@@ -49,13 +51,16 @@ _HELP: Final = f"""\
 Serve POST PATH (default /access-token) for Twilio's Verify Push mobile SDKs: it takes a
 form-encoded or JSON `identity` and answers {{"token", "serviceSid", "identity", "factorType"}}.
 
-Authorization: when {ENV_BEARER} is set (at least {MIN_BEARER_CHARS}
-characters), every request must carry `Authorization: Bearer <that value>` (compared in
-constant time; 401 otherwise), and an authorized caller may ask for any identity: put the
-endpoint behind your own login backend.
-Without it, anyone who reaches the port gets a token for any identity they name. That is
-allowed on a loopback host or with --emulator; a non-loopback --host against real Twilio is
-refused unless --unsafe-no-auth.
+Authorization, one of:
+- --authorize MODULE:ATTR: your FastAPI dependency returns the logged-in caller's identity
+  (from your app's own session), or raises 401; the body's `identity` is then optional, and
+  one naming someone else is answered 403.
+- {ENV_BEARER} (at least {MIN_BEARER_CHARS} characters): every request must carry
+  `Authorization: Bearer <that value>` (compared in constant time; 401 otherwise), and may ask
+  for any identity: for your own backend calling this one.
+- neither: anyone who reaches the port gets a token for any identity they name. Allowed on a
+  loopback host or with --emulator; a non-loopback --host against real Twilio is refused
+  unless --unsafe-no-auth.
 
 Identities are sent to Twilio as sha256 hex (HMAC-SHA256 keyed with
 {ENV_HASH_KEY} when set) unless --no-hash-identities.
@@ -135,6 +140,12 @@ def add_serve_command(commands: Any) -> None:
     )
     serve.add_argument("--base-url", help="API origin (default: https://verify.twilio.com)")
     serve.add_argument(
+        "--authorize",
+        metavar="MODULE:ATTR",
+        help="a FastAPI dependency in your code (imported as uvicorn imports module:app, the "
+        "current directory first on the path) returning the caller's identity",
+    )
+    serve.add_argument(
         "--unsafe-no-auth",
         action="store_true",
         help=f"allow a non-loopback host against real Twilio without {ENV_BEARER}",
@@ -168,6 +179,9 @@ def add_serve_command(commands: Any) -> None:
         "while the client is closed or Twilio refuses the credentials or cannot be reached; "
         "asks Twilio at most every 30 s, one request whatever the probes (default: none)",
     )
+    tls = serve.add_argument_group("TLS (both, or neither: plain HTTP behind your proxy)")
+    tls.add_argument("--ssl-certfile", metavar="PEM", help="certificate chain: serve HTTPS")
+    tls.add_argument("--ssl-keyfile", metavar="PEM", help="private key of --ssl-certfile")
     limits = serve.add_argument_group("limits on clients")
     limits.add_argument(
         "--header-timeout",
@@ -216,8 +230,13 @@ def _settings(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
         )
     if bearer is not None and len(bearer) < MIN_BEARER_CHARS:
         raise ConfigurationError(ENV_BEARER, f"must be at least {MIN_BEARER_CHARS} characters")
+    if bearer is not None and args.authorize is not None:
+        raise ConfigurationError(
+            "--authorize", f"cannot be combined with {ENV_BEARER}: the hook decides who may call"
+        )
+    _check_tls(args.ssl_certfile, args.ssl_keyfile)
     exposed = not args.emulator and not is_loopback(args.host)
-    if bearer is None and exposed and not args.unsafe_no_auth:
+    if bearer is None and args.authorize is None and exposed and not args.unsafe_no_auth:
         raise ConfigurationError(
             "--host",
             f"a non-loopback host against real Twilio needs {ENV_BEARER} "
@@ -235,6 +254,20 @@ def _settings(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
             "--workers", "more than 1 needs real credentials: each would have its own emulator"
         )
     return bearer, hash_key.encode() if hash_key else None
+
+
+def _check_tls(certfile: str | None, keyfile: str | None) -> None:
+    """Load the pair as uvicorn will, so a bad file is one line at start, not a traceback."""
+    if certfile is None and keyfile is None:
+        return
+    if certfile is None or keyfile is None:
+        raise ConfigurationError("--ssl-certfile", "needs --ssl-keyfile too, and the reverse")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            "--ssl-certfile", f"cannot load {certfile} with {keyfile}: {exc}"
+        ) from None
 
 
 async def _check_credentials(service_sid: str, base_url: str | None) -> str | None:
@@ -280,6 +313,8 @@ def _uvicorn_config(args: argparse.Namespace, app: Any) -> Any:
         max_connections=max_connections,
         backlog=_backlog(),
         log_config=uvicorn_log_config(args.log_format),
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
 
 
@@ -293,6 +328,8 @@ async def serve_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "serve", "needs the fastapi extra: pip install 'verify-access-tokens[fastapi]'"
         ) from None
+    if args.authorize is not None:
+        load_hook(args.authorize)  # a bad hook is one line now, not once per worker
 
     handler = log_to_stderr(args.log_format)
     try:
@@ -334,17 +371,25 @@ async def _serve(
             service_sid=service_sid,
             path=args.path,
             bearer_token=bearer,
+            authorize=load_hook(args.authorize) if args.authorize else None,
             hash_identities=args.hash_identities,
             identity_hash_key=hash_key,
             ttl=args.ttl,
             docs=args.docs,
             health_path=args.health_path,
         )
-        auth = "bearer token required" if bearer else "NO authorization"
+        auth = (
+            f"authorized by {args.authorize}"
+            if args.authorize
+            else "bearer token required"
+            if bearer
+            else "NO authorization"
+        )
         host = f"[{args.host}]" if ":" in args.host else args.host
         workers = f", {args.workers} workers" if args.workers > 1 else ""
+        scheme = "https" if args.ssl_certfile else "http"
         print(
-            f"Serving POST http://{host}:{args.port}{args.path} "
+            f"Serving POST {scheme}://{host}:{args.port}{args.path} "
             f"(service {service_sid}, {upstream}, {auth}{workers})",
             flush=True,
         )
@@ -365,6 +410,7 @@ def _run_workers(args: argparse.Namespace, service_sid: str) -> None:
         "timeout": args.timeout,
         "retry_ambiguous_creates": not args.no_retry_ambiguous_creates,
         "log_format": args.log_format,
+        "authorize": args.authorize,
         "path": args.path,
         "hash_identities": args.hash_identities,
         "ttl": args.ttl,

@@ -1,6 +1,7 @@
 """The FastAPI app ``serve`` runs, in its own process or in each of ``--workers N``.
 
-The router, a bearer-token hook when ``VERIFY_ACCESS_TOKENS_BEARER_TOKEN`` is set, an optional
+The router, the ``--authorize`` hook or a bearer-token hook when
+``VERIFY_ACCESS_TOKENS_BEARER_TOKEN`` is set, an optional
 readiness route, FastAPI's ``/docs`` only with ``--docs``, and every other answer (404, 405) in
 the endpoint's error shape. The client is made here and opened and closed by the app's lifespan,
 so each worker process has its own client (and its own in-flight limiter).
@@ -12,11 +13,13 @@ import hmac
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from .. import VerifyClient
+from .. import ConfigurationError, VerifyClient
 from ._readiness import Readiness
 from ._serve_logs import formatter
 
@@ -65,18 +68,55 @@ def log_to_stderr(log_format: str = "text") -> logging.Handler | None:
     return handler
 
 
+@contextlib.contextmanager
+def _second_interrupt_aborts() -> Iterator[None]:
+    """Ctrl-C while the server stops ends the process at once, in one line (exit 130).
+
+    uvicorn's own "force quit" leaves the event loop to cancel what is left, each with a
+    traceback. Chained in front of uvicorn's handlers, which stay in charge of the first signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread (a server run in a test's thread)
+        return
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in handled}
+    stopping = False
+
+    def on_signal(sig: int, frame: Any) -> None:
+        nonlocal stopping
+        if stopping and sig == signal.SIGINT:
+            sys.stderr.write("aborted: interrupted while stopping; requests in flight were cut\n")
+            sys.stderr.flush()
+            os._exit(130)
+        stopping = True
+        handler = previous[signal.Signals(sig)]
+        if callable(handler):
+            handler(sig, frame)
+
+    for sig in handled:
+        signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _bearer_hook(expected: str) -> Callable[..., Any]:
     """An ``authorize`` dependency: a caller with the shared bearer token may ask for anyone."""
-    from fastapi import Depends, Request
+    from fastapi import Depends
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
     from ..fastapi import EndpointError, requested_identity
 
     secret = expected.encode("ascii")  # checked printable ASCII at start
+    scheme = HTTPBearer(auto_error=False)  # declares the scheme in the OpenAPI document
 
-    async def authenticated(request: Request) -> None:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        given = presented.encode("utf-8", "surrogateescape")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given, secret):
+    async def authenticated(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+    ) -> None:
+        given = b"" if credentials is None else credentials.credentials.encode("latin-1")
+        if not hmac.compare_digest(given, secret):
             raise EndpointError(401, "missing or wrong bearer token", headers=_CHALLENGE)
 
     # Sub-dependencies resolve in order: the header is checked before the body is read.
@@ -90,12 +130,38 @@ def _bearer_hook(expected: str) -> Callable[..., Any]:
     return bearer
 
 
+def load_hook(spec: str) -> Callable[..., Any]:
+    """The ``--authorize`` dependency ``MODULE:ATTR``, imported as uvicorn imports an app.
+
+    Raises:
+        ConfigurationError: Naming ``--authorize``, when it cannot be imported or is not
+            callable; the operator's module failing to import is one line too.
+    """
+    from uvicorn.importer import ImportFromStringError, import_from_string
+
+    if os.getcwd() not in sys.path:  # the console script's path starts at its own folder
+        sys.path.insert(0, os.getcwd())
+    module = spec.partition(":")[0]
+    try:
+        hook = import_from_string(spec)
+    except ImportFromStringError as exc:
+        raise ConfigurationError("--authorize", str(exc)) from None
+    except Exception as exc:  # the operator's module raised while importing
+        raise ConfigurationError(
+            "--authorize", f"importing {module} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    if not callable(hook):
+        raise ConfigurationError("--authorize", f"{spec} is not callable")
+    return hook  # type: ignore[no-any-return]
+
+
 def build_app(
     *,
     client: VerifyClient,
     service_sid: str,
     path: str,
     bearer_token: str | None,
+    authorize: Callable[..., Any] | None = None,
     hash_identities: bool,
     identity_hash_key: bytes | None,
     ttl: int | None,
@@ -117,7 +183,8 @@ def build_app(
         async with client:
             ready = True
             try:
-                yield
+                with _second_interrupt_aborts():
+                    yield
             finally:
                 ready = False
                 from ._uvicorn_guard import log_summaries
@@ -150,12 +217,13 @@ def build_app(
             return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
 
         app.add_api_route(health_path, health, methods=["GET", "HEAD"], include_in_schema=False)
+    hook = authorize or (_bearer_hook(bearer_token) if bearer_token else None)
     router = access_token_router(
         client=client,
         service_sid=service_sid,
         path=path,
-        authorize=_bearer_hook(bearer_token) if bearer_token else None,
-        allow_any_identity=not bearer_token,
+        authorize=hook,
+        allow_any_identity=hook is None,
         hash_identities=hash_identities,
         identity_hash_key=identity_hash_key,
         ttl=ttl,
@@ -191,6 +259,7 @@ def worker_app() -> "FastAPI":
         service_sid=settings["service_sid"],
         path=settings["path"],
         bearer_token=os.environ.get(ENV_BEARER) or None,
+        authorize=load_hook(settings["authorize"]) if settings["authorize"] else None,
         hash_identities=settings["hash_identities"],
         identity_hash_key=hash_key.encode() if hash_key else None,
         ttl=settings["ttl"],

@@ -12,6 +12,10 @@ with three additions, all in this module, each attribute of uvicorn's it relies 
 - past ``max_connections`` open connections, a new one closes the oldest connection still
   sending its headers or body; when there is none (every connection has a request being
   answered), the new connection's request is answered 503 in the endpoint's error shape;
+- during a graceful shutdown, every answer says ``Connection: close`` (uvicorn closes the
+  connection without saying so), a connection accepted after it began is closed as uvicorn
+  closes idle ones, and a request cut by ``timeout_graceful_shutdown`` is answered 503 in the
+  error shape (uvicorn answers a text/plain 500 and logs a traceback);
 - `run_workers` runs ``--workers N`` processes on one socket with uvicorn's supervisor.
 
 This is the package's serve-side fence, as ``_http/_compat.py`` is for aiohttp.
@@ -41,30 +45,75 @@ UVICORN_ATTRIBUTES: Final = (
     (H11Protocol, "connection_made"),
     (H11Protocol, "data_received"),
     (H11Protocol, "connection_lost"),
+    (H11Protocol, "shutdown"),  # called on each open connection when the server stops
     (H11Protocol, "connections"),  # instance: the server's set of open connections
     (H11Protocol, "conn"),  # instance: the h11.Connection (their_state)
     (H11Protocol, "transport"),  # instance
     (H11Protocol, "app"),  # instance: the ASGI app this connection's requests run
     (uvicorn.Config, "bind_socket"),
+    (uvicorn.Config, "load"),
+    (uvicorn.Config, "loaded_app"),  # instance: what each connection's requests run
     (Multiprocess, "run"),
 )
 
-_BUSY: Final = json.dumps(
-    {"error": {"message": "server busy: too many open connections; retry", "moreInfo": None}}
-).encode()
 
-
-async def _busy(scope: Any, receive: Any, send: Any) -> None:
-    """503 in the endpoint's error shape, and the connection closed after it."""
+def _error_answer(status: int, message: str) -> Any:
+    """An ASGI app answering ``status`` in the endpoint's error shape, closing the connection."""
+    body = json.dumps({"error": {"message": message, "moreInfo": None}}).encode()
     headers = [
         (b"content-type", b"application/json"),
-        (b"content-length", str(len(_BUSY)).encode()),
+        (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
         (b"retry-after", b"1"),
         (b"connection", b"close"),
     ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": _BUSY})
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
+
+
+_CLOSE: Final = (b"connection", b"close")
+_busy: Final = _error_answer(503, "server busy: too many open connections; retry")
+_cut: Final = _error_answer(
+    503, "server shutting down: the request was cut before it was answered; retry"
+)
+
+
+class _Draining:
+    """The app, drained cleanly while the server stops.
+
+    Every answer then says ``Connection: close``, and a request cut by the shutdown's time
+    limit is answered 503 in the error shape. The cut's cancellation ends here: the task has
+    nothing left to do, and re-raising would make uvicorn log a traceback and answer text/plain.
+    """
+
+    def __init__(self, app: Any, config: GuardedConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def closing(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if self.config.stopping:
+                    message = message | {"headers": [*message["headers"], _CLOSE]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, closing)
+        except asyncio.CancelledError:
+            logger.warning("a request was cut by the shutdown; answered 503")
+            if not started:
+                await _cut(scope, receive, send)
 
 
 class GuardedConfig(uvicorn.Config):
@@ -91,6 +140,12 @@ class GuardedConfig(uvicorn.Config):
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.max_connections = max_connections
+        self.stopping = False  # set by the first connection uvicorn tells to shut down
+
+    def load(self) -> None:
+        """Uvicorn's, with the app wrapped to drain cleanly (`_Draining`)."""
+        super().load()
+        self.loaded_app = _Draining(self.loaded_app, self)
 
 
 class Counters:
@@ -159,6 +214,9 @@ class GuardedH11Protocol(H11Protocol):
         """Count the connection; past the cap, close the oldest slow one or refuse this one."""
         super().connection_made(transport)
         registry = self._registry
+        if self._limits.stopping:  # accepted just before the listening socket closed
+            super().shutdown()
+            return
         if len(self.connections) > self._limits.max_connections:
             victim = next(iter(registry.waiting), None)
             if victim is not None:
@@ -168,6 +226,11 @@ class GuardedH11Protocol(H11Protocol):
                 registry.counters.refused += 1
                 self.app = _busy
         self._enter("headers", self._limits.header_timeout)
+
+    def shutdown(self) -> None:
+        """Uvicorn's graceful close, remembered for answers and connections after it."""
+        self._limits.stopping = True
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         """Hand the bytes to uvicorn, then follow the request's phase."""
