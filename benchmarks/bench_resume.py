@@ -25,7 +25,7 @@ from pathlib import Path
 
 _DICT = """
 import datetime as dt, resource, sys, time
-from verify_access_tokens.cli._resume import read_index
+from verify_access_tokens.cli.enroll._resume import read_index
 started = time.perf_counter()
 with open(sys.argv[1], "rb") as stream:
     index = read_index(stream, now=dt.datetime.now(dt.UTC), keep_expired=False,

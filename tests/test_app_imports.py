@@ -17,10 +17,7 @@ PACKAGE = Path(verify_access_tokens.__file__).parent
 APPS = {
     "verify_access_tokens.cli": PACKAGE / "cli",
     "verify_access_tokens.emulator": PACKAGE / "emulator",
-    "verify_access_tokens.fastapi": PACKAGE / "fastapi.py",
-    "verify_access_tokens._fastapi_errors": PACKAGE / "_fastapi_errors.py",
-    "verify_access_tokens._fastapi_body": PACKAGE / "_fastapi_body.py",
-    "verify_access_tokens._fastapi_openapi": PACKAGE / "_fastapi_openapi.py",
+    "verify_access_tokens.fastapi": PACKAGE / "fastapi",
     "verify_access_tokens.testing": PACKAGE / "testing.py",
 }
 SHARED_RULES = "verify_access_tokens._core._validation"
@@ -31,9 +28,10 @@ def _modules() -> list[tuple[str, Path]]:
     found = []
     for name, path in APPS.items():
         if path.is_dir():
-            for file in sorted(path.glob("*.py")):
-                stem = file.stem
-                found.append((name if stem == "__init__" else f"{name}.{stem}", file))
+            for file in sorted(path.rglob("*.py")):
+                parts = file.relative_to(path).with_suffix("").parts
+                parts = parts[:-1] if parts[-1] == "__init__" else parts
+                found.append((".".join((name, *parts)), file))
         else:
             found.append((name, path))
     return found
@@ -68,16 +66,7 @@ def _allowed(importer: str, target: str, names: list[str]) -> bool:
     if (importer, target) == ("verify_access_tokens.testing", COMPAT_FENCE):
         return True  # the aioresponses shim: third-party internals live only behind the fence
     return any(target == app or target.startswith(app + ".") for app in APPS) and (
-        target.startswith(own_app)
-        or not target.rpartition(".")[2].startswith("_")
-        or (_is_router(own_app) and _is_router(target))
-    )
-
-
-def _is_router(module: str) -> bool:
-    """The FastAPI router and its private modules, which may import each other."""
-    return module == "verify_access_tokens.fastapi" or module.startswith(
-        "verify_access_tokens._fastapi_"
+        target.startswith(own_app) or not target.rpartition(".")[2].startswith("_")
     )
 
 
@@ -92,11 +81,14 @@ def test_apps_import_only_public_names_and_the_shared_rules() -> None:
 
 
 def test_the_check_sees_a_private_import() -> None:
-    assert not _allowed(
-        "verify_access_tokens.cli._main", "verify_access_tokens._core._serde", ["x"]
-    )
+    assert not _allowed("verify_access_tokens.cli._main", "verify_access_tokens._serde", ["x"])
     assert not _allowed("verify_access_tokens.cli._main", "verify_access_tokens", ["_core"])
     assert not _allowed(
         "verify_access_tokens.cli._main", "verify_access_tokens.emulator._app", ["x"]
     )
-    assert _allowed("verify_access_tokens.cli._serve", "verify_access_tokens.fastapi", ["x"])
+    assert _allowed(
+        "verify_access_tokens.cli.serve._command", "verify_access_tokens.fastapi", ["x"]
+    )
+    assert not _allowed(
+        "verify_access_tokens.cli.serve._app", "verify_access_tokens.fastapi._errors", ["x"]
+    )

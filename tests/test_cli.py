@@ -390,7 +390,7 @@ def test_enroll_ctrl_c_then_resume_enrolls_everyone_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from verify_access_tokens.cli import _journal
+    from verify_access_tokens.cli.enroll import _journal
 
     identities = [f"user-{i:06d}" for i in range(300)]
     source = tmp_path / "ids.txt"
@@ -425,7 +425,7 @@ def test_enroll_ctrl_c_then_resume_enrolls_everyone_once(
 
 
 def test_second_signal_aborts(emulator: VerifyEmulator) -> None:
-    from verify_access_tokens.cli import _enroll
+    from verify_access_tokens.cli.enroll import _command as _enroll
 
     class FakeBatch:
         stopping = True

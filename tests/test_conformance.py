@@ -20,7 +20,7 @@ from aiohttp import web
 from conftest import ACCOUNT_SID, AUTH_TOKEN
 
 from verify_access_tokens import AccessToken, FactorType, VerifyClient
-from verify_access_tokens._core._serde import structure
+from verify_access_tokens._serde import structure
 from verify_access_tokens.emulator import VerifyEmulator
 
 SPEC = json.loads(

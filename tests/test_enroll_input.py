@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import cli, cli_env, enroll_argv, outcomes
 
-from verify_access_tokens.cli import _enroll_progress
+from verify_access_tokens.cli.enroll import _progress as _enroll_progress
 from verify_access_tokens.emulator import VerifyEmulator
 
 pytestmark = pytest.mark.sockets

@@ -39,9 +39,9 @@ from verify_access_tokens import (
     APITimeoutError,
     EnrollmentResult,
 )
-from verify_access_tokens.cli._enroll_tally import Tally
-from verify_access_tokens.cli._journal import result_record
-from verify_access_tokens.cli._resume import read_index
+from verify_access_tokens.cli.enroll._journal import result_record
+from verify_access_tokens.cli.enroll._resume import read_index
+from verify_access_tokens.cli.enroll._tally import Tally
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
 pytestmark = pytest.mark.sockets
@@ -516,8 +516,8 @@ def test_progress_has_a_total_only_for_a_regular_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A pipe is not read ahead to count it: its progress counts up without a total."""
-    from verify_access_tokens.cli import _enroll_progress
-    from verify_access_tokens.cli._input_stream import InputStream
+    from verify_access_tokens.cli.enroll import _progress as _enroll_progress
+    from verify_access_tokens.cli.enroll._input_stream import InputStream
 
     source = write_ids(tmp_path / "ids.txt", ["identity", *ids(3)])
     with InputStream(str(source)) as regular:
@@ -539,7 +539,7 @@ def test_progress_has_a_total_only_for_a_regular_file(
 
 def test_systemic_stop_names_each_cause_and_resets_on_anything_else() -> None:
     from verify_access_tokens import AuthenticationError, NotFoundError, PermissionDeniedError
-    from verify_access_tokens.cli._enroll_tally import SystemicStop
+    from verify_access_tokens.cli.enroll._tally import SystemicStop
 
     def error(kind: type[APIStatusError], status: int, code: int | None) -> APIStatusError:
         return kind(status=status, message="no", method="POST", url="u", code=code)

@@ -274,8 +274,8 @@ def test_progress_lines_without_tqdm(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from verify_access_tokens.cli import _enroll_progress
     from verify_access_tokens.cli._main import main
+    from verify_access_tokens.cli.enroll import _progress as _enroll_progress
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as without the cli extra
     monkeypatch.setattr(_enroll_progress, "PROGRESS_EVERY", 0.0)
@@ -352,7 +352,7 @@ def test_a_results_file_that_cannot_be_written_is_one_line(
 
 def test_odd_records_in_process(tmp_path: Path) -> None:
     """The same rules as above, in process: an unreadable expiry counts as valid."""
-    from verify_access_tokens.cli._resume import DONE, EXPIRED, read_index
+    from verify_access_tokens.cli.enroll._resume import DONE, EXPIRED, read_index
 
     out = tmp_path / "r.jsonl"
     out.write_text(
@@ -390,8 +390,8 @@ class _FailingStream(io.StringIO):
 
 def test_journal_write_errors_are_one_configuration_error(tmp_path: Path) -> None:
     from verify_access_tokens import ConfigurationError
-    from verify_access_tokens.cli._journal import Journal
-    from verify_access_tokens.cli._results_file import ResultsFile
+    from verify_access_tokens.cli.enroll._journal import Journal
+    from verify_access_tokens.cli.enroll._results_file import ResultsFile
 
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     stream = _FailingStream(full)
@@ -410,7 +410,7 @@ def test_journal_write_errors_are_one_configuration_error(tmp_path: Path) -> Non
 
 
 async def test_a_pipe_whose_reader_went_away_is_reported_as_closed_output() -> None:
-    from verify_access_tokens.cli._journal import Journal
+    from verify_access_tokens.cli.enroll._journal import Journal
 
     read_end, write_end = os.pipe()
     os.close(read_end)

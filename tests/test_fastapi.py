@@ -24,7 +24,6 @@ from verify_access_tokens import (
     VerifyClient,
     endpoint_answer,
 )
-from verify_access_tokens._fastapi_errors import upstream_error as _upstream_error
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.fastapi import (
     MAX_BODY_BYTES,
@@ -32,6 +31,7 @@ from verify_access_tokens.fastapi import (
     access_token_router,
     identity_hash,
 )
+from verify_access_tokens.fastapi._errors import upstream_error as _upstream_error
 
 pytestmark = pytest.mark.sockets
 

@@ -105,5 +105,5 @@ def test_the_cycle_finder_finds_a_function_level_cycle() -> None:
 
 def test_serialization_sits_below_the_models() -> None:
     graph = import_graph()
-    assert "verify_access_tokens.models" in graph["verify_access_tokens._core._serde"]
-    assert "verify_access_tokens._core._serde" not in graph["verify_access_tokens.models"]
+    assert "verify_access_tokens.models" in graph["verify_access_tokens._serde"]
+    assert "verify_access_tokens._serde" not in graph["verify_access_tokens.models"]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from verify_access_tokens import AccessToken, FactorType, ResponseValidationError
-from verify_access_tokens._core._serde import parse_json_object, structure
+from verify_access_tokens._serde import parse_json_object, structure
 
 
 def test_repr_hides_token_and_friendly_name() -> None:

@@ -25,7 +25,7 @@ from verify_access_tokens import (
     VerifyClient,
 )
 from verify_access_tokens._core._error_mapping import parse_retry_after
-from verify_access_tokens._core._errors import APIStatusError
+from verify_access_tokens._exceptions import APIStatusError
 from verify_access_tokens._http._retry import RetryPolicy
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.testing import aioresponses

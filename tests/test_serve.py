@@ -20,7 +20,7 @@ import uvicorn
 from helpers.serve import free_port, served
 
 from verify_access_tokens import cli
-from verify_access_tokens.cli._serve import ENV_BEARER, ENV_HASH_KEY, serve_command
+from verify_access_tokens.cli.serve._command import ENV_BEARER, ENV_HASH_KEY, serve_command
 from verify_access_tokens.emulator import VerifyEmulator
 from verify_access_tokens.fastapi import identity_hash
 
@@ -168,7 +168,7 @@ def test_serve_refuses_bad_settings(
     ],
 )
 def test_open_binds_that_are_allowed(argv: list[str]) -> None:
-    from verify_access_tokens.cli._serve import _settings
+    from verify_access_tokens.cli.serve._command import _settings
 
     assert _settings(cli.build_parser().parse_args(["serve", *argv])) == (None, None)
 

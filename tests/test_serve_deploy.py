@@ -20,7 +20,7 @@ from helpers.cli import cli, one_line_error
 from helpers.serve import served
 
 from verify_access_tokens import VerifyClient
-from verify_access_tokens.cli._serve_app import build_app, load_hook
+from verify_access_tokens.cli.serve._app import build_app, load_hook
 from verify_access_tokens.fastapi import identity_hash
 
 pytestmark = pytest.mark.sockets

@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI, Header
 
 from verify_access_tokens import VerifyClient, cli
-from verify_access_tokens.cli._serve import ENV_BEARER, build_app, serve_command
+from verify_access_tokens.cli.serve._command import ENV_BEARER, build_app, serve_command
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 from verify_access_tokens.fastapi import access_token_router
 from verify_access_tokens.testing import aioresponses, twilio_error_body

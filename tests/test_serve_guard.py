@@ -12,7 +12,7 @@ import h11
 import pytest
 from uvicorn.server import ServerState
 
-from verify_access_tokens.cli._uvicorn_guard import (
+from verify_access_tokens.cli.serve._uvicorn_guard import (
     UVICORN_ATTRIBUTES,
     GuardedConfig,
     GuardedH11Protocol,

@@ -9,7 +9,8 @@ import attrs as _attrs
 
 from ._batch._engine import BatchSummary, EnrollmentBatch
 from ._core._answers import EndpointAnswer, endpoint_answer
-from ._core._errors import (
+from ._core._log import configure_from_env as _configure_logging_from_env
+from ._exceptions import (
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -27,7 +28,6 @@ from ._core._errors import (
     ServerError,
     VerifyError,
 )
-from ._core._log import configure_from_env as _configure_logging_from_env
 from ._flow import LimiterState
 from ._version import __version__
 from .client import VerifyClient

@@ -19,8 +19,8 @@ from ._core._constants import (
     DEFAULT_POOL_LIMIT,
     DEFAULT_RETRY_AFTER_MAX,
 )
-from ._core._errors import ConfigurationError
 from ._core._types import NOT_GIVEN, NotGiven, RawResponse, RequestOptions
+from ._exceptions import ConfigurationError
 from ._flow import Limiter, LimiterState, Slot, make_limiter, session_cap
 from ._http._retry import RetryPolicy
 from ._http._telemetry import AVAILABLE, Telemetry

@@ -16,7 +16,7 @@ import attrs
 from ._core import _load
 
 if TYPE_CHECKING:
-    from ._core._errors import VerifyError
+    from ._exceptions import VerifyError
 
 __all__ = ["APIResponse", "AccessToken", "EnrollmentRequest", "EnrollmentResult", "FactorType"]
 

@@ -32,8 +32,8 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, cast
 
-from .._core._errors import RequestValidationError
 from .._core._validation import is_int
+from .._exceptions import RequestValidationError
 from .._flow import Gate, Slot, TurnRefused
 from ..models import EnrollmentResult
 from ._input import END, BatchInput, InputReader

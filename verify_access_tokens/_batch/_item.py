@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .._core._errors import VerifyError
+from .._exceptions import VerifyError
 from ..models import EnrollmentRequest, EnrollmentResult
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ import aiohttp
 import attrs
 import yarl
 
+from .._exceptions import ConfigurationError
 from ._constants import (
     DEFAULT_ATTEMPT_TIMEOUT,
     DEFAULT_BASE_URL,
@@ -30,7 +31,6 @@ from ._constants import (
     ENV_EDGE,
     ENV_REGION,
 )
-from ._errors import ConfigurationError
 from ._validation import is_int, is_loopback, is_number, sid_rule
 
 _HOST_LABEL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

@@ -22,7 +22,7 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 
-from ._errors import (
+from .._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,

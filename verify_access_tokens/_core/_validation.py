@@ -12,8 +12,8 @@ import math
 import re
 from typing import Final, TypeGuard
 
+from .._exceptions import ConfigurationError, RequestValidationError
 from ..models import FactorType
-from ._errors import ConfigurationError, RequestValidationError
 
 TTL_MIN: Final = 60
 TTL_MAX: Final = 300

@@ -14,9 +14,9 @@ from typing import Final
 import aiohttp
 import attrs
 
-from .._core._errors import APIConnectionError, APIStatusError, VerifyError
 from .._core._log import logger
 from .._core._types import RequestOptions
+from .._exceptions import APIConnectionError, APIStatusError, VerifyError
 
 # Cut short by the deadline, the connect phase ends this long before the attempt (see
 # `attempt_timeout`).

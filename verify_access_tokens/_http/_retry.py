@@ -27,7 +27,7 @@ from .._core._constants import (
     REQUEUE_PAUSE_MAX,
     RETRYABLE_STATUSES,
 )
-from .._core._errors import (
+from .._exceptions import (
     APIConnectionError,
     APIStatusError,
     OutcomeUnknownError,

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yarl
 
-from .._core._errors import APIStatusError, VerifyError
 from .._core._types import RawResponse
 from .._core._validation import sid_rule
+from .._exceptions import APIStatusError, VerifyError
 from .._version import __version__
 from ._compat import is_meter_provider_set
 

@@ -20,7 +20,10 @@ import yarl
 
 from .._core._config import proxy_authorization
 from .._core._error_mapping import Scrubber, connection_error, deadline_spent, status_error
-from .._core._errors import (
+from .._core._load import concurrent_requests
+from .._core._log import logger
+from .._core._types import RawResponse, RequestOptions
+from .._exceptions import (
     APIConnectionError,
     APITimeoutError,
     ClientStateError,
@@ -28,9 +31,6 @@ from .._core._errors import (
     ResponseValidationError,
     VerifyError,
 )
-from .._core._load import concurrent_requests
-from .._core._log import logger
-from .._core._types import RawResponse, RequestOptions
 from .._flow import Limiter, Slot, TurnRefused
 from ._body import ACCEPT_ENCODING, read_body
 from ._call import Call, attempt_timeout, describe, logged

@@ -76,8 +76,8 @@ def _add_service_sid(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_journal_commands(commands: Any, options: dict[str, Any]) -> None:
-    from ._enroll_options import add_enroll_command
     from ._report import add_report_command
+    from .enroll._options import add_enroll_command
 
     add_enroll_command(commands, **options)
     add_report_command(commands, **options)
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=fetch_command)
 
     _add_journal_commands(commands, options)
-    from ._serve import add_serve_command
+    from .serve._command import add_serve_command
 
     add_serve_command(commands)
     return parser

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from .. import ConfigurationError
-from ._journal import CREATED, FAILED, HEADER, NOT_SENT, SENDING, UNKNOWN
+from .enroll._journal import CREATED, FAILED, HEADER, NOT_SENT, SENDING, UNKNOWN
 
 _COUNT_FIELDS = ("status", "error_class", "http_status", "code", "count")
 _FAILURE_FIELDS = ("identity", "status", "error_class", "http_status", "code", "message")

@@ -20,7 +20,7 @@ from aiohttp import web
 from ._wire import hang_up, twilio_error
 
 if TYPE_CHECKING:
-    from ._app import Counters
+    from ._counters import Counters
 
 
 @attrs.frozen(kw_only=True)

@@ -21,15 +21,15 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .. import ConfigurationError, EnrollmentBatch, EnrollmentRequest, VerifyClient
-from .._core._validation import TTL_MIN
-from ._enroll_progress import progress, say
-from ._enroll_tally import SystemicStop, Tally, summary_text
+from ... import ConfigurationError, EnrollmentBatch, EnrollmentRequest, VerifyClient
+from ..._core._validation import TTL_MIN
 from ._input_stream import InputStream, read_in_thread
 from ._inputs import format_from_name, read_items
 from ._journal import Journal, header_record
+from ._progress import progress, say
 from ._results_file import ResultsFile, results_file, same_file
 from ._resume import DONE, EXPIRED, FINAL, IN_FLIGHT, TAKEN, ResumeIndex, read_index
+from ._tally import SystemicStop, Tally, summary_text
 
 ENV_SERVICE_SID = "VERIFY_SERVICE_SID"
 # After a stop, the seconds a slow reader of --out gets to take the results still queued.

@@ -35,11 +35,11 @@ from verify_access_tokens import (
 
 # The one import of the package's internals: its request rules, so a bad setting fails at
 # construction with the same rule the client would apply on every request.
-from ._core import _validation
-from ._fastapi_body import MAX_BODY_BYTES as MAX_BODY_BYTES  # re-exported
-from ._fastapi_body import identity_from, read_body
-from ._fastapi_errors import NO_STORE, EndpointError, JSONErrorRoute, upstream_failure
-from ._fastapi_openapi import HOOK_PARAMETERS, error_response, route_openapi
+from .._core import _validation
+from ._body import MAX_BODY_BYTES as MAX_BODY_BYTES  # re-exported
+from ._body import identity_from, read_body
+from ._errors import NO_STORE, EndpointError, JSONErrorRoute, upstream_failure
+from ._openapi import HOOK_PARAMETERS, error_response, route_openapi
 
 EndpointError.__module__ = __name__  # documented and raised as verify_access_tokens.fastapi's
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from .. import APIStatusError, VerifyError
+from ... import APIStatusError, VerifyError
 from ._inputs import InputCount
 from ._journal import CREATED, FAILED, NOT_SENT, UNKNOWN
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from .. import APIConnectionError, NotFoundError, RateLimitError, VerifyClient, VerifyError
+from ... import APIConnectionError, NotFoundError, RateLimitError, VerifyClient, VerifyError
 
 CHECK_EVERY: Final = 30.0  # seconds an answer of the upstream is trusted
 PROBE_SID: Final = "YK" + "0" * 32  # no token has it: a fetch of it is a 404 when all is well

@@ -19,9 +19,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from .. import ConfigurationError, VerifyClient
+from ... import ConfigurationError, VerifyClient
+from ._logs import formatter
 from ._readiness import Readiness
-from ._serve_logs import formatter
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -107,7 +107,7 @@ def _bearer_hook(expected: str) -> Callable[..., Any]:
     from fastapi import Depends
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-    from ..fastapi import EndpointError, requested_identity
+    from ...fastapi import EndpointError, requested_identity
 
     secret = expected.encode("ascii")  # checked printable ASCII at start
     scheme = HTTPBearer(auto_error=False)  # declares the scheme in the OpenAPI document
@@ -173,7 +173,7 @@ def build_app(
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
-    from ..fastapi import EndpointError, access_token_router
+    from ...fastapi import EndpointError, access_token_router
 
     ready = False
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO
 
-from .. import ConfigurationError
+from ... import ConfigurationError
 from ._journal import cannot_write
 
 try:

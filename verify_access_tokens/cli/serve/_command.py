@@ -17,7 +17,7 @@ import ssl
 import sys
 from typing import Any, Final
 
-from .. import (
+from ... import (
     APIConnectionError,
     AuthenticationError,
     ConfigurationError,
@@ -25,12 +25,11 @@ from .. import (
     VerifyClient,
     VerifyError,
 )
-from .._core._validation import is_loopback
-from ..emulator import Faults, VerifyEmulator
-from ._commands import EXIT_API_ERROR, add_fault_flags, faults_from_args
-from ._listen import check_listen
-from ._readiness import PROBE_SID
-from ._serve_app import (
+from ..._core._validation import is_loopback
+from ...emulator import Faults, VerifyEmulator
+from .._commands import EXIT_API_ERROR, add_fault_flags, faults_from_args
+from .._listen import check_listen
+from ._app import (
     ENV_BEARER,
     ENV_HASH_KEY,
     ENV_WORKER,
@@ -39,7 +38,8 @@ from ._serve_app import (
     load_hook,
     log_to_stderr,
 )
-from ._serve_logs import LOG_FORMATS, uvicorn_log_config
+from ._logs import LOG_FORMATS, uvicorn_log_config
+from ._readiness import PROBE_SID
 
 __all__ = ["ENV_BEARER", "ENV_HASH_KEY", "add_serve_command", "build_app", "serve_command"]
 
@@ -418,4 +418,4 @@ def _run_workers(args: argparse.Namespace, service_sid: str) -> None:
         "health_path": args.health_path,
     }
     os.environ[ENV_WORKER] = json.dumps(settings)  # inherited by the worker processes
-    run_workers(_uvicorn_config(args, "verify_access_tokens.cli._serve_app:worker_app"))
+    run_workers(_uvicorn_config(args, "verify_access_tokens.cli.serve._app:worker_app"))

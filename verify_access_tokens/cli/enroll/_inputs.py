@@ -23,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from .. import ConfigurationError, EnrollmentRequest
+from ... import ConfigurationError, EnrollmentRequest
 
 FORMATS = ("auto", "lines", "csv", "jsonl")
 DELIMITERS = (",", ";", "\t")

@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TypeVar, cast
 
-from .. import ConfigurationError
+from ... import ConfigurationError
 
 _T = TypeVar("_T")
 _CHUNK = 1 << 20

@@ -11,7 +11,7 @@ from typing import Final
 
 from fastapi import Request
 
-from ._fastapi_errors import EndpointError
+from ._errors import EndpointError
 
 MAX_BODY_BYTES: Final = 16 * 1024
 

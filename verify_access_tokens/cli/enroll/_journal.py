@@ -19,7 +19,7 @@ import json
 import os
 from typing import IO, Any
 
-from .. import (
+from ... import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._commands import CONCURRENCY_HELP, concurrency
+from .._commands import CONCURRENCY_HELP, concurrency
 from ._inputs import FORMATS
 
 
 def add_enroll_command(commands: Any, **parser_options: Any) -> None:
     """Register ``enroll`` on the CLI's subparsers."""
-    from ._enroll import run_enroll
+    from ._command import run_enroll
 
     enroll = commands.add_parser(
         "enroll",

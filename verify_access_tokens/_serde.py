@@ -17,9 +17,9 @@ import json
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from ..models import AccessToken, FactorType
-from ._errors import ResponseValidationError
-from ._validation import FACTOR_TYPES
+from ._core._validation import FACTOR_TYPES
+from ._exceptions import ResponseValidationError
+from .models import AccessToken, FactorType
 
 if TYPE_CHECKING:
     import cattrs
