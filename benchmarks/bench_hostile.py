@@ -1,4 +1,4 @@
-"""Peak memory and loop stalls of one `create` against hostile bodies (tests/hostile.py server).
+"""Peak memory and loop stalls of one `create` against hostile bodies (tests/helpers/hostile.py).
 
     python benchmarks/bench_hostile.py [--timeout 35] [--repeats 5]
 
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hostile import MIB, HostileServer, bomb, endless, huge
+from helpers.hostile import MIB, HostileServer, bomb, endless, huge
 
 ACCOUNT_SID = "AC" + "a" * 32
 SERVICE_SID = "VA" + "c" * 32

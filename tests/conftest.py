@@ -1,14 +1,19 @@
-"""Shared fixtures and constants."""
+"""The fixtures every folder of tests/ shares; the helpers they use are in tests/helpers/.
+
+pytest puts this folder on ``sys.path`` (the default "prepend" import mode), so a test imports a
+helper as ``from helpers.constants import ACCOUNT_SID``; test modules import no other test module.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import aioresponses
 import pytest
+from helpers.constants import ACCOUNT_SID, AUTH_TOKEN
+from helpers.constants import SERVICE_SID as SERVICE_SID  # tests/test_docs.py imports it here
+from helpers.hostile import HostileServer
 from helpers.threaded import in_thread
-from hostile import HostileServer
 from hypothesis import HealthCheck, settings
 
 from verify_access_tokens import VerifyClient
@@ -20,35 +25,6 @@ pytest_plugins = ["verify_access_tokens.testing"]
 # Property tests check behaviour, not speed: no per-example deadline that a busy CI box could hit.
 settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("project")
-
-ACCOUNT_SID = "AC" + "a" * 32
-AUTH_TOKEN = "s3cr3t-auth-token-value-0123456789"
-API_KEY = "SK" + "b" * 32
-API_SECRET = "s3cr3t-api-secret-value-9876543210"
-SERVICE_SID = "VA" + "c" * 32
-TOKEN_SID = "YK" + "d" * 32
-IDENTITY = "ff483d1ff591898a9942916050d2ca3f"
-JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzZWNyZXQiOnRydWV9.c2lnbmF0dXJlLXNlY3JldC1qd3Q"
-BASE_URL = "https://verify.twilio.com"
-CREATE_URL = f"{BASE_URL}/v2/Services/{SERVICE_SID}/AccessTokens"
-FETCH_URL = f"{CREATE_URL}/{TOKEN_SID}"
-
-
-def token_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "sid": TOKEN_SID,
-        "account_sid": ACCOUNT_SID,
-        "service_sid": SERVICE_SID,
-        "entity_identity": IDENTITY,
-        "factor_type": "push",
-        "factor_friendly_name": "Ana's phone",
-        "token": JWT,
-        "url": FETCH_URL,
-        "ttl": 300,
-        "date_created": "2015-07-30T20:00:00Z",
-    }
-    body.update(overrides)
-    return body
 
 
 @pytest.fixture(autouse=True)
@@ -87,13 +63,17 @@ async def client() -> AsyncIterator[VerifyClient]:
 
 @pytest.fixture
 async def hostile() -> AsyncIterator[HostileServer]:
-    """A misbehaving server on 127.0.0.1 (see tests/hostile.py); set ``.behaviour`` per test."""
+    """A misbehaving server on 127.0.0.1 (helpers/hostile.py); set ``.behaviour`` per test."""
     async with HostileServer() as server:
         yield server
 
 
 @pytest.fixture
-def emulator() -> Iterator[VerifyEmulator]:
-    """An emulator on its own loop in a thread, serving CLI subprocesses and ``main()``."""
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[VerifyEmulator]:
+    """An emulator on its own loop in a thread, serving CLI subprocesses and ``main()`` (which
+    runs its own ``asyncio.run()``); its credentials exported as an operator does, for ``main()``
+    in this process (``helpers.cli.cli`` gives a subprocess only the ones it is passed)."""
     with in_thread(VerifyEmulator(seed=7)) as emu:
+        monkeypatch.setenv("TWILIO_ACCOUNT_SID", emu.account_sid)
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", emu.auth_token)
         yield emu

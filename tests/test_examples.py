@@ -15,18 +15,17 @@ import textwrap
 import tomllib
 from pathlib import Path
 from types import ModuleType
-from typing import NamedTuple
 
 import aiohttp
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from helpers.paths import EXAMPLES, ROOT
+from helpers.readme import JQ_RUN_BY_TEST, Block, bash_commands, readme_blocks
 
 from verify_access_tokens import VerifyClient
 from verify_access_tokens.emulator import Faults, VerifyEmulator
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
 pytestmark = pytest.mark.sockets
 
 
@@ -227,42 +226,11 @@ TESTED_EXAMPLES = {
     "examples/test_my_app.py": "test_plugin_example_runs_under_pytest",
     "examples/test_mocking.py": "test_mocking_example_runs_under_pytest",
     "examples/aiohttp_web_app.py": "test_aiohttp_web_example_answers_tokens_and_failures",
-    "examples/serve_authorize.py": "test_serve_deploy.py::"
+    "examples/serve_authorize.py": "endpoint/test_serve_deploy.py::"
     "test_an_authorize_hook_from_the_operators_module_mints_for_the_logged_in_user",
 }
-# The jq commands of README, run by test_enroll_journal.py::test_readme_jq_commands_run.
-JQ_RUN_BY_TEST = {
-    """jq -r 'select(.status == "created") | [.identity, .token] | @tsv' results.jsonl""",
-    """jq -r 'select(.error_class == "RequestValidationError") | .identity'""",
-}
-FRAGMENT_MARKER = re.compile(r"From \[`(examples/[^`]+)`\]\(\1\), which the test suite runs:")
+# The jq commands of README, run by cli/test_enroll_journal.py::test_readme_jq_commands_run.
 RUN_TIMEOUT = 60
-
-
-class Block(NamedTuple):
-    line: int  # of the opening fence, 1-based
-    lang: str
-    text: str
-    fragment_of: str | None  # the file named by the marker
-
-
-def readme_blocks() -> list[Block]:
-    lines = (ROOT / "README.md").read_text().splitlines(keepends=True)
-    blocks, prose = [], ""
-    index = 0
-    while index < len(lines):
-        fence = re.fullmatch(r"```(\S*)\s*", lines[index])
-        if fence is None:
-            prose = lines[index].strip() or prose
-            index += 1
-            continue
-        end = next(i for i in range(index + 1, len(lines)) if lines[i].rstrip() == "```")
-        marker = FRAGMENT_MARKER.fullmatch(prose)
-        text = "".join(lines[index + 1 : end])
-        blocks.append(Block(index + 1, fence[1], text, marker[1] if marker else None))
-        prose = ""
-        index = end + 1
-    return blocks
 
 
 def block_id(block: Block) -> str:
@@ -316,17 +284,6 @@ async def run_python(block: Block, emulator: VerifyEmulator, tmp_path: Path) -> 
     assert code == 0, out
     assert emulator.counters.requests > 0, "the program never reached the emulator"
     assert_no_secret(out, emulator)
-
-
-def bash_commands(text: str) -> list[list[str]]:
-    commands = []
-    for line in text.splitlines():
-        words = shlex.split(line, comments=True)
-        while words:
-            cut = words.index("&&") if "&&" in words else len(words)
-            commands.append(words[:cut])
-            words = words[cut + 1 :]
-    return commands
 
 
 def cli_args(argv: list[str]) -> list[str] | None:

@@ -7,8 +7,8 @@ import sys as _sys
 
 import attrs as _attrs
 
+from ._answers import EndpointAnswer, endpoint_answer
 from ._batch._engine import BatchSummary, EnrollmentBatch
-from ._core._answers import EndpointAnswer, endpoint_answer
 from ._core._log import configure_from_env as _configure_logging_from_env
 from ._exceptions import (
     APIConnectionError,

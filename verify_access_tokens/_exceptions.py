@@ -1,4 +1,4 @@
-"""The one exception hierarchy of the package; `_error_mapping` beside it maps failures onto it.
+"""The one exception hierarchy of the package; `_http._error_mapping` maps failures onto it.
 
 Every failure a caller can meet is a `VerifyError`, so ``except VerifyError`` is always
 enough, and every one has ``request_id`` and ``attempts``::
@@ -22,7 +22,7 @@ enough, and every one has ``request_id`` and ``attempts``::
 
 Messages are built only from things that are safe to show: status codes, Twilio error codes,
 method and path, field names, and server text (Twilio's message, a status line) after
-`_error_mapping.Scrubber` removed the client's credentials from it and capped its length.
+`_http._scrub.Scrubber` removed the client's credentials from it and capped its length.
 Credentials and the JWT ``token`` are never passed into an exception, so they cannot reach
 ``str``, ``repr`` or a traceback.
 """
@@ -353,10 +353,8 @@ class OutcomeUnknownError(VerifyError):
         )
 
 
-# -- mapping failures to the hierarchy ---------------------------------------------------
-
-
 def _reason(status: int) -> str:
+    """The status's standard phrase: the message of an answer that brought none."""
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:

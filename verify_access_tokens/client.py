@@ -19,12 +19,12 @@ from ._core._constants import (
     DEFAULT_POOL_LIMIT,
     DEFAULT_RETRY_AFTER_MAX,
 )
-from ._core._types import NOT_GIVEN, NotGiven, RawResponse, RequestOptions
 from ._exceptions import ConfigurationError
-from ._flow import Limiter, LimiterState, Slot, make_limiter, session_cap
+from ._flow import Limiter, LimiterState, Slot, make_limiter, pool_size_of
 from ._http._retry import RetryPolicy
 from ._http._telemetry import AVAILABLE, Telemetry
 from ._http._transport import Transport
+from ._http._types import NOT_GIVEN, NotGiven, RawResponse, RequestOptions
 from .resources import AccessTokens
 from .resources._resource import ResourceAttribute
 
@@ -145,29 +145,20 @@ class VerifyClient:
         self._username = credentials.username
         origin = _config.resolve_base_url(base_url=base_url, region=region, edge=edge, env=env)
         if session is not None:
-            # Settings of the client's own session: they would be silently dropped.
-            given = {
-                "pool_limit": pool_limit,
-                "keepalive_timeout": keepalive_timeout,
-                "trace_configs": trace_configs,
-                "proxy": proxy,
-                "proxy_auth": proxy_auth,
-            }
-            clashes = [name for name, value in given.items() if value is not None]
-            if trust_env:
-                clashes.append("trust_env")
-            if clashes:
-                raise ConfigurationError(
-                    "session",
-                    f"{', '.join(clashes)} apply to the client's own session; "
-                    "configure the session you pass instead",
-                )
+            _refuse_own_session_settings(
+                pool_limit=pool_limit,
+                keepalive_timeout=keepalive_timeout,
+                trace_configs=trace_configs,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
+                trust_env=trust_env or None,
+            )
         checked_pool_limit = _config.pool_limit(
             DEFAULT_POOL_LIMIT if pool_limit is None else pool_limit
         )
         self._max_in_flight = _config.max_in_flight(max_in_flight)
         limiter = make_limiter(
-            self._max_in_flight, session_cap(session) if session else checked_pool_limit
+            self._max_in_flight, pool_size_of(session) if session else checked_pool_limit
         )
         self._transport = Transport(
             base_url=origin,
@@ -419,3 +410,14 @@ def _telemetry(
                 name, "needs OpenTelemetry: pip install 'verify-access-tokens[otel]'"
             )
     return None
+
+
+def _refuse_own_session_settings(**settings: object) -> None:
+    """Settings of the client's own session, given with a lent one, would be silently dropped."""
+    clashes = [name for name, value in settings.items() if value is not None]
+    if clashes:
+        raise ConfigurationError(
+            "session",
+            f"{', '.join(clashes)} apply to the client's own session; "
+            "configure the session you pass instead",
+        )

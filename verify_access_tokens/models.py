@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from ._core import _load
+from . import _load
 
 if TYPE_CHECKING:
     from ._exceptions import VerifyError

@@ -119,7 +119,7 @@ def _marker_options(marker: pytest.Mark, emulator: type[VerifyEmulator]) -> dict
 
 try:
     from pytest_asyncio import fixture as _async_fixture
-except ImportError:  # pragma: no cover - run in tests/test_plugin.py's subprocess
+except ImportError:  # pragma: no cover - run in tests/emulator/test_plugin.py's subprocess
     # then a test using the fixtures fails with _NO_RUNNER (see the hook below)
     _async_fixture = pytest.fixture  # type: ignore[assignment]
 

@@ -72,7 +72,7 @@ def rendered_default(path: str, parameter: str, source: str) -> str | None:
         ("not given: unchanged"); else ``None``.
     """
     from verify_access_tokens._core import _constants
-    from verify_access_tokens._core._types import NotGiven
+    from verify_access_tokens._http._types import NotGiven
 
     stands_for = NONE_MEANS.get(path, {}).get(parameter)
     if stands_for is not None and source == "None":

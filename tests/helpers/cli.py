@@ -53,10 +53,6 @@ def outcomes(path: Path) -> list[dict[str, Any]]:
     return [r for r in lines(path) if r["status"] != "sending"]
 
 
-def ids(n: int) -> list[str]:
-    return [f"user-{i:06d}" for i in range(n)]
-
-
 def tokens_of(emulator: VerifyEmulator) -> list[str]:
     return sorted(t.entity_identity for t in emulator.tokens.values())
 
@@ -75,9 +71,6 @@ def one_line_error(done: subprocess.CompletedProcess[str], code: int, start: str
     assert done.returncode == code, done.stderr
     assert done.stderr.startswith(start), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-
-
-# --- row 1: the input is read once, as a stream -------------------------------------------------
 
 
 def created_line(identity: str, expires_at: dt.datetime) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import types
 import weakref
 from collections.abc import (
     AsyncGenerator,
@@ -38,6 +37,7 @@ from .._flow import Gate, Slot, TurnRefused
 from ..models import EnrollmentResult
 from ._input import END, BatchInput, InputReader
 from ._item import BatchCreate, ItemSender, identity_text
+from ._results import Results
 from ._summary import BatchSummary
 
 if TYPE_CHECKING:
@@ -61,43 +61,6 @@ class _HookFailed(Exception):
 
 _DONE = object()
 _CLOSE = object()  # aclose() from another task: wakes the consumer's wait for a result
-
-
-class _Results(AsyncIterator[EnrollmentResult]):
-    """The batch's iterator: its generator behind a gate that ``aclose()`` shuts first.
-
-    A generator being closed counts as running, so a consumer asking for its next result while
-    another task closes it would get "asynchronous generator is already running"; behind the
-    gate its loop ends instead, once the one shared close has finished.
-    """
-
-    __slots__ = ("__weakref__", "_closing", "_generator", "_shut")
-
-    def __init__(self, generator: AsyncGenerator[EnrollmentResult, None]) -> None:
-        self._generator = generator
-        self._shut = False
-        self._closing: asyncio.Future[None] | None = None
-
-    async def __anext__(self) -> EnrollmentResult:
-        if self._shut:
-            await self.aclose()
-            raise StopAsyncIteration
-        return await self._generator.__anext__()
-
-    @property
-    def running(self) -> bool:
-        """Whether a task is inside the generator: awaiting its next result, or closing it."""
-        return cast(types.AsyncGeneratorType[EnrollmentResult, None], self._generator).ag_running
-
-    def shut(self) -> None:
-        self._shut = True
-
-    async def aclose(self) -> None:
-        """Close the generator once; every caller waits for that one close."""
-        self._shut = True
-        if self._closing is None:
-            self._closing = asyncio.ensure_future(self._generator.aclose())
-        await asyncio.shield(self._closing)
 
 
 def check_concurrency(concurrency: object) -> Concurrency:
@@ -172,7 +135,7 @@ class EnrollmentBatch:
         self._gate = gate
         self._input = InputReader(identities, gate)
         self._size = (
-            int(min(limiter.most, ADAPTIVE_WINDOW_MAX))
+            int(min(limiter.maximum, ADAPTIVE_WINDOW_MAX))
             if concurrency == "adaptive"
             else concurrency
         )
@@ -188,8 +151,8 @@ class EnrollmentBatch:
         self.unfinished: tuple[str, ...] = ()
         self.undelivered: tuple[EnrollmentResult, ...] = ()
         self.not_sent: tuple[str, ...] = ()
-        self._iterator: weakref.ref[_Results] | None = None
-        self._held: _Results | None = None
+        self._iterator: weakref.ref[Results] | None = None
+        self._held: Results | None = None
         self._closing = False  # aclose() was called: the consumer's next wake ends the loop
         # Set once the iteration has ended and the accounting is final; None until it starts.
         self._ended: asyncio.Event | None = None
@@ -218,7 +181,7 @@ class EnrollmentBatch:
         if iterator is None:
             if self._iterator is not None:
                 raise RuntimeError("this batch has already been consumed")
-            iterator = _Results(self._run())
+            iterator = Results(self._run())
             # A weak reference: the generator's frame holds this batch, so a strong one would
             # make a cycle, and an abandoned `async for` would then be cleaned up only by a
             # later garbage collection instead of at once by the loop's async-gen finalizer.
@@ -227,7 +190,7 @@ class EnrollmentBatch:
 
     async def __aenter__(self) -> Self:
         # Held strongly inside the block, so that __aexit__ can close it deterministically.
-        self._held = cast(_Results, self.__aiter__())
+        self._held = cast(Results, self.__aiter__())
         return self
 
     async def __aexit__(

@@ -80,32 +80,32 @@ class Slot:
 
 
 class Limiter:
-    """Bounds requests in flight by ``limit`` and by ``cap`` (the connection pool's size).
+    """Bounds requests in flight by ``limit``'s window and by ``pool_size``.
 
-    The cap keeps requests from queueing inside aiohttp's pool, where a wait could not be told
-    apart from a request on the wire.
+    The pool's size keeps requests from queueing inside aiohttp's pool, where a wait could not
+    be told apart from a request on the wire.
     """
 
-    def __init__(self, limit: Limit, cap: float = math.inf) -> None:
+    def __init__(self, limit: Limit, pool_size: float = math.inf) -> None:
         self._limit = limit
-        self.cap = cap
+        self.pool_size = pool_size
         self.in_flight = 0
         self.rate_limited = 0
         self._value = limit.value
-        self._bound = _bound(limit.value, cap)  # compared on every acquire: kept, not derived
+        self._bound = _bound(limit.value, pool_size)  # compared on every acquire: kept, not derived
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._rate_limited_in_a_row = 0
         self._progress_at: float | None = None  # the last other answer, or the first 429
 
     @property
     def limit(self) -> int | None:
-        """The bound now (at least 1, at most the cap); ``None`` when nothing bounds it."""
+        """The bound now (at least 1, at most the pool's size); ``None`` when nothing bounds it."""
         return int(self._bound) if self._bound < math.inf else None
 
     @property
-    def most(self) -> float:
-        """The highest the bound can go: the limit's maximum, or the cap."""
-        return min(self._limit.maximum, self.cap)
+    def maximum(self) -> float:
+        """The highest the bound can go: the limit's maximum, or the pool's size."""
+        return min(self._limit.maximum, self.pool_size)
 
     def state(self) -> LimiterState:
         return LimiterState(self.limit, self.in_flight, len(self._waiters), self.rate_limited)
@@ -190,7 +190,7 @@ class Limiter:
         )
         if limit.value != self._value:
             self._value = limit.value
-            self._bound = _bound(limit.value, self.cap)
+            self._bound = _bound(limit.value, self.pool_size)
         if self._waiters:
             self._wake()
 
@@ -208,9 +208,9 @@ class Limiter:
                 waiter.set_result(None)
 
 
-def _bound(value: float, cap: float) -> float:
-    """A whole number of requests, at least 1, at most ``cap``; ``inf`` when nothing bounds."""
-    bound = min(value, cap)
+def _bound(value: float, pool_size: float) -> float:
+    """A whole number of requests, at least 1, at most ``pool_size``; ``inf`` if unbounded."""
+    bound = min(value, pool_size)
     return bound if bound == math.inf else float(max(1, int(bound)))
 
 

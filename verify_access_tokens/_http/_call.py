@@ -15,8 +15,8 @@ import aiohttp
 import attrs
 
 from .._core._log import logger
-from .._core._types import RequestOptions
 from .._exceptions import APIConnectionError, APIStatusError, VerifyError
+from ._types import RequestOptions
 
 # Cut short by the deadline, the connect phase ends this long before the attempt (see
 # `attempt_timeout`).

@@ -1,7 +1,7 @@
 """Every use of a third-party private attribute, and every aiohttp version difference, fenced here.
 
 Each helper checks that the attribute still exists and fails loudly if a dependency renamed it,
-instead of silently doing nothing; ``tests/test_compat.py`` runs each of them against the
+instead of silently doing nothing; ``tests/client/test_compat.py`` runs each of them against the
 installed aiohttp (CI runs the suite on the lowest supported aiohttp and on the newest), so an
 upgrade or a downgrade that breaks one fails the suite.
 
@@ -26,8 +26,6 @@ import yarl
 
 __all__ = [
     "SESSION_PROXY",
-    "acquired_connections",
-    "aiohttp_resends",
     "compatible_aioresponses",
     "is_meter_provider_set",
     "mock_response_class",
@@ -81,21 +79,6 @@ def new_session(
         request_class=request_class,
         response_class=_NoResendResponse,
     )
-
-
-def aiohttp_resends(session: aiohttp.ClientSession) -> bool:
-    """Whether aiohttp may re-send an idempotent request on ``session`` by itself."""
-    if SESSION_PROXY:
-        return bool(require(session, "_retry_connection"))
-    return not issubclass(require(session, "_request_class"), _NoResendRequest)
-
-
-def acquired_connections(session: aiohttp.ClientSession) -> int:
-    """Connections currently checked out of the session's pool (0 when idle): a leak probe."""
-    connector = session.connector
-    if connector is None:
-        return 0
-    return len(require(connector, "_acquired"))
 
 
 # --- aiohttp 3.10 ---------------------------------------------------------------------------

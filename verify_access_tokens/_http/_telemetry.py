@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yarl
 
-from .._core._types import RawResponse
 from .._core._validation import sid_rule
 from .._exceptions import APIStatusError, VerifyError
 from .._version import __version__
 from ._compat import is_meter_provider_set
+from ._types import RawResponse
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterable
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 try:
     from opentelemetry import metrics, trace
-except ImportError:  # pragma: no cover - run in tests/test_telemetry.py's subprocess
+except ImportError:  # pragma: no cover - run in tests/client/test_telemetry.py's subprocess
     metrics = trace = None  # type: ignore[assignment]
 
 __all__ = ["AVAILABLE", "Telemetry"]

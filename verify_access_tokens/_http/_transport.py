@@ -1,28 +1,21 @@
-"""HTTP transport: one pooled aiohttp session per client, and a call's steps.
+"""HTTP transport: a call's steps, on the client's session (`SessionOwner`).
 
-The session is created lazily inside the running loop on first use, so a client can be built
-at import time (a FastAPI module, pytest collection) and used later. Using it from a second
-loop is refused with a clear error rather than aiohttp's obscure one. What to retry and how
-long to wait is the `RetryPolicy`'s decision; which error a failure becomes is
-``_core._errors``'.
+A call takes its turn (`_turn`: a retry's pause, the gate, a limiter slot), makes one attempt
+(`_attempt`), and asks the `RetryPolicy` what next (`_next_pause`). Which error a failure
+becomes is `_error_mapping`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import aiohttp
 import yarl
 
 from .._core._config import proxy_authorization
-from .._core._error_mapping import Scrubber, connection_error, deadline_spent, status_error
-from .._core._load import concurrent_requests
 from .._core._log import logger
-from .._core._types import RawResponse, RequestOptions
 from .._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -32,15 +25,19 @@ from .._exceptions import (
     VerifyError,
 )
 from .._flow import Limiter, Slot, TurnRefused
+from .._load import concurrent_requests
 from ._body import ACCEPT_ENCODING, read_body
 from ._call import Call, attempt_timeout, describe, logged
-from ._compat import new_session
+from ._error_mapping import connection_error, deadline_spent, status_error
+from ._scrub import Scrubber
+from ._session import SessionOwner
 from ._telemetry import Telemetry
+from ._types import RawResponse, RequestOptions
 from ._wire import FORM_CONTENT_TYPE, USER_AGENT, Redacted, encode_form
 
 
-class Transport:
-    """Owns the aiohttp session (unless the user lent one) and sends requests with retries."""
+class Transport(SessionOwner):
+    """Sends a client's requests on its session, with flow control and retries."""
 
     def __init__(
         self,
@@ -55,6 +52,13 @@ class Transport:
         limiter: Limiter,
         telemetry: Telemetry | None = None,
     ) -> None:
+        super().__init__(
+            proxy=proxy,
+            session=session,
+            pool_limit=pool_limit,
+            keepalive_timeout=keepalive_timeout,
+            trace_configs=trace_configs,
+        )
         self.base_url = base_url
         self.limiter = limiter
         self.telemetry = telemetry
@@ -71,83 +75,6 @@ class Transport:
             # 3.11 and 3.12 add it only on a new proxy connection, not on a reused one.
             self._headers["Proxy-Authorization"] = Redacted(proxy_auth)
         self._form_headers = {**self._headers, "Content-Type": FORM_CONTENT_TYPE}
-        self._session = session
-        self._owns_session = session is None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pool_limit = pool_limit
-        self._keepalive_timeout = keepalive_timeout
-        self._trace_configs = trace_configs
-        # A session-wide proxy (credentials inside the URL, turned by aiohttp into
-        # Proxy-Authorization); aiohttp's trust_env stays off, so ~/.netrc is never consulted.
-        self._proxy = proxy
-        self.proxy_display = None if proxy is None else str(proxy.with_user(None))
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def session(self) -> aiohttp.ClientSession:
-        """The session for the running loop, created on first use."""
-        if self._closed:
-            raise ClientStateError("this VerifyClient is closed; create a new one")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise ClientStateError(
-                "VerifyClient requests must be awaited inside a running event loop"
-            ) from None
-        if self._loop is None:
-            self._loop = loop
-        elif loop is not self._loop:
-            raise ClientStateError(
-                "this VerifyClient is bound to the event loop it was first used in and cannot "
-                "be used from another one; create one client per event loop (for example in "
-                "your application's startup or FastAPI lifespan)"
-            )
-        if self._session is not None and self._session.closed:
-            raise self._closed_error()  # a lent session its owner closed
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._pool_limit, keepalive_timeout=self._keepalive_timeout
-            )
-            self._session = new_session(  # with the proxy, and no re-send by aiohttp
-                connector=connector,
-                trace_configs=self._trace_configs,
-                proxy=self._proxy,
-                # Timeouts are passed per request: see RequestOptions and request().
-                timeout=aiohttp.ClientTimeout(),
-            )
-        return self._session
-
-    async def aclose(self) -> None:
-        """Close the owned session; a lent one is left to its owner. Idempotent.
-
-        Raises:
-            ClientStateError: Awaited in another event loop than the one the client was used
-                in; the client stays open (its session belongs to that loop).
-        """
-        if self._closed:
-            return
-        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
-            raise ClientStateError(
-                "aclose() must be awaited in the event loop this VerifyClient was used in; "
-                "the client is still open"
-            )
-        self._closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        # Only a warning: scheduling a close from __del__ could run on a dead or foreign loop.
-        if not self._closed and self._owns_session and self._session is not None:
-            _warn(
-                "VerifyClient was garbage-collected without being closed; "
-                "use 'async with VerifyClient(...)' or 'await client.aclose()'",
-                ResourceWarning,
-                source=self,
-                stacklevel=1,
-            )
 
     def request(
         self,
@@ -420,13 +347,6 @@ class Transport:
             url=call.url,
             request_sent=False,
             attempts=attempts,
-        )
-
-    def _closed_error(self) -> ClientStateError:
-        if self._owns_session:
-            return ClientStateError("this VerifyClient was closed while the call was under way")
-        return ClientStateError(
-            "the aiohttp session lent to this VerifyClient was closed by its owner"
         )
 
     def _request_id(self, headers: Mapping[str, str]) -> str | None:

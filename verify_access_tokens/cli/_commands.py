@@ -179,7 +179,7 @@ def _latency(text: str) -> float | tuple[float, float]:
         ) from None
 
 
-def add_fault_flags(parser: argparse.ArgumentParser) -> None:
+def add_fault_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--max-concurrent",
         type=int,

@@ -65,7 +65,7 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# --- SERVICE_SID from the environment, enroll and report (issue 18) ----------------------------
+# --- SERVICE_SID from the environment, enroll and report ----------------------------------------
 def _add_service_sid(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "service_sid",

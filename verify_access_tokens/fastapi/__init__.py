@@ -14,13 +14,10 @@ library (``urllib.parse``, ``json``), so ``python-multipart`` is not needed.
 # No ``from __future__ import annotations``: FastAPI reads the endpoint's annotations at runtime,
 # and they name dependencies local to the router factory.
 import contextlib
-import hashlib
-import hmac
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Route
@@ -36,9 +33,14 @@ from verify_access_tokens import (
 # The one import of the package's internals: its request rules, so a bad setting fails at
 # construction with the same rule the client would apply on every request.
 from .._core import _validation
-from ._body import MAX_BODY_BYTES as MAX_BODY_BYTES  # re-exported
-from ._body import identity_from, read_body
-from ._errors import NO_STORE, EndpointError, JSONErrorRoute, upstream_failure
+from ._errors import NO_STORE, EndpointError, JSONErrorRoute, upstream_failure, warn_loudly
+from ._identity import MAX_BODY_BYTES as MAX_BODY_BYTES  # re-exported
+from ._identity import (
+    identity_hash,
+    matching_identity,
+    offered_identity,
+    requested_identity,
+)
 from ._openapi import HOOK_PARAMETERS, error_response, route_openapi
 
 EndpointError.__module__ = __name__  # documented and raised as verify_access_tokens.fastapi's
@@ -51,111 +53,7 @@ __all__ = [
     "requested_identity",
 ]
 
-logger: Final = logging.getLogger("verify_access_tokens.fastapi")
-
-MAX_IDENTITY_CHARS: Final = 256
 _ALLOWED: Final = "POST"
-
-
-def identity_hash(identity: str, key: bytes | None = None) -> str:
-    """The identity sent to Twilio: sha256 hex of ``identity``, or HMAC-SHA256 hex with ``key``.
-
-    64 hex characters satisfy Verify's identity rule and keep the user's id (often PII) out of
-    Twilio. A server-side ``key`` makes the mapping impossible to reverse by guessing ids.
-
-    The router's 200 answer carries this value as ``identity``, and Twilio's Entity is
-    named by it: compute it the same way to find a user's Entity or factors later.
-
-    Args:
-        identity: The app's own user id.
-        key: HMAC key, kept server-side (default ``None``: plain sha256); the same bytes as
-            the router's ``identity_hash_key``.
-
-    Returns:
-        64 lowercase hex characters.
-
-    Example:
-        ```python
-        identity_hash("alice")  # '2bd806c9...d6e90' (64 hex characters)
-        ```
-    """
-    data = identity.encode("utf-8")
-    if key is None:
-        return hashlib.sha256(data).hexdigest()
-    return hmac.new(key, data, hashlib.sha256).hexdigest()
-
-
-async def offered_identity(request: Request) -> str | None:
-    """FastAPI dependency: the ``identity`` the body names (form or JSON), or ``None``.
-
-    An empty body, or one without an identity (or a blank one), is ``None``: with an
-    authorization hook, the login says who the caller is. FastAPI caches it per request.
-
-    Args:
-        request: The incoming request; its body is form-encoded or JSON, 16 KiB at most.
-
-    Returns:
-        The identity, as sent, or ``None``.
-
-    Raises:
-        EndpointError: 400 for a non-string, too long or repeated identity or a body that is
-            not UTF-8 (or not JSON when it says so, or with percent-encoded bytes that are not
-            UTF-8), 413 for a body over 16 KiB, 415 for a body of a missing or another type.
-    """
-    body = await read_body(request)
-    if not body:
-        return None
-    value = identity_from(body, request.headers.get("content-type", ""))
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise EndpointError(400, f"identity: must be a string, not {type(value).__name__}")
-    if len(value) > MAX_IDENTITY_CHARS:
-        raise EndpointError(400, f"identity: longer than {MAX_IDENTITY_CHARS} characters")
-    try:
-        value.encode("utf-8")  # hashed and compared as UTF-8 bytes downstream
-    except UnicodeEncodeError:
-        raise EndpointError(400, "identity: not valid Unicode (a lone surrogate)") from None
-    return value
-
-
-async def requested_identity(
-    identity: Annotated[str | None, Depends(offered_identity)],
-) -> str:
-    """FastAPI dependency: the ``identity`` the caller asks a token for; 400 when missing.
-
-    As `offered_identity`, which it reads (once per request, cached by FastAPI), so an
-    authorization hook may depend on it too without reading the body twice.
-
-    Args:
-        identity: What the body names (`offered_identity`).
-
-    Returns:
-        The identity, as sent.
-
-    Raises:
-        EndpointError: 400 for a missing or blank identity; the errors of `offered_identity`.
-    """
-    if identity is None:
-        raise EndpointError(400, "identity: missing")
-    return identity
-
-
-def _warn_loudly(message: str, *args: object) -> None:
-    """Log a warning that must be seen even where logging is not configured.
-
-    The package logger has a ``NullHandler``, which would swallow it; then it goes to the
-    standard library's ``logging.lastResort`` (stderr) as an unconfigured program's would.
-    """
-    log: logging.Logger | None = logger
-    while log is not None:
-        if any(not isinstance(h, logging.NullHandler) for h in log.handlers):
-            logger.warning(message, *args)
-            return
-        log = log.parent if log.propagate else None
-    record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, args, None)
-    if logging.lastResort is not None:  # pragma: no branch - None only if a program unset it
-        logging.lastResort.handle(record)
 
 
 ClientProvider = Callable[..., VerifyClient | Awaitable[VerifyClient]]
@@ -210,6 +108,75 @@ def access_token_router(
             ``authorize`` and ``allow_any_identity``; an ``identity_hash_key`` that is empty or
             without ``hash_identities``; a ``path`` not starting with ``/``.
     """
+    _check_settings(
+        service_sid, ttl, factor_friendly_name, authorize, allow_any_identity,
+        hash_identities, identity_hash_key, path,
+    )  # fmt: skip
+
+    # The router's own dependencies are coroutines: FastAPI runs a plain `def` in a worker
+    # thread, a hop per request that costs more than everything else the endpoint does.
+    async def _given() -> VerifyClient:
+        assert isinstance(client, VerifyClient)
+        return client
+
+    provider: ClientProvider = _given if isinstance(client, VerifyClient) else client
+
+    async def _anyone(identity: Annotated[str, Depends(requested_identity)]) -> str:
+        return identity
+
+    hook: AuthorizationHook = authorize if authorize is not None else _anyone
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if authorize is None:
+            warn_loudly(
+                "%s mints enrollment tokens for ANY identity a caller names "
+                "(allow_any_identity=True, no authorization hook): anyone who can reach it "
+                "can enroll a device as another user's factor",
+                path,
+            )
+        yield
+
+    router = APIRouter(route_class=JSONErrorRoute, lifespan=lifespan)
+
+    async def access_token(
+        allowed: Annotated[str | None, Depends(hook)],
+        offered: Annotated[str | None, Depends(offered_identity)],
+        verify: Annotated[VerifyClient, Depends(provider)],
+    ) -> JSONResponse:
+        identity = matching_identity(allowed, offered)
+        sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
+        try:
+            token: AccessToken = await verify.access_tokens.create(
+                service_sid, identity=sent, ttl=ttl, factor_friendly_name=factor_friendly_name
+            )
+        except VerifyError as exc:
+            # For the log: a prefix of what Twilio saw (a hash), never the identity itself.
+            reference = (sent if hash_identities else identity_hash(identity))[:8]
+            raise upstream_failure(exc, reference) from None
+        body = {
+            "token": token.token,
+            "serviceSid": token.service_sid,
+            "identity": token.entity_identity,
+            "factorType": str(token.factor_type),
+        }
+        return JSONResponse(body, headers=NO_STORE)
+
+    _add_routes(router, path, access_token, hook=authorize is not None)
+    return router
+
+
+def _check_settings(
+    service_sid: str,
+    ttl: int | None,
+    factor_friendly_name: str | None,
+    authorize: AuthorizationHook | None,
+    allow_any_identity: bool,
+    hash_identities: bool,
+    identity_hash_key: bytes | None,
+    path: str,
+) -> None:
+    """`access_token_router`'s checks: a bad setting fails at construction, naming it."""
     try:
         _validation.check_service_sid(service_sid)
         _validation.check_ttl(ttl)
@@ -229,62 +196,16 @@ def access_token_router(
     if not isinstance(path, str) or not path.startswith("/"):
         raise ConfigurationError("path", "must be a str starting with '/'")
 
-    # The router's own dependencies are coroutines: FastAPI runs a plain `def` in a worker
-    # thread, a hop per request that costs more than everything else the endpoint does.
-    async def _given() -> VerifyClient:
-        assert isinstance(client, VerifyClient)
-        return client
 
-    provider: ClientProvider = _given if isinstance(client, VerifyClient) else client
-
-    async def _anyone(identity: Annotated[str, Depends(requested_identity)]) -> str:
-        return identity
-
-    hook: AuthorizationHook = authorize if authorize is not None else _anyone
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if authorize is None:
-            _warn_loudly(
-                "%s mints enrollment tokens for ANY identity a caller names "
-                "(allow_any_identity=True, no authorization hook): anyone who can reach it "
-                "can enroll a device as another user's factor",
-                path,
-            )
-        yield
-
-    router = APIRouter(route_class=JSONErrorRoute, lifespan=lifespan)
-
-    async def access_token(
-        allowed: Annotated[str | None, Depends(hook)],
-        offered: Annotated[str | None, Depends(offered_identity)],
-        verify: Annotated[VerifyClient, Depends(provider)],
-    ) -> JSONResponse:
-        identity = _identity(allowed, offered)
-        sent = identity_hash(identity, identity_hash_key) if hash_identities else identity
-        try:
-            token: AccessToken = await verify.access_tokens.create(
-                service_sid, identity=sent, ttl=ttl, factor_friendly_name=factor_friendly_name
-            )
-        except VerifyError as exc:
-            # For the log: a prefix of what Twilio saw (a hash), never the identity itself.
-            reference = (sent if hash_identities else identity_hash(identity))[:8]
-            raise upstream_failure(exc, reference) from None
-        body = {
-            "token": token.token,
-            "serviceSid": token.service_sid,
-            "identity": token.entity_identity,
-            "factorType": str(token.factor_type),
-        }
-        return JSONResponse(body, headers=NO_STORE)
-
+def _add_routes(router: APIRouter, path: str, endpoint: Any, *, hook: bool) -> None:
+    """POST ``path`` (and its other spelling) to ``endpoint``; 405 for every other method."""
     # The path with and without its trailing slash: no redirect built from the Host header.
     for spelling in (path, _other_spelling(path)) if path != "/" else (path,):
         documented = spelling == path
-        openapi = route_openapi(hook=authorize is not None)
+        openapi = route_openapi(hook=hook)
         router.add_api_route(
             spelling,
-            access_token,
+            endpoint,
             methods=["POST"],
             response_class=JSONResponse,
             summary="Mint a Verify Push enrollment access token",
@@ -300,23 +221,6 @@ def access_token_router(
         # Every other method, TRACE and unknown ones included (methods=None matches them all).
         # A plain ASGI app, not a function: Starlette gives a function route GET by default.
         router.routes.append(Route(spelling, _OtherMethods(), include_in_schema=False))
-    return router
-
-
-def _identity(allowed: str | None, offered: str | None) -> str:
-    """The identity to mint for: the hook's answer, which the body may repeat but not change.
-
-    Raises:
-        EndpointError: 403 when the hook answered ``None`` or the body names another identity.
-    """
-    if not isinstance(allowed, str):
-        raise EndpointError(403, "not allowed to enroll this identity")
-    if offered is None:
-        return allowed  # the login alone says who the caller is
-    # surrogatepass: whatever string the hook answers compares (and differs) without a 500.
-    if not hmac.compare_digest(allowed.encode("utf-8", "surrogatepass"), offered.encode()):
-        raise EndpointError(403, "not allowed to enroll this identity")
-    return offered
 
 
 class _OtherMethods:

@@ -193,3 +193,20 @@ class JSONErrorRoute(APIRoute):
                 return EndpointError(500, "internal server error").response()
 
         return handle
+
+
+def warn_loudly(message: str, *args: object) -> None:
+    """Log a warning that must be seen even where logging is not configured.
+
+    The package logger has a ``NullHandler``, which would swallow it; then it goes to the
+    standard library's ``logging.lastResort`` (stderr) as an unconfigured program's would.
+    """
+    log: logging.Logger | None = logger
+    while log is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in log.handlers):
+            logger.warning(message, *args)
+            return
+        log = log.parent if log.propagate else None
+    record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, args, None)
+    if logging.lastResort is not None:  # pragma: no branch - None only if a program unset it
+        logging.lastResort.handle(record)

@@ -16,9 +16,9 @@ import attrs
 from .._batch._engine import BatchInput, Concurrency, EnrollmentBatch
 from .._core import _validation as v
 from .._core._constants import RATE_LIMIT_PATIENCE
-from .._core._types import RawResponse, RequestOptions
 from .._exceptions import OutcomeUnknownError, ResponseValidationError
 from .._flow import Gate
+from .._http._types import RawResponse, RequestOptions
 from .._serde import parse_json_object, structure_access_token
 from ..models import AccessToken, APIResponse, FactorType
 from ._resource import APIResource

@@ -12,10 +12,9 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import ssl
 import sys
-from typing import Any, Final
+from typing import Any
 
 from ... import (
     APIConnectionError,
@@ -27,7 +26,7 @@ from ... import (
 )
 from ..._core._validation import is_loopback
 from ...emulator import Faults, VerifyEmulator
-from .._commands import EXIT_API_ERROR, add_fault_flags, faults_from_args
+from .._commands import EXIT_API_ERROR, faults_from_args
 from .._listen import check_listen
 from ._app import (
     ENV_BEARER,
@@ -38,66 +37,18 @@ from ._app import (
     load_hook,
     log_to_stderr,
 )
-from ._logs import LOG_FORMATS, uvicorn_log_config
+from ._logs import uvicorn_log_config
+from ._options import (
+    ENV_SERVICE_SID,
+    HELP,
+    MIN_BEARER_CHARS,
+    add_serve_options,
+    backlog,
+    default_max_connections,
+)
 from ._readiness import PROBE_SID
 
 __all__ = ["ENV_BEARER", "ENV_HASH_KEY", "add_serve_command", "build_app", "serve_command"]
-
-ENV_SERVICE_SID: Final = "VERIFY_SERVICE_SID"
-# A well-formed access-token sid that does not exist: fetching it proves the credentials.
-MIN_BEARER_CHARS: Final = 16
-
-_HELP: Final = f"""\
-Serve POST PATH (default /access-token) for Twilio's Verify Push mobile SDKs: it takes a
-form-encoded or JSON `identity` and answers {{"token", "serviceSid", "identity", "factorType"}}.
-
-Authorization, one of:
-- --authorize MODULE:ATTR: your FastAPI dependency returns the logged-in caller's identity
-  (from your app's own session), or raises 401; the body's `identity` is then optional, and
-  one naming someone else is answered 403.
-- {ENV_BEARER} (at least {MIN_BEARER_CHARS} characters): every request must carry
-  `Authorization: Bearer <that value>` (compared in constant time; 401 otherwise), and may ask
-  for any identity: for your own backend calling this one.
-- neither: anyone who reaches the port gets a token for any identity they name. Allowed on a
-  loopback host or with --emulator; a non-loopback --host against real Twilio is refused
-  unless --unsafe-no-auth.
-
-Identities are sent to Twilio as sha256 hex (HMAC-SHA256 keyed with
-{ENV_HASH_KEY} when set) unless --no-hash-identities.
-"""
-
-
-def _open_file_limit() -> int:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return 65_536 if soft == resource.RLIM_INFINITY else soft
-
-
-def _backlog() -> int:
-    """The listen queue, which is also how many connections asyncio accepts in one go."""
-    return max(64, min(2048, _open_file_limit() // 16))
-
-
-def _default_max_connections() -> int:
-    """What the open-file limit allows.
-
-    asyncio accepts a whole batch of `_backlog` connections before the cap can close anything,
-    and a closed socket is released a loop iteration later: room is left for four batches, and
-    256 descriptors for Twilio, the emulator and logs (measured: two batches hit EMFILE).
-    """
-    return max(16, _open_file_limit() - 4 * _backlog() - 256)
-
-
-def _positive(kind: type[float] | type[int]) -> Any:
-    def parse(text: str) -> float | int:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text}")
-        return value
-
-    return parse
 
 
 def add_serve_command(commands: Any) -> None:
@@ -105,119 +56,10 @@ def add_serve_command(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve the access-token endpoint for Verify Push mobile apps (needs [fastapi])",
-        description=_HELP,
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument(
-        "--emulator",
-        action="store_true",
-        help="start the built-in emulator too (no credentials), for your backend's and app's "
-        "tests and development: its tokens are not Twilio's, a phone with the real Verify SDK "
-        "cannot enroll with them",
-    )
-    serve.add_argument("--service-sid", help=f"Verify Service SID (default: ${ENV_SERVICE_SID})")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--path", default="/access-token", help="endpoint path (/access-token)")
-    serve.add_argument("--ttl", type=int, help="token lifetime in seconds, 60-300")
-    serve.add_argument(
-        "--no-hash-identities",
-        dest="hash_identities",
-        action="store_false",
-        help="send the identity to Twilio as given (it must then satisfy Verify's rule)",
-    )
-    serve.add_argument(
-        "--timeout",
-        type=float,
-        help="seconds one request to Twilio may take (default 35); past it the caller gets 504",
-    )
-    serve.add_argument(
-        "--no-retry-ambiguous-creates",
-        action="store_true",
-        help="answer 502/504 'outcome unknown' when a create fails after it may have reached "
-        "Twilio (a timeout, a lost answer, a 5xx) instead of sending it again within the "
-        "client's retries (default: sent again; a spare enrollment token expires unused)",
-    )
-    serve.add_argument("--base-url", help="API origin (default: https://verify.twilio.com)")
-    serve.add_argument(
-        "--authorize",
-        metavar="MODULE:ATTR",
-        help="a FastAPI dependency in your code (imported as uvicorn imports module:app, the "
-        "current directory first on the path) returning the caller's identity",
-    )
-    serve.add_argument(
-        "--unsafe-no-auth",
-        action="store_true",
-        help=f"allow a non-loopback host against real Twilio without {ENV_BEARER}",
-    )
-    serve.add_argument(
-        "--no-check",
-        dest="check",
-        action="store_false",
-        help="do not check the credentials at start (a fetch of a token sid that does not exist)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=_positive(int),
-        default=1,
-        help="processes serving the port, each with its own client (default 1; not with "
-        "--emulator)",
-    )
-    serve.add_argument(
-        "--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (default off)"
-    )
-    serve.add_argument(
-        "--log-format",
-        choices=LOG_FORMATS,
-        default="text",
-        help="text: each line with its ISO 8601 UTC time in front; json: one object per line "
-        "(time, level, logger, message), for a log pipeline",
-    )
-    serve.add_argument(
-        "--health-path",
-        help="a readiness route (for example /healthz): 200 while a token can be minted, 503 "
-        "while the client is closed or Twilio refuses the credentials or cannot be reached; "
-        "asks Twilio at most every 30 s, one request whatever the probes (default: none)",
-    )
-    tls = serve.add_argument_group("TLS (both, or neither: plain HTTP behind your proxy)")
-    tls.add_argument("--ssl-certfile", metavar="PEM", help="certificate chain: serve HTTPS")
-    tls.add_argument("--ssl-keyfile", metavar="PEM", help="private key of --ssl-certfile")
-    limits = serve.add_argument_group("limits on clients")
-    limits.add_argument(
-        "--header-timeout",
-        type=_positive(float),
-        default=10.0,
-        help="seconds a client has to send its request line and headers; past them the "
-        "connection is closed (default 10)",
-    )
-    limits.add_argument(
-        "--body-timeout",
-        type=_positive(float),
-        default=10.0,
-        help="seconds a client has to send its body after its headers (default 10)",
-    )
-    limits.add_argument(
-        "--keep-alive-timeout",
-        type=_positive(float),
-        default=5.0,
-        help="seconds an idle kept-alive connection stays open (default 5)",
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=_positive(int),
-        help="open connections per worker; past it a new one closes the oldest still sending "
-        "its request, or is answered 503 (default: what the open-file limit allows, "
-        f"{_default_max_connections()} here)",
-    )
-    limits.add_argument(
-        "--shutdown-timeout",
-        type=_positive(float),
-        default=30.0,
-        help="seconds requests in flight get to finish after SIGTERM or Ctrl-C (default 30)",
-    )
-
-    group = serve.add_argument_group("emulator faults (with --emulator)")
-    add_fault_flags(group)
+    add_serve_options(serve)
     serve.set_defaults(handler=serve_command)
 
 
@@ -298,7 +140,7 @@ async def _check_credentials(service_sid: str, base_url: str | None) -> str | No
 def _uvicorn_config(args: argparse.Namespace, app: Any) -> Any:
     from ._uvicorn_guard import GuardedConfig
 
-    max_connections = args.max_connections or _default_max_connections()
+    max_connections = args.max_connections or default_max_connections()
     return GuardedConfig(
         app,
         host=args.host,
@@ -311,7 +153,7 @@ def _uvicorn_config(args: argparse.Namespace, app: Any) -> Any:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=max_connections,
-        backlog=_backlog(),
+        backlog=backlog(),
         log_config=uvicorn_log_config(args.log_format),
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,

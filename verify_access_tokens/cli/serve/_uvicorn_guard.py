@@ -4,7 +4,7 @@ uvicorn bounds the idle time between two requests (``timeout_keep_alive``) but n
 client takes to send its request: a client trickling one byte every few seconds held a
 connection (and a file descriptor) forever. `GuardedH11Protocol` is uvicorn's h11 protocol
 with three additions, all in this module, each attribute of uvicorn's it relies on listed in
-`UVICORN_ATTRIBUTES` and checked by ``tests/test_serve_guard.py``:
+`UVICORN_ATTRIBUTES` and checked by ``tests/endpoint/test_serve_guard.py``:
 
 - the request line and headers must arrive within ``header_timeout`` of the connection (or of
   the first byte of a next request on a kept-alive connection), the body within
@@ -39,7 +39,7 @@ from uvicorn.supervisors import Multiprocess
 
 logger: Final = logging.getLogger("verify_access_tokens.serve")
 
-# Every uvicorn attribute used here: (owner, name). tests/test_serve_guard.py checks each.
+# Every uvicorn attribute used here: (owner, name). tests/endpoint/test_serve_guard.py checks each.
 UVICORN_ATTRIBUTES: Final = (
     (H11Protocol, "__init__"),
     (H11Protocol, "connection_made"),
