@@ -8,8 +8,6 @@ TWILIO_AUTH_TOKEN and VERIFY_SERVICE_SID are set. Without a file, it enrolls 200
 identities.
 """
 
-from __future__ import annotations
-
 import asyncio
 import os
 import sys
@@ -29,12 +27,9 @@ def read_identities(path: str | None) -> Iterator[str]:
 
 
 async def enroll_all(client: VerifyClient, service_sid: str, path: str | None) -> int:
-    identities = read_identities(path)
-    failures = 0
-    batch = client.access_tokens.create_many(service_sid, identities, ttl=300)
-    async for result in batch:  # exactly one result per identity
+    batch = client.access_tokens.create_many(service_sid, read_identities(path), ttl=300)
+    async for result in batch:  # exactly one result per identity, as each finishes
         if result.error is not None:
-            failures += 1
             print(f"{result.identity}: {type(result.error).__name__}: {result.error}")
     summary = batch.summary
     print(
@@ -42,17 +37,15 @@ async def enroll_all(client: VerifyClient, service_sid: str, path: str | None) -
         f"{dict(summary.failed)}, retries {summary.retried}, "
         f"{summary.elapsed:.1f}s at {summary.rate:.0f}/s"
     )
-    return failures
+    return summary.failed_total
 
 
 async def main(path: str | None) -> int:
     if "TWILIO_AUTH_TOKEN" in os.environ:
         async with VerifyClient() as client:
             return await enroll_all(client, os.environ["VERIFY_SERVICE_SID"], path)
-    async with (
-        VerifyEmulator(faults=Faults(max_concurrent=20, latency=0.02)) as emulator,
-        emulator.client() as client,
-    ):
+    emulator = VerifyEmulator(faults=Faults(max_concurrent=20, latency=0.02))
+    async with emulator, emulator.client() as client:
         return await enroll_all(client, emulator.service_sid, path)
 
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 import aioresponses
 import pytest
 from helpers.constants import ACCOUNT_SID, AUTH_TOKEN
-from helpers.constants import SERVICE_SID as SERVICE_SID  # tests/test_docs.py imports it here
 from helpers.hostile import HostileServer
 from helpers.threaded import in_thread
 from hypothesis import HealthCheck, settings

@@ -1,8 +1,10 @@
-"""The API reference site covers the public API and takes its guide from README (one source).
+"""The site covers the public API, and its guide is the task pages of docs/ (the source of truth,
+which README links into).
 
 CI builds the site with `mkdocs build --strict` (.ci/run), whose hooks (docs/_tooling/) fail the
 build on a word of the package's insides. These checks need no docs tooling: they test what the
-hooks compute (docs/_tooling/support.py) and what the site is made of.
+hooks compute (docs/_tooling/support.py) and what the site is made of. That every snippet of the
+guide runs, and that its pages are shaped for reading, is tests/test_guide.py's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import ast
 import importlib.util
 import inspect
-import itertools
+import os
 import pydoc
 import re
 import sys
@@ -22,7 +24,8 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
+from helpers.constants import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
+from helpers.paths import ROOT
 
 import verify_access_tokens
 import verify_access_tokens.emulator
@@ -33,10 +36,11 @@ from verify_access_tokens._core import _constants
 from verify_access_tokens.cli import build_parser
 from verify_access_tokens.emulator import VerifyEmulator
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+# The guide's task pages: every Markdown page of docs/ outside the reference.
+GUIDE = sorted(DOCS.glob("*.md"))
 
 
 def _load_support() -> ModuleType:
@@ -82,10 +86,10 @@ def test_reference_pages_are_in_the_nav() -> None:
         assert f"reference/{page.name}" in config
 
 
-def test_ci_builds_the_site_as_readme_says() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_ci_builds_the_site_as_the_development_page_says() -> None:
+    page = (DOCS / "development.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'python3 -m pip install -e ".[docs]" && mkdocs build --strict' in readme
+    assert 'python3 -m pip install -e ".[docs]" && mkdocs build --strict' in page
     assert 'pip install --quiet -e ".[docs]"' in ci
     assert "mkdocs build --strict --site-dir" in ci
 
@@ -334,73 +338,134 @@ def test_no_docstring_of_the_public_api_holds_an_internal_word() -> None:
                 docs += [inspect.getdoc(m) or "" for k, m in vars(obj).items() if k[0] != "_"]
             assert not support.leaks("\n".join(docs)), name
     assert not support.leaks(README)
+    for page in GUIDE:
+        assert not support.leaks(page.read_text()), page.name
 
 
-# -- the guide: README cut into task pages ---------------------------------------------------------
+# -- the guide: task pages in docs/, README the front door --------------------------------------
+
+TASK_PAGES = {
+    "index.md": "Getting started",
+    "configuration.md": "Configuration",
+    "errors.md": "Errors and retries",
+    "batches.md": "Flow control and batches",
+    "enroll.md": "The enroll command",
+    "backend.md": "The backend endpoint",
+    "deployment.md": "Deployment",
+    "testing.md": "Testing your app",
+    "performance.md": "Performance",
+    "compatibility.md": "Compatibility",
+    "architecture.md": "Architecture",
+    "development.md": "Development",
+}
 
 
-def test_readme_sections_cover_all_of_it_in_order() -> None:
-    """Every README line is on exactly one guide page: a line added anywhere is published."""
-    sections = support.readme_sections(README)
-    lines = README.splitlines()
-    spans = sorted(sections.values())
-    assert spans[0][0] == 1
-    for (_, end), (start, _) in itertools.pairwise(spans):
-        assert start == end + 1, f"README lines {end + 1}-{start - 1} are in no section"
-    assert spans[-1][1] == len(lines)
-
-
-def test_each_section_is_one_task_page_of_the_nav() -> None:
-    pages = support.guide_pages(DOCS)
-    included = [name for names in pages.values() for name in names]
-    assert sorted(included) == sorted(support.readme_sections(README))
+def test_every_task_page_is_in_the_nav_in_order() -> None:
     config = (ROOT / "mkdocs.yml").read_text()
-    for page in pages:
-        assert f": {page}" in config, page
-    assert set(pages) >= {
-        "index.md",
-        "configuration.md",
-        "errors.md",
-        "batch-and-cli.md",
-        "backend.md",
-        "testing.md",
-        "performance.md",
-    }
-    # README's links to example files resolve inside the site too (pages sit beside examples/).
+    guide = config.split("  - Guide:\n", 1)[1].split("  - API reference:", 1)[0]
+    listed = re.findall(r"^      - (.+): (\S+\.md)$", guide, flags=re.M)
+    assert listed == [(title, page) for page, title in TASK_PAGES.items()]
+    assert {page.name for page in GUIDE} == set(TASK_PAGES), "a page of docs/ not in the nav"
+
+
+def test_each_task_page_has_its_own_title() -> None:
+    for page in GUIDE:
+        headings = list(support.headings(page.read_text()))
+        assert headings[0] == (1, TASK_PAGES[page.name]), page.name
+        assert [level for level, _ in headings].count(1) == 1, page.name
+
+
+def test_the_guide_is_written_in_docs_not_cut_from_readme() -> None:
+    """docs/ is the source of truth: no page includes README, and README has no markers."""
+    for page in [*GUIDE, ROOT / "README.md"]:
+        assert "--8<--" not in page.read_text(), page.name
+    assert "pymdownx.snippets" not in (ROOT / "mkdocs.yml").read_text()
+    # Links to example files resolve inside the site too (pages sit beside examples/).
     assert (DOCS / "examples").resolve() == ROOT / "examples"
 
 
-def test_section_markers_are_invisible_comments() -> None:
-    markers = [line for line in README.splitlines() if line.lstrip().startswith("<!-- --8<--")]
-    assert markers
-    assert all(re.fullmatch(r"<!-- --8<-- \[(start|end):[a-z-]+\] -->", m) for m in markers)
+def _anchors_of(page: Path) -> set[str]:
+    """A page's headings, with those the build adds: the CLI page's commands, and the objects
+    a reference page renders (anchored by their dotted path)."""
+    text = page.read_text()
+    found = support.anchors(text)
+    if "<!-- cli-reference -->" in text:
+        found |= {support.slugify(f"`{name}`") for name, _, _ in support.cli_commands()}
+    for path in re.findall(r"^::: (\S+)$", text, flags=re.M):
+        found |= {path, *(n for n in _names_under(path))}
+    return found
 
 
-def test_broken_markers_are_refused() -> None:
-    with pytest.raises(ValueError, match="never closed"):
-        support.readme_sections("<!-- --8<-- [start:a] -->\ntext\n")
-    with pytest.raises(ValueError, match="not open"):
-        support.readme_sections("<!-- --8<-- [end:a] -->\n")
-    with pytest.raises(ValueError, match="nested"):
-        support.readme_sections("<!-- --8<-- [start:a] -->\n<!-- --8<-- [start:b] -->\n")
+def _names_under(path: str) -> set[str]:
+    obj = support.resolve(path)
+    return {f"{path}.{name}" for name in dir(obj) if not name.startswith("_")}
 
 
-def test_readme_anchor_links_point_at_the_page_holding_the_heading() -> None:
-    anchors = support.anchor_pages(README, DOCS)
-    assert anchors["backend-for-the-verify-push-mobile-sdks"] == "backend.md"
-    assert anchors["retries-timeouts-and-errors"] == "errors.md"
-    for target in re.findall(r"\]\(#([\w-]+)\)", README):
-        assert target in anchors, target
-    page = support.rewrite_guide(
-        "## Errors\n\n```bash\n# a comment\n```\nsee [x](#backend-for-the-verify-push-mobile-sdks)"
-        " and [y](#not-a-readme-heading)\n## Retries\n",
-        anchors,
+def _link_problems(page: Path, site_root: Path) -> list[str]:
+    """Links of `page` that do not resolve to a file of the repository under `site_root`, or
+    name an anchor that file's headings do not have."""
+    problems = []
+    text = page.read_text()
+    for target in support.local_links(text):
+        path, _, anchor = target.partition("#")
+        # Not resolved: docs/examples is a link into the repository, and the site holds it.
+        resolved = Path(os.path.normpath(page.parent / path)) if path else page
+        shown = path or page.name
+        if not resolved.is_relative_to(site_root) or not resolved.exists():
+            problems.append(f"{target}: no {shown} in {site_root.name}/")
+            continue
+        if resolved.is_dir() and not anchor:
+            continue
+        if anchor and resolved.suffix == ".md" and anchor not in _anchors_of(resolved):
+            problems.append(f"{target}: no heading #{anchor} in {shown}")
+    return problems
+
+
+def test_readme_links_stay_in_the_repository_and_find_their_headings() -> None:
+    readme = ROOT / "README.md"
+    assert _link_problems(readme, ROOT) == []
+    assert any(target.startswith("docs/") for target in support.local_links(README))
+
+
+def test_guide_links_stay_in_the_site_and_find_their_headings() -> None:
+    """A page links only to what the site holds (docs/, and examples/ through its link), so
+    nothing points outside the repository. mkdocs checks the same when it builds."""
+    for page in GUIDE:
+        assert _link_problems(page, DOCS) == [], page.name
+        assert "WIRE.md" not in page.read_text()
+    assert "WIRE.md" not in README
+
+
+def test_broken_links_are_caught(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n\n## A heading\n\nSee [a](#a-heading), [b](#gone), [c](other.md),\n"
+        "[d](https://example.com) and `[e](inline-code.md)`.\n\n```md\n[f](code.md)\n```\n"
     )
-    assert page.splitlines()[0] == "# Errors"  # the page's title
-    assert "# a comment" in page  # code untouched
-    assert "](backend.md#backend-for-the-verify-push-mobile-sdks)" in page
-    assert "](#not-a-readme-heading)" in page
-    assert "\n## Retries" in page
+    assert support.local_links(page.read_text()) == ["#a-heading", "#gone", "other.md"]
+    problems = _link_problems(page, tmp_path)
+    assert [p.split(":")[0] for p in problems] == ["#gone", "other.md"]
+    assert support.anchors("# T\n## Same\n## Same\n") == {"t", "same", "same_1"}
+
+
+def test_reference_pages_come_after_the_guide_in_search() -> None:
+    """Each reference page is boosted down, so a task's words find its task page first; the
+    query table of docs/_tooling/check_search.py names a query for every task page."""
+    for page in REFERENCE.glob("*.md"):
+        front = page.read_text().split("---\n")
+        assert front[0] == "", page.name
+        assert re.search(r"^search:\n  boost: 0\.\d+$", front[1], flags=re.M), page.name
+    spec = importlib.util.spec_from_file_location(
+        "check_search", DOCS / "_tooling" / "check_search.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert set(script.QUERIES.values()) >= set(TASK_PAGES)
+    assert script.QUERIES["10000"] == "batches.md"
+    assert script.page_of("batches/") == "batches.md"
+    assert script.page_of("") == "index.md"
 
 
 def test_wide_tables_wrap_by_a_css_rule() -> None:

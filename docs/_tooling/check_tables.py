@@ -138,7 +138,7 @@ def main() -> int:
                     print(f"  code scrolls: needs {needed:.0f} px, shows {shown:.0f}: {label}")
             if args.screenshots is not None:
                 args.screenshots.mkdir(parents=True, exist_ok=True)
-                shot = args.screenshots / (name.strip("/").replace("/", "-") or "index")
+                shot = args.screenshots / (name.strip("./").replace("/", "-") or "index")
                 run_chromium(
                     [
                         f"--window-size={args.width},6000",

@@ -2,9 +2,9 @@
 
 - The CLI page's ``<!-- cli-reference -->`` line becomes every command's ``--help``, generated
   from ``build_parser()`` at build time.
-- Guide pages include README sections (pymdownx.snippets); a Markdown preprocessor running after
-  snippets points README's ``#anchor`` links at the page holding the heading, and gives each
-  page a title.
+- The guide's pages are plain Markdown in ``docs/``; at start the build checks that
+  ``support.slugify`` (what ``tests/test_docs.py`` uses to check README's links into them) gives
+  each of their headings the anchor Markdown gives it.
 - After the build, a page holding a word of the package's insides fails it.
 """
 
@@ -15,10 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from markdown import Markdown
-from markdown.extensions import Extension
 from markdown.extensions.toc import slugify as toc_slugify
-from markdown.preprocessors import Preprocessor
 from mkdocs.exceptions import PluginError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,30 +24,13 @@ import support
 CLI_PLACEHOLDER = "<!-- cli-reference -->"
 CLI_PAGE = "reference/cli.md"
 
-_anchors: dict[str, str] = {}
-
-
-class _GuidePreprocessor(Preprocessor):
-    def run(self, lines: list[str]) -> list[str]:
-        return support.rewrite_guide("\n".join(lines), _anchors).split("\n")
-
-
-class _GuideExtension(Extension):
-    def extendMarkdown(self, md: Markdown) -> None:
-        # snippets includes the README sections at priority 32; run after it.
-        md.preprocessors.register(_GuidePreprocessor(md), "readme_guide", 31)
-
 
 def on_config(config: Any) -> Any:
-    docs = Path(config["docs_dir"])
-    readme = (Path(config["config_file_path"]).parent / "README.md").read_text(encoding="utf-8")
-    for _, text in support.headings(readme):
-        plain = re.sub(r"[*_]", "", re.sub(r"`([^`]*)`", r"\1", text))
-        if support.slugify(text) != toc_slugify(plain, "-"):
-            raise PluginError(f"support.slugify disagrees with Markdown's on {text!r}")
-    _anchors.clear()
-    _anchors.update(support.anchor_pages(readme, docs))
-    config["markdown_extensions"].append(_GuideExtension())
+    for page in sorted(Path(config["docs_dir"]).glob("*.md")):
+        for _, text in support.headings(page.read_text(encoding="utf-8")):
+            plain = re.sub(r"[*_]", "", re.sub(r"`([^`]*)`", r"\1", text))
+            if support.slugify(text) != toc_slugify(plain, "-"):
+                raise PluginError(f"support.slugify disagrees with Markdown's on {text!r}")
     return config
 
 

@@ -6,9 +6,8 @@ functions, so ``tests/test_docs.py`` checks them without the docs tooling instal
 - `rendered_default`: a signature default as its value (``2``, ``60.0``), not a constant's
   name or a sentinel, taken from the running package so no value is written twice.
 - `cli_reference`: the CLI page, from the parser itself (``build_parser()``), so it cannot drift.
-- `readme_sections` / `rewrite_guide`: README, the one source of the guide, cut at its
-  ``<!-- --8<-- [start:x] -->`` markers into task pages, its ``#anchor`` links sent to the page
-  that holds the heading.
+- `slugify` / `headings` / `local_links`: the anchors of the guide's headings and the links
+  between README and the pages, so a link to a heading that is gone is caught.
 - `leaks`: words of the package's insides that must not reach the site.
 """
 
@@ -72,7 +71,6 @@ def rendered_default(path: str, parameter: str, source: str) -> str | None:
         ("not given: unchanged"); else ``None``.
     """
     from verify_access_tokens._core import _constants
-    from verify_access_tokens._http._types import NotGiven
 
     stands_for = NONE_MEANS.get(path, {}).get(parameter)
     if stands_for is not None and source == "None":
@@ -83,7 +81,7 @@ def rendered_default(path: str, parameter: str, source: str) -> str | None:
         value = inspect.signature(resolve(path)).parameters[parameter].default
     except (ImportError, AttributeError, KeyError, TypeError, ValueError):
         return None  # not reachable at runtime (a nested or generated function): as written
-    if isinstance(value, NotGiven):
+    if type(value).__name__ == "NotGiven":  # the sentinel, wherever the package keeps it
         return "..."
     if isinstance(value, enum.Enum):
         return f"{type(value).__name__}.{value.name}"
@@ -146,58 +144,19 @@ def _help_block(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The guide: README cut into task pages
+# The guide: anchors and links
 
-_MARKER = re.compile(r"^<!-- --8<-- \[(start|end):([\w-]+)\] -->$")
-_INCLUDE = re.compile(r'^--8<-- "README\.md:([\w-]+)"$', re.M)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*#*$")
-_LOCAL_LINK = re.compile(r"\]\(#([\w-]+)\)")
-
-
-def readme_sections(readme: str) -> dict[str, tuple[int, int]]:
-    """Each marked section of README: its name to its ``(first, last)`` line numbers (1-based).
-
-    Raises:
-        ValueError: A marker is unpaired, nested or repeated.
-    """
-    sections: dict[str, tuple[int, int]] = {}
-    open_name: str | None = None
-    start = 0
-    for number, line in enumerate(readme.splitlines(), 1):
-        match = _MARKER.match(line.strip())
-        if match is None:
-            continue
-        kind, name = match.groups()
-        if kind == "start":
-            if open_name is not None or name in sections:
-                raise ValueError(f"README line {number}: section {name!r} opened twice or nested")
-            open_name, start = name, number
-        else:
-            if name != open_name:
-                raise ValueError(f"README line {number}: end of {name!r}, which is not open")
-            sections[name] = (start, number)
-            open_name = None
-    if open_name is not None:
-        raise ValueError(f"README: section {open_name!r} is never closed")
-    return sections
-
-
-def guide_pages(docs: Path) -> dict[str, list[str]]:
-    """Each docs page that includes README sections: its path (relative) to their names."""
-    pages: dict[str, list[str]] = {}
-    for page in sorted(docs.glob("*.md")):
-        names = _INCLUDE.findall(page.read_text(encoding="utf-8"))
-        if names:
-            pages[page.name] = names
-    return pages
+# A Markdown link or image target: [text](target) / ![alt](target), up to a space or ")".
+_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def slugify(text: str) -> str:
     """The anchor Python-Markdown's ``toc`` extension gives a heading.
 
     Its default ``slugify``, restated so the tests need no Markdown package; the build checks
-    that both agree on every README heading (``mkdocs_hooks.on_config``).
+    that both agree on every heading of the guide (``mkdocs_hooks.on_config``).
     """
     plain = re.sub(r"`([^`]*)`", r"\1", text)
     plain = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", plain)
@@ -217,40 +176,33 @@ def headings(markdown: str) -> Iterator[tuple[int, str]]:
             yield len(match.group(1)), match.group(2)
 
 
-def anchor_pages(readme: str, docs: Path) -> dict[str, str]:
-    """Each README heading's anchor to the guide page that shows it."""
-    lines = readme.splitlines()
-    sections = readme_sections(readme)
-    where: dict[str, str] = {}
-    for page, names in guide_pages(docs).items():
-        for name in names:
-            first, last = sections[name]
-            for _, text in headings("\n".join(lines[first : last - 1])):
-                where.setdefault(slugify(text), page)
-    return where
+def anchors(markdown: str) -> set[str]:
+    """The anchors a page's headings get (a repeated heading gets ``_1``, ``_2`` ...)."""
+    seen: set[str] = set()
+    for _, text in headings(markdown):
+        slug = base = slugify(text)
+        count = 0
+        while slug in seen:
+            count += 1
+            slug = f"{base}_{count}"
+        seen.add(slug)
+    return seen
 
 
-def rewrite_guide(markdown: str, anchors: dict[str, str]) -> str:
-    """A guide page's Markdown once README's sections are in it.
-
-    README's ``](#anchor)`` links point into the page holding that heading, and a page with no
-    level-1 heading gets its first level-2 heading promoted, so each task page has a title.
-    """
-    out = _LOCAL_LINK.sub(
-        lambda m: f"]({anchors[m.group(1)]}#{m.group(1)})" if m.group(1) in anchors else m[0],
-        markdown,
-    )
-    if any(level == 1 for level, _ in headings(out)):
-        return out
-    lines = out.splitlines()
+def local_links(markdown: str) -> list[str]:
+    """Every link target outside code (fenced blocks and inline code) that is not a URL."""
     fenced = False
-    for number, line in enumerate(lines):
+    found = []
+    for line in markdown.splitlines():
         if _FENCE.match(line):
             fenced = not fenced
-        elif not fenced and line.startswith("## "):
-            lines[number] = line[1:]
-            break
-    return "\n".join(lines) + ("\n" if out.endswith("\n") else "")
+            continue
+        if fenced:
+            continue
+        for target in _LINK.findall(re.sub(r"`[^`]*`", "", line)):
+            if not re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                found.append(target)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
