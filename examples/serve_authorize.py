@@ -24,8 +24,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from verify_access_tokens.fastapi import EndpointError
 
 _SECRET = os.environ["APP_SESSION_SECRET"].encode()
-# auto_error=False: a missing header is our 401 in the endpoint's error shape, not FastAPI's
-# 403. HTTPBearer also declares the scheme in the OpenAPI document (`serve --docs`).
+# auto_error=False: a missing header is this hook's 401, with its own message. HTTPBearer also
+# declares the scheme in the OpenAPI document (`serve --docs`).
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -46,7 +46,11 @@ async def authorize(
     refused = EndpointError(401, "log in first", headers={"WWW-Authenticate": "Bearer"})
     if credentials is None:
         raise refused
-    user_id, _, rest = credentials.credentials.rpartition(".")
+    try:  # HTTP headers arrive as latin-1 text: back to the UTF-8 the session was signed in
+        session = credentials.credentials.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise refused from None
+    user_id, _, rest = session.rpartition(".")
     user_id, _, expires = user_id.rpartition(".")
     signed = hmac.compare_digest(rest.encode(), _signature(user_id, expires).encode())
     if not (user_id and signed and expires.isdigit() and int(expires) > time.time()):

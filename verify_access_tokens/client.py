@@ -10,7 +10,7 @@ from typing import Any, Literal, Self
 import aiohttp
 import attrs
 
-from ._core import _config
+from ._core import _config, _connection
 from ._core._constants import (
     DEFAULT_DEADLINE,
     DEFAULT_KEEPALIVE_TIMEOUT,
@@ -22,7 +22,7 @@ from ._core._constants import (
 from ._exceptions import ConfigurationError
 from ._flow import Limiter, LimiterState, Slot, make_limiter, pool_size_of
 from ._http._retry import RetryPolicy
-from ._http._telemetry import AVAILABLE, Telemetry
+from ._http._telemetry import telemetry_for
 from ._http._transport import Transport
 from ._http._types import NOT_GIVEN, NotGiven, RawResponse, RequestOptions
 from .resources import AccessTokens
@@ -134,7 +134,7 @@ class VerifyClient:
                 ``proxy``, ``proxy_auth`` or ``trust_env``, which it would silently drop.
         """
         env = os.environ
-        credentials = _config.resolve_credentials(
+        credentials = _connection.resolve_credentials(
             account_sid=account_sid,
             auth_token=auth_token,
             api_key=api_key,
@@ -143,7 +143,7 @@ class VerifyClient:
         )
         self._account_sid = credentials.account_sid
         self._username = credentials.username
-        origin = _config.resolve_base_url(base_url=base_url, region=region, edge=edge, env=env)
+        origin = _connection.resolve_base_url(base_url=base_url, region=region, edge=edge, env=env)
         if session is not None:
             _refuse_own_session_settings(
                 pool_limit=pool_limit,
@@ -163,7 +163,7 @@ class VerifyClient:
         self._transport = Transport(
             base_url=origin,
             authorization=credentials.authorization,
-            proxy=_config.resolve_proxy(
+            proxy=_connection.resolve_proxy(
                 proxy=proxy, proxy_auth=proxy_auth, trust_env=trust_env, base_url=origin, env=env
             ),
             session=session,
@@ -174,7 +174,7 @@ class VerifyClient:
             ),
             trace_configs=trace_configs,
             limiter=limiter,
-            telemetry=_telemetry(origin, limiter, tracer_provider, meter_provider),
+            telemetry=telemetry_for(origin, limiter, tracer_provider, meter_provider),
         )
         self._owns_transport = True
         self._options = RequestOptions(
@@ -394,22 +394,6 @@ class VerifyClient:
     ) -> None:
         """Close the client (`aclose`), whatever happened in the block."""
         await self.aclose()
-
-
-def _telemetry(
-    base_url: str, limiter: Limiter, tracer_provider: Any, meter_provider: Any
-) -> Telemetry | None:
-    """The client's OpenTelemetry instruments, when the ``otel`` extra is installed."""
-    if AVAILABLE:
-        return Telemetry(
-            base_url, limiter, tracer_provider=tracer_provider, meter_provider=meter_provider
-        )
-    for name, given in (("tracer_provider", tracer_provider), ("meter_provider", meter_provider)):
-        if given is not None:
-            raise ConfigurationError(
-                name, "needs OpenTelemetry: pip install 'verify-access-tokens[otel]'"
-            )
-    return None
 
 
 def _refuse_own_session_settings(**settings: object) -> None:

@@ -438,13 +438,18 @@ def test_endpoint_error_is_shown_as_part_of_the_public_module() -> None:
     assert EndpointError.__module__ == "verify_access_tokens.fastapi"
 
 
-async def test_a_hook_answering_a_lone_surrogate_is_403_not_500(
-    verify_emulator: VerifyEmulator,
+@pytest.mark.parametrize("answer", ["alice\ud800", "\udcff", "", "   ", None, 7, b"alice"])
+@pytest.mark.parametrize("body", [{"identity": "alice"}, {}])
+async def test_a_hook_answering_anything_but_a_usable_identity_is_403_not_a_token(
+    answer: object, body: dict[str, str], verify_emulator: VerifyEmulator
 ) -> None:
-    def odd() -> str:
-        return "alice\ud800"
+    """A lone surrogate would be a 500; a blank answer (``claims.get("sub", "")``) would put
+    every caller on one identity."""
 
-    async with router_app(verify_emulator, authorize=odd) as http:
-        response = await http.post("/access-token", data={"identity": "alice"})
+    def hook() -> object:
+        return answer
+
+    async with router_app(verify_emulator, authorize=hook) as http:
+        response = await http.post("/access-token", data=body)
     assert "not allowed" in error_message(response, 403)
     assert verify_emulator.counters.requests == 0

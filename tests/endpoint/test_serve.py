@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final
 
 import httpx
@@ -253,3 +255,22 @@ def test_serve_logs_json_one_object_per_line_for_a_pipeline() -> None:
     assert failure["level"] == "WARNING"
     assert failure["logger"] == "verify_access_tokens.fastapi"
     assert any(r["logger"].startswith("uvicorn") for r in records)  # uvicorn's lines too
+
+
+def test_workers_do_not_import_the_package_from_the_current_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`--authorize` put the current directory first on the path; the workers inherit the path
+    and import this package before the hook, so a folder of its name there must not win."""
+    from verify_access_tokens.cli.serve import _command, _uvicorn_guard
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    paths: list[list[str]] = []
+    monkeypatch.setattr(_uvicorn_guard, "run_workers", lambda config: paths.append(list(sys.path)))
+    args = cli.build_parser().parse_args(
+        ["serve", "--workers", "2", "--service-sid", "VA" + "0" * 32]
+    )
+    _command._run_workers(args, args.service_sid)
+    assert paths
+    assert str(tmp_path) not in paths[0]

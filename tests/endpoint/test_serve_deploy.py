@@ -22,6 +22,7 @@ from helpers.serve import serve_app, served
 
 from verify_access_tokens import VerifyClient
 from verify_access_tokens.cli.serve._app import load_hook
+from verify_access_tokens.emulator import VerifyEmulator
 from verify_access_tokens.fastapi import identity_hash
 
 pytestmark = pytest.mark.sockets
@@ -54,15 +55,17 @@ def test_an_authorize_hook_from_the_operators_module_mints_for_the_logged_in_use
     with served(*argv, env=env, cwd=EXAMPLES) as running, httpx.Client(base_url=running.url) as h:
 
         def post(session: str | None, **body: str) -> httpx.Response:
-            headers = {} if session is None else {"Authorization": f"Bearer {session}"}
-            return h.post("/access-token", data=body, headers=headers)
+            header = {"Authorization": f"Bearer {session}".encode()}  # a phone sends UTF-8
+            return h.post("/access-token", data=body, headers={} if session is None else header)
 
         from_login = post(alice)
+        accented = post(sessions.issue_session("josé"))
         repeated = post(alice, identity="alice")
         someone_else = post(alice, identity="bob")
         answers = [post(None), post(expired), post(forged), post("not-a-session")]
     assert from_login.status_code == 200
     assert from_login.json()["identity"] == identity_hash("alice")
+    assert accented.json()["identity"] == identity_hash("josé")
     assert repeated.status_code == 200
     assert someone_else.status_code == 403
     assert [a.status_code for a in answers] == [401] * 4
@@ -94,6 +97,37 @@ def test_the_shared_bearer_token_is_declared_in_openapi_too() -> None:
     responses = document["paths"]["/access-token"]["post"]["responses"]
     assert "422" not in responses  # the scheme is no request parameter FastAPI validates
     assert "HTTPValidationError" not in str(document)
+    body = document["paths"]["/access-token"]["post"]["requestBody"]  # the caller names anyone
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"]["required"] == ["identity"]
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("Bearer " + "b" * 20, 200),
+        ("bearer " + "b" * 20, 200),  # the scheme's case does not matter (RFC 7235)
+        ("Bearer  " + "b" * 20, 401),  # the value is compared exactly
+        ("Bearer " + "b" * 20 + "\u00a0", 401),
+        ("Bearer " + "b" * 19, 401),
+        ("Basic " + "b" * 20, 401),
+        ("Bearer", 401),
+    ],
+)
+async def test_the_shared_bearer_token_is_compared_exactly(
+    header: str, status: int, verify_emulator: VerifyEmulator
+) -> None:
+    app = serve_app(verify_emulator.client(), verify_emulator.service_sid, bearer_token="b" * 20)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as h,
+    ):
+        answer = await h.post(
+            "/access-token",
+            data={"identity": "alice"},
+            headers={"Authorization": header.encode("latin-1")},  # type: ignore[dict-item]
+        )
+    assert answer.status_code == status, answer.text
 
 
 @pytest.mark.parametrize(
@@ -104,6 +138,7 @@ def test_the_shared_bearer_token_is_declared_in_openapi_too() -> None:
         ("serve_authorize:missing", 'Attribute "missing" not found'),
         ("serve_authorize:SECRET_NAME", "serve_authorize:SECRET_NAME is not callable"),
         ("raising_module:authorize", "importing raising_module failed: RuntimeError: bad config"),
+        ("unusable:authorize", "unusable:authorize is not a FastAPI dependency: "),
     ],
 )
 def test_a_hook_that_cannot_be_loaded_is_one_line_naming_authorize(
@@ -111,6 +146,9 @@ def test_a_hook_that_cannot_be_loaded_is_one_line_naming_authorize(
 ) -> None:
     (tmp_path / "serve_authorize.py").write_text("SECRET_NAME = 'not a function'\n")
     (tmp_path / "raising_module.py").write_text("raise RuntimeError('bad config')\n")
+    (tmp_path / "unusable.py").write_text(  # a parameter FastAPI cannot read from a request
+        "import socket\n\nasync def authorize(s: socket.socket) -> str:\n    return 'x'\n"
+    )
     done = cli_in(tmp_path, "serve", "--emulator", "--authorize", spec)
     one_line_error(done, 2, "error: --authorize: ")
     assert says in done.stderr
@@ -159,12 +197,16 @@ def test_serve_answers_over_tls_with_the_given_certificate() -> None:
          "cannot load"),
         (["--ssl-certfile", "/nonexistent.pem", "--ssl-keyfile", "/nonexistent.pem"],
          "cannot load /nonexistent.pem"),
+        (["--ssl-certfile", str(TLS / "server.pem"),
+          "--ssl-keyfile", str(TLS / "server-key-encrypted.pem")],
+         "server-key-encrypted.pem is encrypted; serve takes a key without a passphrase"),
     ],
 )  # fmt: skip
 def test_unusable_tls_files_are_one_line_at_start(flags: list[str], says: str) -> None:
     done = cli("serve", "--emulator", "--port", "0", *flags)
-    one_line_error(done, 2, "error: --ssl-certfile: ")
+    one_line_error(done, 2, "error: --ssl-")
     assert says in done.stderr
+    assert "pass phrase" not in done.stderr + done.stdout  # never prompted
 
 
 # -- stopping ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from verify_access_tokens.cli.serve._uvicorn_guard import (
     UVICORN_ATTRIBUTES,
     GuardedConfig,
     GuardedH11Protocol,
+    _Draining,
     counters_of,
 )
 
@@ -98,3 +99,45 @@ async def test_a_connection_made_after_the_shutdown_began_is_closed_unanswered()
     late.connection_made(transport)
     assert transport.closed
     assert late._registry.waiting.keys() == set()  # and no time limit left running for it
+
+
+def _draining_app(stopping: bool) -> tuple[Any, list[dict[str, Any]]]:
+    """`_Draining` around an app that starts its answer, then waits forever."""
+    config = GuardedConfig(app, header_timeout=1, body_timeout=1, max_connections=1)
+    config.stopping = stopping
+    sent: list[dict[str, Any]] = []
+
+    async def streaming(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.Event().wait()
+
+    async def record(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        await _Draining(streaming, config)({"type": "http"}, None, record)
+
+    return run, sent
+
+
+async def test_while_stopping_every_answer_says_connection_close() -> None:
+    run, sent = _draining_app(stopping=True)
+    task = asyncio.create_task(run())
+    await asyncio.sleep(0)
+    task.cancel()
+    await task
+    assert (b"connection", b"close") in sent[0]["headers"]
+
+
+async def test_a_cut_after_the_answer_began_sends_nothing_more_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run, sent = _draining_app(stopping=False)
+    task = asyncio.create_task(run())
+    await asyncio.sleep(0)
+    task.cancel()
+    await task  # the cancellation ends there: uvicorn logs no traceback
+    assert [m["type"] for m in sent] == ["http.response.start"]
+    assert sent[0]["headers"] == []
+    assert "cut by the shutdown after its answer began" in caplog.text
+    assert "answered 503" not in caplog.text

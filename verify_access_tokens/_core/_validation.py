@@ -157,3 +157,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_encodable(text: str, encoding: str = "utf-8") -> bool:
+    """Whether ``text`` can be sent in ``encoding`` (a lone surrogate cannot)."""
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True

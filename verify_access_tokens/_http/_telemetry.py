@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import yarl
 
 from .._core._validation import sid_rule
-from .._exceptions import APIStatusError, VerifyError
+from .._exceptions import APIStatusError, ConfigurationError, VerifyError
 from .._version import __version__
 from ._compat import is_meter_provider_set
 from ._types import RawResponse
@@ -178,3 +178,19 @@ def _observe(read: Any, attributes: dict[str, Any]) -> Any:
             yield metrics.Observation(value, attributes)
 
     return callback
+
+
+def telemetry_for(
+    base_url: str, limiter: Limiter, tracer_provider: Any, meter_provider: Any
+) -> Telemetry | None:
+    """The client's OpenTelemetry instruments, when the ``otel`` extra is installed."""
+    if AVAILABLE:
+        return Telemetry(
+            base_url, limiter, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+    for name, given in (("tracer_provider", tracer_provider), ("meter_provider", meter_provider)):
+        if given is not None:
+            raise ConfigurationError(
+                name, "needs OpenTelemetry: pip install 'verify-access-tokens[otel]'"
+            )
+    return None

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import aiohttp
 import yarl
 
-from .._core._config import proxy_authorization
+from .._core._connection import proxy_authorization
 from .._core._log import logger
 from .._exceptions import (
     APIConnectionError,

@@ -41,7 +41,7 @@ from ._identity import (
     offered_identity,
     requested_identity,
 )
-from ._openapi import HOOK_PARAMETERS, error_response, route_openapi
+from ._openapi import HOOK_PARAMETERS, error_response, require_identity, route_openapi
 
 EndpointError.__module__ = __name__  # documented and raised as verify_access_tokens.fastapi's
 
@@ -83,10 +83,10 @@ def access_token_router(
         service_sid: The Verify Service tokens are made in (``VA`` + 32 hex).
         authorize: A FastAPI dependency returning the (unhashed) identity this caller may get a
             token for, from your app's own login: the body's ``identity`` is then optional
-            (the token is for the hook's identity); a body naming another identity, or a
-            ``None`` answer, is refused with 403. It may raise ``HTTPException`` or
-            `EndpointError` (for example 401) to refuse first. Depend on `offered_identity` or
-            `requested_identity` to see what was asked for.
+            (the token is for the hook's identity); a body naming another identity, or an
+            answer that is not a non-blank string (``None``, ``""``), is refused with 403. It
+            may raise ``HTTPException`` or `EndpointError` (for example 401) to refuse first.
+            Depend on `offered_identity` or `requested_identity` to see what was asked for.
         allow_any_identity: ``True`` instead of a hook mints tokens for whatever identity a
             caller names, which lets anyone enroll their phone as someone else's factor: an
             explicit opt-in for demos or a backend reachable only by trusted callers; it logs a
@@ -213,11 +213,14 @@ def _add_routes(router: APIRouter, path: str, endpoint: Any, *, hook: bool) -> N
             include_in_schema=documented,
         )
         route = router.routes[-1]
-        if isinstance(route, APIRoute) and _takes_request_parameters(route.dependant):
+        assert isinstance(route, APIRoute)
+        if _takes_request_parameters(route.dependant):
             # Declared on the route, so FastAPI does not add its own HTTPValidationError shape.
             route.responses |= {
                 status: error_response(text) for status, text in HOOK_PARAMETERS.items()
             }
+        if _depends_on(route.dependant, requested_identity):
+            require_identity(openapi)
         # Every other method, TRACE and unknown ones included (methods=None matches them all).
         # A plain ASGI app, not a function: Starlette gives a function route GET by default.
         router.routes.append(Route(spelling, _OtherMethods(), include_in_schema=False))
@@ -234,6 +237,13 @@ class _OtherMethods:
 def _other_spelling(path: str) -> str:
     stripped = path.rstrip("/")
     return stripped if stripped != path else path + "/"
+
+
+def _depends_on(dependant: Any, dependency: Any) -> bool:
+    """Whether ``dependency`` is in a dependency tree (the route's identity is then required)."""
+    if getattr(dependant, "call", None) is dependency:
+        return True
+    return any(_depends_on(d, dependency) for d in getattr(dependant, "dependencies", ()))
 
 
 def _takes_request_parameters(dependant: Any) -> bool:

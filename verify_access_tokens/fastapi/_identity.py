@@ -15,6 +15,7 @@ from typing import Annotated, Final
 
 from fastapi import Depends, Request
 
+from .._core._validation import is_encodable
 from ._errors import EndpointError
 
 MAX_BODY_BYTES: Final = 16 * 1024
@@ -162,13 +163,14 @@ def matching_identity(allowed: str | None, offered: str | None) -> str:
     """The identity to mint for: the hook's answer, which the body may repeat but not change.
 
     Raises:
-        EndpointError: 403 when the hook answered ``None`` or the body names another identity.
+        EndpointError: 403 when the hook answered anything but a non-blank string of valid
+            Unicode (``None``, ``""`` from a ``claims.get("sub", "")``, a lone surrogate), or
+            the body names another identity.
     """
-    if not isinstance(allowed, str):
+    if not isinstance(allowed, str) or not allowed.strip() or not is_encodable(allowed):
         raise EndpointError(403, "not allowed to enroll this identity")
     if offered is None:
         return allowed  # the login alone says who the caller is
-    # surrogatepass: whatever string the hook answers compares (and differs) without a 500.
-    if not hmac.compare_digest(allowed.encode("utf-8", "surrogatepass"), offered.encode()):
+    if not hmac.compare_digest(allowed.encode(), offered.encode()):
         raise EndpointError(403, "not allowed to enroll this identity")
     return offered

@@ -42,15 +42,14 @@ def route_openapi(*, hook: bool) -> dict[str, Any]:
         hook: Whether an authorization hook is given (``401`` and ``403`` are then possible).
 
     Returns:
-        A fresh dict: the caller may add `HOOK_PARAMETERS` to its ``responses``.
+        A fresh dict, with the body's ``identity`` optional until `require_identity`.
     """
     errors = _ALWAYS | (_WITH_HOOK if hook else {})
-    required = [] if hook else ["identity"]  # with a hook, the login says who it is
     return {
-        "requestBody": {
-            "required": not hook,
+        "requestBody": {  # optional: a hook's login may say who it is (see require_identity)
+            "required": False,
             "content": {
-                media: {"schema": _object_schema(required, "identity")}
+                media: {"schema": _object_schema([], "identity")}
                 for media in ("application/x-www-form-urlencoded", "application/json")
             },
         },
@@ -80,3 +79,11 @@ def route_openapi(*, hook: bool) -> dict[str, Any]:
 def error_response(description: str) -> dict[str, Any]:
     """One error status's OpenAPI response object, with the error shape."""
     return {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+def require_identity(openapi: dict[str, Any]) -> None:
+    """Mark the body's ``identity`` required: the route's dependencies ask for it."""
+    body = openapi["requestBody"]
+    body["required"] = True
+    for media in body["content"].values():
+        media["schema"]["required"] = ["identity"]

@@ -31,4 +31,7 @@ EXT
 openssl x509 -req -in "$work/server.csr" -CA ca.pem -CAkey "$work/ca-key.pem" \
   -CAcreateserial -CAserial "$work/ca.srl" -sha256 -days "$days" \
   -extfile "$work/server.ext" -out server.pem 2>/dev/null
-echo "wrote ca.pem, server.pem, server-key.pem in $(pwd)"
+# The same key under a passphrase, which serve refuses at start (it never prompts).
+openssl pkey -in server-key.pem -aes256 -passout pass:secret-passphrase \
+  -out server-key-encrypted.pem
+echo "wrote ca.pem, server.pem, server-key.pem, server-key-encrypted.pem in $(pwd)"

@@ -104,19 +104,20 @@ def _second_interrupt_aborts() -> Iterator[None]:
 
 def _bearer_hook(expected: str) -> Callable[..., Any]:
     """An ``authorize`` dependency: a caller with the shared bearer token may ask for anyone."""
-    from fastapi import Depends
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from fastapi import Depends, Request
+    from fastapi.security import HTTPBearer
 
     from ...fastapi import EndpointError, requested_identity
 
     secret = expected.encode("ascii")  # checked printable ASCII at start
-    scheme = HTTPBearer(auto_error=False)  # declares the scheme in the OpenAPI document
+    # Declares the scheme in the OpenAPI document. The check reads the header itself:
+    # exactly "Bearer <secret>", whatever FastAPI's version strips around the value.
+    declared = HTTPBearer(auto_error=False)
 
-    async def authenticated(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
-    ) -> None:
-        given = b"" if credentials is None else credentials.credentials.encode("latin-1")
-        if not hmac.compare_digest(given, secret):
+    async def authenticated(request: Request, _scheme: Annotated[Any, Depends(declared)]) -> None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        given = presented.encode("latin-1")  # Starlette decoded the header's bytes as latin-1
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, secret):
             raise EndpointError(401, "missing or wrong bearer token", headers=_CHALLENGE)
 
     # Sub-dependencies resolve in order: the header is checked before the body is read.
@@ -152,6 +153,14 @@ def load_hook(spec: str) -> Callable[..., Any]:
         ) from None
     if not callable(hook):
         raise ConfigurationError("--authorize", f"{spec} is not callable")
+    try:  # what FastAPI does with it on the first request, done now
+        from fastapi import APIRouter
+
+        APIRouter().add_api_route("/", hook, response_model=None)
+    except Exception as exc:
+        raise ConfigurationError(
+            "--authorize", f"{spec} is not a FastAPI dependency: {type(exc).__name__}: {exc}"
+        ) from None
     return hook  # type: ignore[no-any-return]
 
 

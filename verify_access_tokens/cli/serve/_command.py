@@ -104,12 +104,25 @@ def _check_tls(certfile: str | None, keyfile: str | None) -> None:
         return
     if certfile is None or keyfile is None:
         raise ConfigurationError("--ssl-certfile", "needs --ssl-keyfile too, and the reverse")
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:  # never a passphrase prompt: one now, and another in each uvicorn process
+        context.load_cert_chain(certfile, keyfile, password=_refuse_passphrase)
+    except _EncryptedKey:
+        raise ConfigurationError(
+            "--ssl-keyfile", f"{keyfile} is encrypted; serve takes a key without a passphrase"
+        ) from None
     except (OSError, ssl.SSLError) as exc:
         raise ConfigurationError(
             "--ssl-certfile", f"cannot load {certfile} with {keyfile}: {exc}"
         ) from None
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _refuse_passphrase() -> bytes:
+    raise _EncryptedKey
 
 
 async def _check_credentials(service_sid: str, base_url: str | None) -> str | None:
@@ -260,4 +273,8 @@ def _run_workers(args: argparse.Namespace, service_sid: str) -> None:
         "health_path": args.health_path,
     }
     os.environ[ENV_WORKER] = json.dumps(settings)  # inherited by the worker processes
+    # The workers import this package before the hook: not from a folder of the same name in
+    # the current directory, which `load_hook` put first on the path they inherit.
+    with contextlib.suppress(ValueError):
+        sys.path.remove(os.getcwd())
     run_workers(_uvicorn_config(args, "verify_access_tokens.cli.serve._app:worker_app"))

@@ -111,9 +111,11 @@ class _Draining:
         try:
             await self.app(scope, receive, closing)
         except asyncio.CancelledError:
+            if started:
+                logger.warning("a request was cut by the shutdown after its answer began")
+                return
             logger.warning("a request was cut by the shutdown; answered 503")
-            if not started:
-                await _cut(scope, receive, send)
+            await _cut(scope, receive, send)
 
 
 class GuardedConfig(uvicorn.Config):
