@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import inspect
 import os
 import pydoc
@@ -19,12 +18,12 @@ import re
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
 import pytest
 from helpers.constants import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
+from helpers.guide import docs_tool
 from helpers.paths import ROOT
 
 import verify_access_tokens
@@ -43,17 +42,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 GUIDE = sorted(DOCS.glob("*.md"))
 
 
-def _load_support() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_support", DOCS / "_tooling" / "support.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-support = _load_support()
+support = docs_tool("support")
 
 
 def documented() -> set[str]:
@@ -455,13 +444,7 @@ def test_reference_pages_come_after_the_guide_in_search() -> None:
         front = page.read_text().split("---\n")
         assert front[0] == "", page.name
         assert re.search(r"^search:\n  boost: 0\.\d+$", front[1], flags=re.M), page.name
-    spec = importlib.util.spec_from_file_location(
-        "check_search", DOCS / "_tooling" / "check_search.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = docs_tool("check_search")
     assert set(script.QUERIES.values()) >= set(TASK_PAGES)
     assert script.QUERIES["10000"] == "batches.md"
     assert script.page_of("batches/") == "batches.md"
@@ -475,13 +458,7 @@ def test_wide_tables_wrap_by_a_css_rule() -> None:
     assert re.search(r"\.doc-contents table td[^{]*code\s*\{\s*overflow-wrap:\s*anywhere", css)
     # The documented check (Chromium is not a test dependency): 1280 px by default, headless,
     # offline, a table failing when its frame would scroll sideways.
-    spec = importlib.util.spec_from_file_location(
-        "check_tables", DOCS / "_tooling" / "check_tables.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = docs_tool("check_tables")
     assert {"--headless", "--disable-background-networking", "--no-first-run"} <= set(
         script.CHROMIUM_FLAGS
     )

@@ -1,18 +1,14 @@
-"""Every example runs in the test suite, and every README code block runs as pasted or is a
-marked, verbatim copy of a tested example."""
+"""Every example runs in the test suite, and a copy of one in README or the guide is verbatim."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.util
 import os
 import re
-import shlex
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -20,8 +16,8 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from helpers.paths import EXAMPLES, ROOT
-from helpers.readme import JQ_RUN_BY_TEST, Block, bash_commands, readme_blocks
+from helpers.guide import Block, blocks_of, guide_pages
+from helpers.paths import EXAMPLES, README, ROOT
 
 from verify_access_tokens import VerifyClient
 from verify_access_tokens.emulator import Faults, VerifyEmulator
@@ -194,30 +190,12 @@ async def test_aiohttp_web_example_runs_against_its_own_emulator() -> None:
     assert isinstance(app, aiohttp.web.Application)
 
 
-# --- README code blocks run as pasted -----------------------------------------------------------
-# Every fenced block of README.md is one of two kinds, told apart by the line before it.
-#
-# A fragment: the last non-blank line before the opening fence is exactly
+# --- copies of the examples in README and the guide ---------------------------------------------
+# A block whose paragraph before it is exactly
 #     From [`examples/NAME`](examples/NAME), which the test suite runs:
-# Its text must be a verbatim run of whole lines of examples/NAME (give or take the indentation of
-# the function the lines come from), and examples/NAME must be in TESTED_EXAMPLES: one of the
-# tests above runs it.
-#
-# Anything else is complete, and a reader can paste it as it is:
-# - python: a program, run in a fresh interpreter (60 s at most) whose only settings are the
-#   `export` lines `verify-access-tokens emulator` prints, for an emulator of this test: no
-#   credentials, no network. It must exit 0, reach the emulator and print no secret.
-# - bash: each command (`&&`-separated, comments dropped) must pass a rule: CLI invocations
-#   (`verify-access-tokens ...`, `python3 -m verify_access_tokens ...`) parse with the CLI's own
-#   parser; `python3 -m pip install [-e] .[EXTRAS]` names extras pyproject.toml defines;
-#   `bash .ci/run` exists; `jq` commands are run by a test (JQ_RUN_BY_TEST); a pipeline passes
-#   when each of its commands does; other tools are run by .ci/run as written. A block of only
-#   `export`s and `create`/`fetch` commands (the emulator's printout) is run in bash against an
-#   emulator, each exported value replaced by the emulator's own.
-# - toml: pytest settings for a user's pyproject.toml. It must parse, and a fresh project with it
-#   and examples/test_mocking.py must pass with no pytest-asyncio configuration warning.
-# - text: not code (a diagram, a file tree, sample output); there is nothing to run.
-# Another language, or a command no rule knows, fails: add a rule here rather than skip a block.
+# must be a verbatim run of whole lines of examples/NAME (give or take the indentation of the
+# function the lines come from), and examples/NAME must be in TESTED_EXAMPLES: one of the tests
+# above runs it. Every block is also run as pasted by tests/test_guide.py.
 
 TESTED_EXAMPLES = {
     "examples/quickstart.py": "test_quickstart_example",
@@ -229,179 +207,32 @@ TESTED_EXAMPLES = {
     "examples/serve_authorize.py": "endpoint/test_serve_deploy.py::"
     "test_an_authorize_hook_from_the_operators_module_mints_for_the_logged_in_user",
 }
-# The jq commands of README, run by cli/test_enroll_journal.py::test_readme_jq_commands_run.
-RUN_TIMEOUT = 60
-
-
-def block_id(block: Block) -> str:
-    return f"README.md:{block.line}:{block.lang or 'plain'}"
-
-
-def emulator_exports(emulator: VerifyEmulator) -> dict[str, str]:
-    """What `verify-access-tokens emulator` tells a user to paste, for this emulator."""
-    from verify_access_tokens.cli._output import emulator_printout
-
-    exports = {}
-    for line in emulator_printout(emulator).splitlines():
-        if line.startswith("export "):
-            name, _, value = shlex.split(line)[1].partition("=")
-            exports[name] = value
-    return exports
-
-
-async def run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """In a child process, while this test's event loop keeps serving the emulator."""
-    process = await asyncio.create_subprocess_exec(
-        *argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode()
-
-
-def assert_no_secret(out: str, emulator: VerifyEmulator) -> None:
-    assert emulator.auth_token not in out
-    assert all(token.token not in out for token in emulator.tokens.values())
+FRAGMENT_MARKER = re.compile(r"From \[`(examples/[^`]+)`\]\(\1\), which the test suite runs:")
+COPIES = [
+    block
+    for page in guide_pages()
+    for block in blocks_of(page)
+    if FRAGMENT_MARKER.fullmatch(block.before)
+]
 
 
 def check_fragment(block: Block) -> None:
-    assert block.fragment_of in TESTED_EXAMPLES, f"{block.fragment_of} is not run by a test"
-    source = "\n" + (ROOT / block.fragment_of).read_text()
+    marker = FRAGMENT_MARKER.fullmatch(block.before)
+    assert marker is not None
+    assert marker[1] in TESTED_EXAMPLES, f"{marker[1]} is not run by a test"
+    source = "\n" + (ROOT / marker[1]).read_text()
     copies = ("\n" + textwrap.indent(block.text, " " * width) for width in range(0, 17, 4))
-    assert any(copy in source for copy in copies), f"not in {block.fragment_of}:\n{block.text}"
+    assert any(copy in source for copy in copies), f"not in {marker[1]}:\n{block.text}"
 
 
-async def run_python(block: Block, emulator: VerifyEmulator, tmp_path: Path) -> None:
-    program = tmp_path / "pasted.py"
-    program.write_text(block.text)
-    env = {**os.environ, **emulator_exports(emulator)}
-    code, out = await run([sys.executable, str(program)], env, tmp_path)
-    assert code == 0, out
-    assert emulator.counters.requests > 0, "the program never reached the emulator"
-    assert_no_secret(out, emulator)
+@pytest.mark.parametrize("block", COPIES, ids=lambda b: f"{b.page.name}:{b.line}")
+def test_a_copy_of_an_example_is_verbatim(block: Block) -> None:
+    check_fragment(block)
 
 
-def cli_args(argv: list[str]) -> list[str] | None:
-    """The arguments of a CLI invocation, or None when `argv` is not one."""
-    if argv[0] == "verify-access-tokens":
-        return argv[1:]
-    if argv[:3] == ["python3", "-m", "verify_access_tokens"]:
-        return argv[3:]
-    return None
-
-
-def check_command(argv: list[str]) -> None:
-    from verify_access_tokens.cli._main import build_parser
-
-    line = shlex.join(argv)
-    if "|" in argv:  # a pipeline: each command passes its own rule
-        cut = argv.index("|")
-        check_command(argv[:cut])
-        check_command(argv[cut + 1 :])
-    elif argv[0] == "jq":  # run on a real journal by tests/test_enroll_journal.py
-        assert line in JQ_RUN_BY_TEST, f"no test runs `{line}`"
-    elif (args := cli_args(argv)) is not None:
-        try:
-            parsed = build_parser().parse_args(args)
-        except SystemExit:
-            pytest.fail(f"the CLI refuses: {line}")
-        assert callable(parsed.handler)
-    elif argv[:4] == ["python3", "-m", "pip", "install"]:
-        options, spec = argv[4:-1], argv[-1]
-        assert options in ([], ["-e"]), line
-        wanted = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", spec)
-        assert wanted is not None, line
-        pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-        defined = pyproject["project"]["optional-dependencies"]
-        assert set((wanted[1] or "").split(",")) - {""} <= set(defined), line
-    elif argv == ["bash", ".ci/run"]:
-        assert (ROOT / ".ci" / "run").is_file()
-    else:
-        assert line in (ROOT / ".ci" / "run").read_text(), f"no rule for `{line}`"
-
-
-def is_emulator_session(commands: list[list[str]]) -> bool:
-    """Only `export`s and `create`/`fetch` commands: what the emulator's printout suggests."""
-    return any(argv[0] == "export" for argv in commands) and all(
-        argv[0] == "export" or (cli_args(argv) or [""])[0] in ("create", "fetch")
-        for argv in commands
-    )
-
-
-async def run_emulator_session(block: Block, emulator: VerifyEmulator, tmp_path: Path) -> None:
-    exports = emulator_exports(emulator)
-    lines, shown = [], set()
-    for line in block.text.splitlines():
-        if exported := re.match(r"export (\w+)=", line):
-            name = exported[1]
-            assert name in exports, f"the emulator does not print {name}"
-            shown.add(name)
-            line = f"export {name}={shlex.quote(exports[name])}"
-        lines.append(line)
-    assert shown == set(exports)
-    cli = Path(sys.executable).parent / "verify-access-tokens"
-    assert cli.is_file(), "install the project (pip install -e .) for its console script"
-    env = {**os.environ, "PATH": f"{cli.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    script = "set -euo pipefail\n" + "\n".join(lines)
-    code, out = await run(["bash", "-c", script], env, tmp_path)
-    assert code == 0, out
-    assert emulator.counters.requests > 0, "no command reached the emulator"
-    assert_no_secret(out, emulator)
-
-
-async def check_pytest_settings(block: Block, tmp_path: Path) -> None:
-    assert tomllib.loads(block.text)["tool"]["pytest"]["ini_options"]
-    (tmp_path / "pyproject.toml").write_text(block.text)
-    (tmp_path / "test_mocking.py").write_text((EXAMPLES / "test_mocking.py").read_text())
-    code, out = await run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], {**os.environ}, tmp_path
-    )
-    assert code == 0, out
-    assert "4 passed" in out
-    assert "warning" not in out.lower(), out  # pytest-asyncio's: 'asyncio_default_... is unset'
-
-
-@pytest.mark.parametrize("block", readme_blocks(), ids=block_id)
-async def test_readme_block_runs_as_pasted_or_is_a_tested_fragment(
-    block: Block, verify_emulator: VerifyEmulator, tmp_path: Path
-) -> None:
-    if block.fragment_of is not None:
-        check_fragment(block)
-    elif block.lang == "python":
-        await run_python(block, verify_emulator, tmp_path)
-    elif block.lang == "bash":
-        commands = bash_commands(block.text)
-        assert commands, "a shell block without a command"
-        for argv in commands:
-            if argv[0] != "export":
-                check_command(argv)
-        if is_emulator_session(commands):
-            await run_emulator_session(block, verify_emulator, tmp_path)
-        else:
-            assert all(argv[0] != "export" for argv in commands), "exports, but nothing runs"
-    elif block.lang == "toml":
-        await check_pytest_settings(block, tmp_path)
-    elif block.lang != "text":
-        pytest.fail(f"no rule for ```{block.lang} blocks")
-
-
-def test_readme_blocks_include_every_kind() -> None:
-    """So the walker above cannot pass by finding nothing to check."""
-    blocks = readme_blocks()
-    fragments = {b.fragment_of for b in blocks if b.fragment_of}
-    programs = [b for b in blocks if b.lang == "python" and b.fragment_of is None]
-    shell = [bash_commands(b.text) for b in blocks if b.lang == "bash"]
-    sessions = [commands for commands in shell if is_emulator_session(commands)]
-    parsed = [argv for commands in shell for argv in commands]
-    assert len(fragments) >= 3
-    assert programs
-    assert sessions
-    assert sum(cli_args(argv) is not None for argv in parsed) >= 5
+def test_readme_shows_the_examples_it_names() -> None:
+    """So the check above cannot pass by finding nothing to check."""
+    assert len({FRAGMENT_MARKER.fullmatch(b.before)[1] for b in COPIES if b.page == README}) >= 3
 
 
 def test_every_example_has_a_test() -> None:
@@ -417,9 +248,10 @@ def test_every_example_has_a_test() -> None:
 
 def test_a_fragment_marker_is_checked() -> None:
     """A changed copy, or a file no test runs, is caught."""
-    copied = Block(1, "python", "    await enroll(client, emulator.service_sid)\n", None)
-    check_fragment(copied._replace(fragment_of="examples/quickstart.py"))
+    marker = "From [`examples/{0}`](examples/{0}), which the test suite runs:"
+    copied = Block(README, 1, "python", "    await enroll(client, emulator.service_sid)\n", "")
+    check_fragment(copied._replace(before=marker.format("quickstart.py")))
     with pytest.raises(AssertionError, match=r"not in examples/quickstart\.py"):
-        check_fragment(copied._replace(fragment_of="examples/quickstart.py", text="enrol()\n"))
+        check_fragment(copied._replace(before=marker.format("quickstart.py"), text="enrol()\n"))
     with pytest.raises(AssertionError, match="not run by a test"):
-        check_fragment(copied._replace(fragment_of="examples/untested.py"))
+        check_fragment(copied._replace(before=marker.format("untested.py")))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import configparser
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -37,10 +36,10 @@ import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import NamedTuple
 
 import pytest
+from helpers.guide import Block, blocks_of, docs_tool, guide_pages
+from helpers.network import free_port
 from helpers.paths import ROOT
 
 from verify_access_tokens.cli import build_parser
@@ -53,47 +52,8 @@ RUN_TIMEOUT = 120
 pytestmark = pytest.mark.sockets
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"docs_{name}", DOCS / "_tooling" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-page_shape = _load("page_shape")
-PAGES = page_shape.guide_pages()  # README.md first, then docs/*.md
-
-
-class Block(NamedTuple):
-    page: Path
-    line: int  # of the opening fence, 1-based
-    lang: str
-    text: str
-    before: str  # the paragraph just before the fence
-
-
-def blocks_of(page: Path) -> list[Block]:
-    lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
-    found, paragraph, closed = [], [], False
-    index = 0
-    while index < len(lines):
-        fence = re.fullmatch(r"```(\S*)\s*", lines[index])
-        if fence is None:
-            line = lines[index].strip()
-            if line:  # a line after a blank one starts the next paragraph
-                paragraph = [line] if closed else [*paragraph, line]
-            closed = not line
-            index += 1
-            continue
-        end = next(i for i in range(index + 1, len(lines)) if lines[i].rstrip() == "```")
-        text = "".join(lines[index + 1 : end])
-        found.append(Block(page, index + 1, fence[1], text, " ".join(paragraph)))
-        paragraph, closed = [], False
-        index = end + 1
-    return found
+page_shape = docs_tool("page_shape")
+PAGES = guide_pages()  # README.md first, then docs/*.md
 
 
 BLOCKS = [block for page in PAGES for block in blocks_of(page)]
@@ -434,16 +394,10 @@ async def test_jq_lines_run_on_a_results_file(
         assert out in (f"user-000001\t{token}\n", "not valid!\n"), f"{line}\n{out}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serving_emulator() -> Iterator[int]:
     """`serve --emulator` on a free loopback port, until the block ends."""
-    port = _free_port()
+    port = free_port()
     argv = ["verify-access-tokens", "serve", "--emulator", "--port", str(port)]
     process = subprocess.Popen(
         argv,

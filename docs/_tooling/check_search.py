@@ -22,8 +22,6 @@ import argparse
 import functools
 import http.server
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_tables import ROOT, run_chromium
+from check_tables import built_site, run_chromium
 
 # A reader's words for each task, and the guide page that must come first for them.
 QUERIES: dict[str, str] = {
@@ -166,16 +164,7 @@ def main() -> int:
     parser.add_argument("query", nargs="*", help="ask these instead (nothing is required)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        site = args.site
-        if site is None:
-            site = Path(scratch) / "site"
-            env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-            subprocess.run(
-                ["mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
-                cwd=ROOT,
-                env=env,
-                check=True,
-            )
+        site = args.site or built_site(Path(scratch) / "site")
         expected = dict.fromkeys(args.query, "") or QUERIES
         answers = ask(site, list(expected), tempfile.mkdtemp(dir=scratch))
     wrong = 0

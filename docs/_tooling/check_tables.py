@@ -102,6 +102,18 @@ def measure(page: Path, width: int, profile: str) -> tuple[float, list[list[obje
     return float(limit), found
 
 
+def built_site(site: Path) -> Path:
+    """The site, built into ``site`` as CI builds it (strict, offline)."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    subprocess.run(
+        ["mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    return site
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", type=Path, help="a built site (default: build one now)")
@@ -109,16 +121,7 @@ def main() -> int:
     parser.add_argument("--screenshots", type=Path, help="save a full-page PNG of each page here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        site = args.site
-        if site is None:
-            site = Path(scratch) / "site"
-            env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-            subprocess.run(
-                ["mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
-                cwd=ROOT,
-                env=env,
-                check=True,
-            )
+        site = args.site or built_site(Path(scratch) / "site")
         pages = sorted(p for p in site.rglob("index.html") if "examples" not in p.parts)
         too_wide = scrolling_code = 0
         for page in pages:

@@ -33,8 +33,6 @@ from helpers.cli import (
     write_ids,
 )
 from helpers.constants import ids
-from helpers.paths import ROOT
-from helpers.readme import JQ_RUN_BY_TEST, bash_commands, readme_blocks
 
 from verify_access_tokens import (
     APIStatusError,
@@ -480,35 +478,6 @@ def test_create_fetch_and_enroll_take_service_sid_from_the_environment(
     one_line_error(cli("create", "--identity", "user-000003", emulator=emulator), 2,
                    "error: SERVICE_SID: missing: pass it or set VERIFY_SERVICE_SID")  # fmt: skip
     assert lines(tmp_path / "r")[-1]["status"] == "created"
-
-
-def test_readme_jq_commands_run(emulator: VerifyEmulator, tmp_path: Path) -> None:
-    """README's `jq` lines (helpers.readme.JQ_RUN_BY_TEST), pasted into bash as they are."""
-    write_ids(tmp_path / "ids.txt", ["user-000001", "not valid!"])
-    done = cli(*enroll_argv(emulator, tmp_path / "ids.txt", tmp_path / "results.jsonl"),
-               emulator=emulator)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    pasted = [line for block in readme_blocks() if block.lang == "bash"
-              for line in block.text.splitlines() if "jq " in line]  # fmt: skip
-    assert {shlex.join(c[c.index("jq"):]) for line in pasted
-            for c in bash_commands(line)} == JQ_RUN_BY_TEST  # fmt: skip
-    env = {**cli_env(emulator), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    bash = ["bash", "-o", "pipefail", "-c"]
-    outputs = [
-        subprocess.run(
-            [*bash, line],
-            cwd=tmp_path,
-            env=env,
-            text=True,
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        for line in pasted
-    ]
-    token = next(t.token for t in emulator.tokens.values())
-    assert outputs == [f"user-000001\t{token}\n", "not valid!\n"]
-    assert ROOT.is_dir()
 
 
 def test_progress_has_a_total_only_for_a_regular_file(
