@@ -3,8 +3,8 @@
 - The CLI page's ``<!-- cli-reference -->`` line becomes every command's ``--help``, generated
   from ``build_parser()`` at build time.
 - The guide's pages are plain Markdown in ``docs/``; at start the build checks that
-  ``support.slugify`` (what ``tests/test_docs.py`` uses to check README's links into them) gives
-  each of their headings the anchor Markdown gives it.
+  ``support.slugify`` (what ``tests/guide/test_docs.py`` uses to check README's links into
+  them) gives each of their headings the anchor Markdown gives it.
 - After the build, a page holding a word of the package's insides fails it.
 """
 

@@ -1,6 +1,6 @@
 """The shape of the guide's pages: words, paragraphs, headings and code, as a reader meets them.
 
-``tests/test_guide.py`` holds every page to it (code first, a heading at least every
+``tests/guide/test_guide.py`` holds every page to it (code first, a heading at least every
 `MAX_SECTION_WORDS` words, no paragraph over `MAX_PARAGRAPH_WORDS`); run it to see the figures::
 
     python docs/_tooling/page_shape.py            # README.md and every page of docs/

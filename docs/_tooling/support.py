@@ -1,7 +1,7 @@
 """What the reference site's build hooks compute, in plain Python (no mkdocs, no griffe).
 
 The hooks (``mkdocs_hooks.py``, ``griffe_defaults.py``) are thin wrappers around these
-functions, so ``tests/test_docs.py`` checks them without the docs tooling installed:
+functions, so ``tests/guide/test_docs.py`` checks them without the docs tooling installed:
 
 - `rendered_default`: a signature default as its value (``2``, ``60.0``), not a constant's
   name or a sentinel, taken from the running package so no value is written twice.

@@ -88,7 +88,7 @@ def test_every_test_fails_with_one_message_without_an_async_plugin(project: Path
 
 
 def test_without_the_readme_setting_pytest_asyncio_warns(project: Path) -> None:
-    """What README's pyproject.toml line (run by tests/test_examples.py) silences."""
+    """What README's pyproject.toml line (run by tests/guide/test_guide.py) silences."""
     out = run_pytest(project)
     assert "exit=0" in out, out
     warned = '"asyncio_default_fixture_loop_scope" is unset' in out

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from helpers.guide import Block, blocks_of, guide_pages
-from helpers.paths import EXAMPLES, README, ROOT
+from helpers.paths import EXAMPLES, README, ROOT, TESTS
 
 from verify_access_tokens import VerifyClient
 from verify_access_tokens.emulator import Faults, VerifyEmulator
@@ -195,7 +195,7 @@ async def test_aiohttp_web_example_runs_against_its_own_emulator() -> None:
 #     From [`examples/NAME`](examples/NAME), which the test suite runs:
 # must be a verbatim run of whole lines of examples/NAME (give or take the indentation of the
 # function the lines come from), and examples/NAME must be in TESTED_EXAMPLES: one of the tests
-# above runs it. Every block is also run as pasted by tests/test_guide.py.
+# above runs it. Every block is also run as pasted by tests/guide/test_guide.py.
 
 TESTED_EXAMPLES = {
     "examples/quickstart.py": "test_quickstart_example",
@@ -241,7 +241,7 @@ def test_every_example_has_a_test() -> None:
     for test_name in TESTED_EXAMPLES.values():
         module, _, name = test_name.rpartition("::")
         if module:  # a test of another module, found by its definition
-            assert f"\ndef {name}(" in (Path(__file__).parent / module).read_text()
+            assert f"\ndef {name}(" in (TESTS / module).read_text()
         else:
             assert callable(globals()[test_name])
 

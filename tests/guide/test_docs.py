@@ -4,7 +4,7 @@ which README links into).
 CI builds the site with `mkdocs build --strict` (.ci/run), whose hooks (docs/_tooling/) fail the
 build on a word of the package's insides. These checks need no docs tooling: they test what the
 hooks compute (docs/_tooling/support.py) and what the site is made of. That every snippet of the
-guide runs, and that its pages are shaped for reading, is tests/test_guide.py's.
+guide runs, and that its pages are shaped for reading, is tests/guide/test_guide.py's.
 """
 
 from __future__ import annotations
