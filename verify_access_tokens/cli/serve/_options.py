@@ -154,7 +154,9 @@ def _add_server_options(server: argparse._ArgumentGroup) -> None:
         "asks Twilio at most every 30 s, one request whatever the probes (default: none)",
     )
     server.add_argument("--ssl-certfile", metavar="PEM", help="certificate chain: serve HTTPS")
-    server.add_argument("--ssl-keyfile", metavar="PEM", help="private key of --ssl-certfile")
+    server.add_argument(
+        "--ssl-keyfile", metavar="PEM", help="its private key, without a passphrase"
+    )
 
 
 def _add_limit_options(limits: argparse._ArgumentGroup) -> None:
@@ -188,5 +190,6 @@ def _add_limit_options(limits: argparse._ArgumentGroup) -> None:
         "--shutdown-timeout",
         type=_positive(float),
         default=30.0,
-        help="seconds requests in flight get to finish after SIGTERM or Ctrl-C (default 30)",
+        help="seconds requests in flight get to finish after SIGTERM or Ctrl-C; past it they are "
+        "answered 503 (default 30); Ctrl-C again while stopping exits at once",
     )
