@@ -134,9 +134,13 @@ def _bearer_hook(expected: str) -> Callable[..., Any]:
 def load_hook(spec: str) -> Callable[..., Any]:
     """The ``--authorize`` dependency ``MODULE:ATTR``, imported as uvicorn imports an app.
 
+    Args:
+        spec: ``MODULE:ATTR``, the module found from the current directory first.
+
     Raises:
-        ConfigurationError: Naming ``--authorize``, when it cannot be imported or is not
-            callable; the operator's module failing to import is one line too.
+        ConfigurationError: Naming ``--authorize``, when it cannot be imported, is not callable
+            or is not a dependency FastAPI can use; the operator's module failing to import is
+            one line too.
     """
     from uvicorn.importer import ImportFromStringError, import_from_string
 
