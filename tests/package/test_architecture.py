@@ -1,17 +1,18 @@
 """The architecture diagram (docs/architecture.md) is the package's real shape.
 
-Each row of the diagram is a layer; a module may import (outside ``TYPE_CHECKING``) from its
-own layer and the ones below, never above; within a row, ``a/ → b/`` says ``b`` never imports
-``a``. Every module named exists, and every module of the package is in one row.
+Each row of the diagram is a layer; a module may import (anywhere in it, ``TYPE_CHECKING``
+blocks left out) from its own layer and the ones below, never above; within a row, ``a/ → b/``
+says ``b`` never imports ``a``. Every module named exists, and every module of the package is
+in one row.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
-from helpers.paths import PACKAGE, ROOT, module_name
+from helpers.imports import import_graph
+from helpers.paths import PACKAGE, ROOT
 
 PAGE = ROOT / "docs" / "architecture.md"
 _BLOCK = re.compile(r"<!-- layers -->\n```text\n(.*?)```", re.S)
@@ -56,34 +57,6 @@ def _entries(diagram: str) -> dict[str, tuple[int, int]]:
     return entries
 
 
-def _runtime_imports(path: Path, module: str) -> set[str]:
-    """The package's modules ``path`` imports, ``TYPE_CHECKING`` blocks left out."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {
-        id(node)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-        for node in ast.walk(block)
-    }
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only or not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            base = package.split(".")[: len(package.split(".")) - node.level + 1]
-            target = ".".join(base + ([node.module] if node.module else []))
-        else:
-            target = node.module or ""
-        if target.split(".")[0] != "verify_access_tokens":
-            continue
-        for alias in node.names:  # `from . import _load` imports the module _load
-            submodule = f"{target}.{alias.name}"
-            is_module = (PACKAGE.parent / (submodule.replace(".", "/") + ".py")).exists()
-            found.add(submodule if is_module else target)
-    return found
-
-
 def test_every_module_the_diagram_names_exists() -> None:
     for entry in _entries(_diagram(PAGE)):
         assert (PACKAGE / entry).exists(), entry
@@ -92,10 +65,9 @@ def test_every_module_the_diagram_names_exists() -> None:
 def test_imports_point_down_the_diagram() -> None:
     entries = _entries(_diagram(PAGE))
     wrong = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = module_name(path)
+    for module, targets in import_graph().items():
         here = _owner(module, entries)
-        for target in _runtime_imports(path, module):
+        for target in targets:
             there = _owner(target, entries)
             if (there < here and there[0] == here[0]) or there[0] < here[0]:
                 wrong.append(f"{module} imports {target}")

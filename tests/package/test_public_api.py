@@ -56,3 +56,25 @@ def test_public_classes_say_they_come_from_a_public_module(module: str) -> None:
         if isinstance(value, type):
             owner = value.__module__
             assert not any(part.startswith("_") for part in owner.split(".")), (name, owner)
+
+
+def test_the_package_shows_no_public_name_outside_its_all() -> None:
+    """httpx's test_exported_members: the public surface changes only on purpose."""
+    import verify_access_tokens
+
+    # ("@..." names are pytest's assertion-rewriting helpers: the package is also a plugin.)
+    public = {name for name in dir(verify_access_tokens) if name[0] not in "_@"}
+    submodules = {"client", "models", "resources", "cli", "emulator", "fastapi", "testing"}
+    assert public - submodules - {"annotations"} <= PUBLIC["verify_access_tokens"]
+
+
+def test_top_level_classes_show_the_package_as_their_module() -> None:
+    import verify_access_tokens
+
+    for name in verify_access_tokens.__all__:
+        value = getattr(verify_access_tokens, name)
+        if isinstance(value, type):
+            assert value.__module__ == "verify_access_tokens", name
+    assert repr(verify_access_tokens.VerifyClient).startswith(
+        "<class 'verify_access_tokens.VerifyClient'"
+    )

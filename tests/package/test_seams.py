@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import inspect
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
 from helpers.constants import ACCOUNT_SID, AUTH_TOKEN, FETCH_URL, SERVICE_SID, TOKEN_SID
-from helpers.paths import PACKAGE, module_name
 
-import verify_access_tokens
 from verify_access_tokens import ConfigurationError, ResponseValidationError, VerifyClient
 from verify_access_tokens._http._types import NOT_GIVEN
 
@@ -66,121 +62,6 @@ def test_with_options_sets_retry_after_max_and_keeps_the_rest() -> None:
     assert child.access_tokens._client is child
     with pytest.raises(ConfigurationError, match="retry_after_max"):
         parent.with_options(retry_after_max=0)
-
-
-EXPORTED = [
-    "APIConnectionError",
-    "APIError",
-    "APIResponse",
-    "APIStatusError",
-    "APITimeoutError",
-    "AccessToken",
-    "AccessTokens",
-    "AuthenticationError",
-    "BadRequestError",
-    "BatchSummary",
-    "ClientStateError",
-    "ConfigurationError",
-    "EndpointAnswer",
-    "EnrollmentBatch",
-    "EnrollmentRequest",
-    "EnrollmentResult",
-    "FactorType",
-    "LimiterState",
-    "NotFoundError",
-    "OutcomeUnknownError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "RequestValidationError",
-    "ResponseValidationError",
-    "ServerError",
-    "VerifyClient",
-    "VerifyError",
-    "__version__",
-    "endpoint_answer",
-]
-
-
-def test_exported_members() -> None:
-    """httpx's test_exported_members: the public surface changes only on purpose."""
-    assert sorted(verify_access_tokens.__all__) == sorted(EXPORTED)
-    # ("@..." names are pytest's assertion-rewriting helpers: the package is also a plugin.)
-    public = {name for name in dir(verify_access_tokens) if name[0] not in "_@"}
-    modules = {"client", "models", "resources", "cli", "emulator", "fastapi", "testing"}
-    assert public - modules - {"annotations"} <= set(EXPORTED)
-
-
-def test_public_classes_show_the_package_as_their_module() -> None:
-    for name in EXPORTED:
-        obj = getattr(verify_access_tokens, name)
-        if isinstance(obj, type):
-            assert obj.__module__ == "verify_access_tokens", name
-    assert repr(VerifyClient).startswith("<class 'verify_access_tokens.VerifyClient'")
-
-
-def _runtime_imports(path: Path, module: str) -> set[str]:
-    """Package modules imported at module level, outside ``if TYPE_CHECKING:``."""
-    tree = ast.parse(path.read_text())
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("verify_access_tokens"))
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if not target.startswith("verify_access_tokens"):
-                continue
-            found.add(target)
-            # ``from . import x`` / ``from .pkg import mod`` may name submodules.
-            for alias in node.names:
-                candidate = f"{target}.{alias.name}"
-                if (PACKAGE.parent / candidate.replace(".", "/")).with_suffix(".py").exists() or (
-                    PACKAGE.parent / candidate.replace(".", "/") / "__init__.py"
-                ).exists():
-                    found.add(candidate)
-    found.discard(module)
-    return found
-
-
-def _graph() -> dict[str, set[str]]:
-    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
-    return {name: _runtime_imports(path, name) & set(modules) for name, path in modules.items()}
-
-
-def test_no_import_cycle_at_run_time() -> None:
-    """Module-level imports (TYPE_CHECKING ones excluded) form no cycle; a package's
-    ``__init__`` importing its own submodules is the one allowed back edge."""
-    graph = _graph()
-    assert "verify_access_tokens._batch._engine" in graph
-    assert "verify_access_tokens.client" not in graph["verify_access_tokens._batch._engine"]
-
-    def parent_init(importer: str, imported: str) -> bool:
-        return imported != importer and importer.startswith(imported + ".")
-
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if parent_init(node, nxt):
-                continue  # importing a submodule runs its package's __init__ first: not a cycle
-            if state.get(nxt) == 1:
-                cycle = [*stack[stack.index(nxt) :], nxt]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
 
 
 @pytest.mark.parametrize(
